@@ -1,0 +1,38 @@
+"""Progress on stderr for long steps (stdout stays clean for --json)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Steps:
+    """Shows a spinner per step and a line with its duration when it ends."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, quiet=quiet)
+
+    @contextlib.contextmanager
+    def step(self, title: str, *, spinner: bool = True) -> Iterator[None]:
+        """Run a block under a spinner (off when the block shows its own bar); print its time."""
+        start = time.perf_counter()
+        with self.console.status(title + " ...") if spinner else contextlib.nullcontext():
+            yield
+        self.console.print(f"[green]done[/green] {title} ({time.perf_counter() - start:.1f} s)")
+
+    def note(self, text: str) -> None:
+        """Print one informational line."""
+        self.console.print(text)
+
+    def track(self, items: Iterable[T], *, total: int, title: str) -> Iterator[T]:
+        """Iterate with a progress bar."""
+        from rich.progress import track
+
+        yield from track(items, total=total, description=title, console=self.console,
+                         transient=True)

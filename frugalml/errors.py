@@ -1,0 +1,57 @@
+"""The one error hierarchy of frugalml (standard library only, so the runtime can re-export it)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+__all__ = [
+    "BundleError",
+    "CalibrationError",
+    "ExportError",
+    "FrugalError",
+    "InputError",
+    "QuantizationError",
+    "TargetError",
+    "require",
+]
+
+
+class FrugalError(Exception):
+    """Base of every error frugalml raises on purpose; the CLI prints these without a traceback."""
+
+
+class ExportError(FrugalError):
+    """A model could not be exported, or the export does not match its source."""
+
+
+class CalibrationError(FrugalError):
+    """A calibration or evaluation set is missing, empty, malformed or inconsistent."""
+
+
+class QuantizationError(FrugalError):
+    """Quantization failed or produced a model outside its accuracy budget."""
+
+
+class TargetError(FrugalError):
+    """A target is unknown, or this host or device cannot run it."""
+
+
+class BundleError(FrugalError):
+    """A bundle is missing, corrupt, tampered with, or incompatible with this runtime."""
+
+
+class InputError(FrugalError):
+    """Inputs given to a model have the wrong names, shapes or dtypes."""
+
+
+def require(module: str, *, extra: str) -> None:
+    """Fail early with the install command when an optional dependency is missing.
+
+    Raises:
+        FrugalError: ``module`` cannot be imported in this environment.
+    """
+    if importlib.util.find_spec(module) is None:
+        raise FrugalError(
+            f"This step needs the Python package '{module}', which is not installed. "
+            f"Install it with: pip install -c constraints.txt 'frugalml[{extra}]'"
+        )

@@ -1,0 +1,38 @@
+"""The contract every quantization backend meets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from frugalml.quantize.recipe import Recipe
+from frugalml.quantize.records import QuantizedModel
+from frugalml.targets.profiles import Target
+
+
+class CalibrationData(Protocol):
+    """What a quantizer reads: a fingerprint and batches of model inputs with labels."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def batches(
+        self, part: str, *, batch_size: int, limit: int | None = None
+    ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]: ...
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """Turns an FP32 model file into a quantized one for a target, following a recipe."""
+
+    name: str
+
+    def quantize(
+        self, model: Path, data: CalibrationData, recipe: Recipe, target: Target, out: Path,
+        *, source_digest: str,
+    ) -> QuantizedModel:
+        """Write the quantized model to ``out`` and describe it."""
+        ...

@@ -1,0 +1,80 @@
+"""Open a bundle directory and prove it is intact and runnable here before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from frugalml._records import file_sha256
+from frugalml.errors import BundleError, TargetError
+from frugalml.runtime.host import Host
+from frugalml.runtime.manifest import MANIFEST_NAME, Manifest
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    """Read and parse ``manifest.json``.
+
+    Raises:
+        BundleError: the directory or manifest is missing, unreadable or malformed.
+    """
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(
+            f"No bundle at {bundle_dir}: the directory does not exist. "
+            "Pass the directory that `frugal deploy` or `frugal demo` printed."
+        )
+    path = bundle_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir} is not a bundle: it has no {MANIFEST_NAME}.")
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{path} is corrupt or from an unsupported version: {e}") from e
+
+
+def verify_files(bundle_dir: Path, manifest: Manifest) -> None:
+    """Check every file against its recorded sha256 and refuse unlisted files.
+
+    Raises:
+        BundleError: a file is missing, changed, or not listed in the manifest.
+    """
+    problems = []
+    for rel, expected in sorted(manifest.files.items()):
+        path = (bundle_dir / rel).resolve()
+        if not path.is_relative_to(bundle_dir.resolve()):
+            problems.append(f"{rel}: path points outside the bundle")
+        elif not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif file_sha256(path) != expected:
+            problems.append(f"{rel}: sha256 differs from the manifest (corrupt or modified)")
+    listed = set(manifest.files) | {MANIFEST_NAME}
+    for path in sorted(bundle_dir.rglob("*")):
+        rel = path.relative_to(bundle_dir).as_posix()
+        if path.is_file() and rel not in listed:
+            problems.append(f"{rel}: not listed in the manifest")
+    if problems:
+        raise BundleError(
+            f"Bundle {bundle_dir} failed verification:\n  - " + "\n  - ".join(problems)
+            + "\nRebuild it with `frugal deploy`; do not edit bundles by hand."
+        )
+
+
+def check_host(manifest: Manifest, host: Host) -> None:
+    """Refuse to run a bundle on a host without the architecture or ISA features it was built for.
+
+    Raises:
+        TargetError: the architecture differs or required CPU features are absent.
+    """
+    target = manifest.target
+    if host.machine != target.machine:
+        raise TargetError(
+            f"Bundle {manifest.name!r} targets {target.name} ({target.machine}); this host is "
+            f"{host.machine}. Build a bundle for this host with `frugal deploy --target auto`."
+        )
+    missing = sorted(set(target.required_features) - set(host.flags))
+    if missing:
+        raise TargetError(
+            f"Bundle {manifest.name!r} targets {target.name}, which needs CPU features "
+            f"{', '.join(missing)}; this host ({host.cpu_model}) lacks them. "
+            "Build for a target this host supports (see `frugal targets`)."
+        )

@@ -1,0 +1,105 @@
+"""Write bundles atomically: stage in a temp dir beside the destination, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml._records import file_sha256, write_json_atomic
+from frugalml.errors import BundleError
+from frugalml.runtime.host import library_versions
+from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec
+from frugalml.targets.kernels import kernel_counts
+from frugalml.targets.profiles import Target
+
+MODEL_NAME = "model.onnx"
+SAMPLES_NAME = "samples.npz"
+_LIBRARIES = ("onnx", "onnxruntime", "torch", "transformers", "numpy", "frugalml")
+
+
+@contextlib.contextmanager
+def staged(dest: Path) -> Iterator[Path]:
+    """Yield an empty staging dir; on success it replaces ``dest``, on failure it is deleted.
+
+    A crash at any point leaves either the old bundle or the new one at ``dest``, never half.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.staging-"))
+    try:
+        yield staging
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists():
+            dest.rename(old)
+        staging.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+# ONNX Runtime type strings -> numpy dtype names
+_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64",
+           "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
+
+
+def _specs(values: list[Any]) -> tuple[TensorSpec, ...]:
+    specs = []
+    for v in values:
+        onnx_type = v.type.removeprefix("tensor(").removesuffix(")")
+        if onnx_type not in _DTYPES:
+            raise BundleError(f"{v.name!r} has type {v.type}, which bundles do not support yet.")
+        shape = tuple(d if isinstance(d, int) else str(d) for d in v.shape)
+        specs.append(TensorSpec(name=v.name, dtype=_DTYPES[onnx_type], shape=shape))
+    return tuple(specs)
+
+
+def assemble(
+    staging: Path, *, name: str, model_file: Path, target: Target, precision: str,
+    samples: dict[str, np.ndarray], source: dict[str, Any], recipe: dict[str, Any],
+    calibration: dict[str, Any] | None, metrics: dict[str, Any],
+    sample_tolerance: dict[str, float],
+) -> Manifest:
+    """Copy the model in, record its signature, sample outputs, hashes and build facts.
+
+    Raises:
+        BundleError: the sample inputs do not match the model's inputs.
+    """
+    import onnxruntime as ort
+
+    shutil.copyfile(model_file, staging / MODEL_NAME)
+    session = ort.InferenceSession(str(staging / MODEL_NAME), providers=["CPUExecutionProvider"])
+    inputs, outputs = _specs(session.get_inputs()), _specs(session.get_outputs())
+    if set(samples) != {s.name for s in inputs}:
+        raise BundleError(
+            f"Sample inputs {sorted(samples)} do not match model inputs {[s.name for s in inputs]}."
+        )
+    expected = session.run([s.name for s in outputs], samples)
+    arrays = {f"input.{k}": v for k, v in samples.items()}
+    arrays |= {f"output.{s.name}": v for s, v in zip(outputs, expected, strict=True)}
+    np.savez(staging / SAMPLES_NAME, **arrays)
+    manifest = Manifest(
+        name=name, model_file=MODEL_NAME, precision=precision, target=target.requirements(),
+        inputs=inputs, outputs=outputs,
+        files={n: file_sha256(staging / n) for n in (MODEL_NAME, SAMPLES_NAME)},
+        samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
+        recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
+        kernels=kernel_counts(staging / MODEL_NAME), metrics=metrics,
+    )
+    write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
+    return manifest
+
+
+def update_metrics(bundle_dir: Path, metrics: dict[str, Any]) -> None:
+    """Merge build-time measurements into the manifest (the manifest itself is not hashed)."""
+    path = bundle_dir / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    data["metrics"] = {**data.get("metrics", {}), **metrics}
+    write_json_atomic(path, data)

@@ -1,0 +1,35 @@
+"""Which kernels ONNX Runtime actually runs after its graph fusions: int8 or float."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+INT8_KERNELS = frozenset({
+    "QLinearMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QGemm", "QLinearConv",
+    "ConvInteger", "DynamicQuantizeMatMul", "QAttention", "MatMulNBits",
+})
+FLOAT_KERNELS = frozenset({"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "Conv", "FusedConv"})
+
+
+def kernel_counts(model_file: Path) -> dict[str, int]:
+    """Let ONNX Runtime optimise the model as it would at load, then count compute kernels.
+
+    Returns:
+        ``{"int8": n, "float": m, "<op type>": count, ...}`` for the matrix-multiply kernels.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+    counts = {op: n for op, n in sorted(ops.items()) if op in INT8_KERNELS | FLOAT_KERNELS}
+    counts["int8"] = sum(n for op, n in ops.items() if op in INT8_KERNELS)
+    counts["float"] = sum(n for op, n in ops.items() if op in FLOAT_KERNELS)
+    return counts
