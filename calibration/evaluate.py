@@ -78,7 +78,8 @@ def score_embeddings(
             f"The probe needs both classes in its {n_train} training items and a non-empty test "
             "slice; use a larger evaluation part."
         )
-    probe = LogisticRegression(max_iter=2000, random_state=seed).fit(reference[train], labels[train])
+    probe = LogisticRegression(max_iter=2000, random_state=seed)
+    probe.fit(reference[train], labels[train])
     cosine = row_cosine(reference, candidate)
     return EmbeddingScore(
         items=len(labels), mean_cosine=float(cosine.mean()), min_cosine=float(cosine.min()),

@@ -11,7 +11,7 @@ from frugalml.errors import CalibrationError
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Split:
-    """Indices into the deduplicated item list for each part, and how many duplicates were dropped."""
+    """Indices of each part into the item list, and how many duplicate items were dropped."""
 
     calibration: tuple[int, ...]
     evaluation: tuple[int, ...]

@@ -1,4 +1,4 @@
-"""Hugging Face sentence encoders -> ONNX, exported offline and checked against torch on real text."""
+"""Hugging Face sentence encoders -> ONNX, exported offline, checked against torch on real text."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from frugalml.export.validate import compare_outputs
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("last_hidden_state", "sentence_embedding")
-OPSET = 21  # newest opset both ONNX Runtime and OpenVINO run well; int8/int4 DQ per-axis needs >= 21
+# Newest opset both ONNX Runtime and OpenVINO run well; blockwise int4/int8 DQ needs >= 21.
+OPSET = 21
 MAX_BATCH, MAX_SEQUENCE = 1024, 512
 
 
@@ -130,12 +131,13 @@ def export_sentence_encoder(
     feeds = tokenize(tokenizer, sentences, max_length=128)
     args = tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
     errors = []
-    for exporter, opset, fn in _EXPORTERS:
+    for name, version, fn in _EXPORTERS:
         try:
             fn(wrapper, args, out_path)
+            exporter, opset = name, version
             break
         except Exception as e:  # exporters raise many unrelated types; all are reported below
-            errors.append(f"{exporter}: {type(e).__name__}: {str(e)[:300]}")
+            errors.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
     else:
         raise ExportError("Every exporter failed:\n  - " + "\n  - ".join(errors))
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The record the export stage hands on: where the ONNX file is and how well it matches its source."""
+"""The export stage's record: where the ONNX file is and how well it matches its source."""
 
 from __future__ import annotations
 

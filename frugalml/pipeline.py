@@ -46,8 +46,8 @@ class DeployResult:
 
 
 def _resolve_target(name: str) -> Any:
-    from frugalml.targets import detect, get_target, missing_for
     from frugalml.runtime.host import read_host
+    from frugalml.targets import detect, get_target, missing_for
 
     host = read_host()
     target = detect(host) if name == "auto" else get_target(name)

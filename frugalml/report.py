@@ -120,7 +120,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         mark = "pass" if c["passed"] else "FAIL"
         lines.append(f"- {mark}: {c['name']} = {c['value']:.4f} (limit {c['limit']})"
                      + (f": {c['why']}" if c["why"] else ""))
-    lines += ["", f"Shipped: **{report['shipped'].upper()}** bundle at `{report['shipped_bundle']}`"]
+    shipped = report["shipped"].upper()
+    lines += ["", f"Shipped: **{shipped}** bundle at `{report['shipped_bundle']}`"]
     if report["shipped"] == "fp32":
         lines.append("The INT8 bundle was built and measured but is not shipped: it failed the "
                      "checks above on this target.")

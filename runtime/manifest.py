@@ -1,4 +1,4 @@
-"""The bundle manifest: what a bundle holds, what it needs, and what was measured when it was built."""
+"""The bundle manifest: what a bundle holds and needs, and what was measured at build time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Built-in target profiles: what a CPU class needs and which INT8 format is fast and exact on it."""
+"""Built-in target profiles: what a CPU class needs, and the INT8 format fast and exact on it."""
 
 from __future__ import annotations
 

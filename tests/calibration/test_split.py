@@ -1,0 +1,41 @@
+"""The hashed split: deterministic, disjoint, deduplicated, and clear about bad sizes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from frugalml.calibration import hashed_split
+from frugalml.errors import CalibrationError
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=60),
+       st.integers(min_value=1, max_value=10))
+def test_parts_never_share_a_text(keys: list[str], size: int) -> None:
+    distinct = len(set(keys))
+    if distinct <= size:
+        with pytest.raises(CalibrationError, match="leaves none for evaluation"):
+            hashed_split(keys, calibration_size=size)
+        return
+    split = hashed_split(keys, calibration_size=size)
+    calib = {keys[i] for i in split.calibration}
+    evaluation = {keys[i] for i in split.evaluation}
+    assert not calib & evaluation
+    assert len(split.calibration) == size
+    assert len(split.calibration) + len(split.evaluation) == distinct
+    assert split.duplicates_dropped == len(keys) - distinct
+
+
+def test_split_depends_on_content_not_position() -> None:
+    keys = [f"text {i}" for i in range(50)]
+    a = hashed_split(keys, calibration_size=10)
+    b = hashed_split(list(reversed(keys)), calibration_size=10)
+    assert {keys[i] for i in a.calibration} == {keys[::-1][i] for i in b.calibration}
+    c = hashed_split(keys, calibration_size=10, salt="other")
+    assert a.calibration != c.calibration
+
+
+def test_zero_calibration_size_is_refused() -> None:
+    with pytest.raises(CalibrationError, match="at least 1"):
+        hashed_split(["a", "b"], calibration_size=0)

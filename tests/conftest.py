@@ -1,0 +1,30 @@
+"""Shared fixtures: one real deploy of the demo model on a small evaluation slice."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from frugalml.pipeline import DeployOptions, DeployResult
+
+SMALL = DeployOptions(eval_items=1000, profile_runs=30, profile_rounds=1)
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> DeployResult:
+    """The whole path on all-MiniLM-L6-v2 (about 2 minutes on 2 cores)."""
+    from frugalml.calibration import rotten_tomatoes_file
+    from frugalml.demo import default_model_dir
+    from frugalml.pipeline import deploy
+
+    out = tmp_path_factory.mktemp("deploy")
+    return deploy(default_model_dir(), rotten_tomatoes_file(), out,
+                  dataclasses.replace(SMALL), quiet=True)
+
+
+@pytest.fixture(scope="session")
+def int8_bundle(deployed: DeployResult) -> Path:
+    """The INT8 bundle written by the real deploy (shipped or not)."""
+    return deployed.bundles["int8"]

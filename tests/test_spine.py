@@ -1,0 +1,60 @@
+"""The spine's acceptance numbers, measured on a 1,000-text evaluation slice."""
+
+from __future__ import annotations
+
+import json
+
+from frugalml.pipeline import DeployResult
+
+
+def test_int8_embeddings_stay_close_to_fp32(deployed: DeployResult) -> None:
+    int8 = deployed.report["int8"]
+    assert int8["items"] == 1000
+    assert int8["mean_cosine"] >= 0.99
+    assert int8["min_cosine"] >= 0.9
+
+
+def test_probe_accuracy_drop_within_one_point(deployed: DeployResult) -> None:
+    fp32, int8 = deployed.report["fp32"], deployed.report["int8"]
+    assert fp32["probe_accuracy"] > 0.6  # the probe learns something real (chance is ~0.5)
+    assert int8["accuracy_drop_points"] <= 1.0
+    assert abs(int8["accuracy_drop_points"]
+               - 100 * (fp32["probe_accuracy"] - int8["probe_accuracy"])) < 1e-9
+
+
+def test_int8_file_is_at_most_30_percent_of_fp32(deployed: DeployResult) -> None:
+    fp32, int8 = deployed.report["fp32"], deployed.report["int8"]
+    assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"]
+    assert int8["kernels"]["int8"] >= 30  # the attention-block projections run int8 kernels
+
+
+def test_ship_decision_follows_the_measurements(deployed: DeployResult) -> None:
+    report = deployed.report
+    speedup = report["fp32"]["latency_ms"]["p50"] / report["int8"]["latency_ms"]["p50"]
+    assert abs(report["speedup_p50"] - speedup) < 1e-9
+    all_pass = all(c["passed"] for c in report["checks"])
+    assert report["shipped"] == ("int8" if all_pass else "fp32")
+    for check in report["checks"]:
+        if not check["passed"]:
+            assert check["why"], f"failed check {check['name']} must say why"
+    if speedup <= 1.0:  # never claimed: the report says it and ships FP32
+        assert report["shipped"] == "fp32"
+        assert f"{speedup:.2f}x" in deployed.report_md.read_text()
+
+
+def test_report_files_and_manifest_agree(deployed: DeployResult) -> None:
+    on_disk = json.loads(deployed.report_json.read_text())
+    assert on_disk["shipped_bundle"] == str(deployed.shipped_bundle)
+    md = deployed.report_md.read_text()
+    assert "| size (MB) |" in md and "latency p50" in md and on_disk["host"]["cpu_model"] in md
+    manifest = json.loads((deployed.bundles["int8"] / "manifest.json").read_text())
+    assert manifest["metrics"]["mean_cosine"] == on_disk["int8"]["mean_cosine"]
+    assert manifest["calibration"]["fingerprint"] == on_disk["calibration"]["fingerprint"]
+    assert manifest["calibration"]["calibration_items"] == 300
+
+
+def test_export_matched_torch(deployed: DeployResult) -> None:
+    checks = {c["name"]: c for c in deployed.report["export"]["checks"]}
+    assert set(checks) == {"last_hidden_state", "sentence_embedding"}
+    assert checks["sentence_embedding"]["min_cosine"] > 0.9999
+    assert checks["last_hidden_state"]["max_abs_error"] < 1e-4
