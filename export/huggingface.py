@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -75,6 +76,8 @@ def _pooling_wrapper(model: Any) -> Any:
 def _export_dynamo(wrapper: Any, args: tuple[Any, ...], path: Path) -> None:
     import torch
 
+    # The exporter logs a warning per missing torchvision op; irrelevant for text models.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", max=MAX_BATCH)
     sequence = torch.export.Dim("sequence", max=MAX_SEQUENCE)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
