@@ -63,6 +63,33 @@ def _plan(model: Any, recipe: Recipe) -> tuple[list[str], dict[str, tuple[int, i
     return excluded, weight_only
 
 
+def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe,
+                     target: Target, excluded: list[str]) -> None:
+    """Calibrate on the calibration part and write the QDQ model.
+
+    Raises:
+        QuantizationError: ONNX Runtime fails during calibration or quantization.
+    """
+    from onnxruntime import quantization as q
+
+    act, weight, reduce_range = _FORMATS[target.int8_format]
+    items = (feeds for feeds, _ in data.batches(
+        "calibration", batch_size=1, limit=recipe.calibration_items))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            q.quantize_static(
+                str(pre), str(qdq), _Reader(items), quant_format=q.QuantFormat.QDQ,
+                per_channel=recipe.per_channel, activation_type=getattr(q.QuantType, act),
+                weight_type=getattr(q.QuantType, weight), reduce_range=reduce_range,
+                op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
+                calibrate_method=getattr(q.CalibrationMethod, _METHODS[recipe.calibration_method]),
+                # Float MatMul outputs fuse into MatMulIntegerToFloat: one rounding less.
+                extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
+            )
+    except Exception as e:  # ORT raises untyped errors from deep inside calibration
+        raise QuantizationError(f"ONNX Runtime static quantization failed: {e}") from e
+
+
 class OnnxRuntimeQuantizer:
     """QDQ static INT8 with the target's activation/weight types; sensitive layers weight-only."""
 
@@ -80,14 +107,12 @@ class OnnxRuntimeQuantizer:
         require("onnxruntime", extra="runtime")
         require("onnx", extra="toolchain")
         import onnx
-        from onnxruntime import quantization as q
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         if recipe.precision is not Precision.INT8:
             raise QuantizationError(
                 f"The onnxruntime quantizer makes INT8; recipe asks for {recipe.precision}."
             )
-        act, weight, reduce_range = _FORMATS[target.int8_format]
         logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             pre, qdq = Path(tmp) / "pre.onnx", Path(tmp) / "qdq.onnx"
@@ -95,22 +120,7 @@ class OnnxRuntimeQuantizer:
             quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
             prepared = onnx.load(str(pre))
             excluded, weight_only = _plan(prepared, recipe)
-            items = (feeds for feeds, _ in data.batches(
-                "calibration", batch_size=1, limit=recipe.calibration_items))
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    q.quantize_static(
-                        str(pre), str(qdq), _Reader(items), quant_format=q.QuantFormat.QDQ,
-                        per_channel=recipe.per_channel, activation_type=getattr(q.QuantType, act),
-                        weight_type=getattr(q.QuantType, weight), reduce_range=reduce_range,
-                        op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
-                        calibrate_method=getattr(q.CalibrationMethod,
-                                                 _METHODS[recipe.calibration_method]),
-                        # Float MatMul outputs fuse into MatMulIntegerToFloat: one rounding less.
-                        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
-                    )
-            except Exception as e:  # ORT raises untyped errors from deep inside calibration
-                raise QuantizationError(f"ONNX Runtime static quantization failed: {e}") from e
+            _quantize_static(pre, qdq, data, recipe, target, excluded)
             quantized = onnx.load(str(qdq))
             weight_only_done = weight_only_int8(quantized, weight_only)
             onnx.save(quantized, str(out))
