@@ -131,7 +131,7 @@ def _profile(bundle: Path, options: DeployOptions) -> dict[str, Any]:
     return result
 
 
-def _profile_alternating(bundles: dict[str, Path], options: DeployOptions,
+def profile_alternating(bundles: dict[str, Path], options: DeployOptions,
                          steps: Steps) -> dict[str, dict[str, Any]]:
     """Alternate the bundles for several rounds and keep each one's best-p50 round.
 
@@ -176,7 +176,9 @@ def deploy(model_dir: Path, data_file: Path, out_dir: Path, options: DeployOptio
     from frugalml.export.huggingface import INPUT_NAMES
 
     options = options or DeployOptions()
-    steps, out_dir, cache = Steps(quiet=quiet), Path(out_dir), Path(out_dir) / "cache"
+    # Absolute, so report.json stays valid from any working directory.
+    steps, out_dir = Steps(quiet=quiet), Path(out_dir).resolve()
+    cache = out_dir / "cache"
     target = _resolve_target(options.target)
     steps.note(f"target {target.name}: {target.description}")
     with steps.step("read, split and fingerprint the calibration set"):
@@ -222,7 +224,7 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
             ref, labels = _embeddings(models["fp32"], data, options, cache, steps, "fp32")
             cand, _ = _embeddings(models["int8"], data, options, cache, steps, "int8")
             score = score_embeddings(ref, cand, labels)
-        profiles = _profile_alternating(stage_dirs, options, steps)
+        profiles = profile_alternating(stage_dirs, options, steps)
         metrics = {p: _metrics(models[p], profiles[p], options) for p in plan}
         metrics["fp32"]["probe_accuracy"] = score.reference_accuracy
         metrics["int8"] |= {"probe_accuracy": score.candidate_accuracy,
