@@ -63,8 +63,9 @@ def _resolve_target(name: str) -> Any:
 def _export(model_dir: Path, cache: Path, texts: list[str], steps: Steps) -> Any:
     from frugalml.export import ExportedModel, export_sentence_encoder
     from frugalml.export.huggingface import OPSET
+    from frugalml.export.records import SCHEMA_VERSION
 
-    key = digest("export", tree_digest(model_dir), OPSET, texts)
+    key = digest("export", tree_digest(model_dir), OPSET, SCHEMA_VERSION, texts)
     with steps.step("export to ONNX and validate against torch"):
         record, hit = cached_stage(
             cache, "export", key,
@@ -198,9 +199,10 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                        quantized: Any, target: Any, options: DeployOptions,
                        steps: Steps) -> DeployResult:
     from frugalml import runtime
+    from frugalml._atomic import staged
     from frugalml.calibration import score_embeddings
     from frugalml.report import build_report, decide, write_report
-    from frugalml.targets.bundle import assemble, staged, update_metrics
+    from frugalml.targets.bundle import assemble, update_metrics
 
     samples = next(data.batches("evaluation", batch_size=options.sample_items))[0]
     model_name = Path(model_dir).name if Path(model_dir).name != "model" else "all-MiniLM-L6-v2"

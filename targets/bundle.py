@@ -1,12 +1,9 @@
-"""Write bundles atomically: stage in a temp dir beside the destination, then rename."""
+"""Assemble bundles: model, samples and manifest, written into a staging dir (see _atomic)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +19,6 @@ from frugalml.targets.profiles import Target
 MODEL_NAME = "model.onnx"
 SAMPLES_NAME = "samples.npz"
 _LIBRARIES = ("onnx", "onnxruntime", "torch", "transformers", "numpy", "frugalml")
-
-
-@contextlib.contextmanager
-def staged(dest: Path) -> Iterator[Path]:
-    """Yield an empty staging dir; on success it replaces ``dest``, on failure it is deleted.
-
-    A crash at any point leaves either the old bundle or the new one at ``dest``, never half.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.staging-"))
-    try:
-        yield staging
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
-            dest.rename(old)
-        staging.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 # ONNX Runtime type strings -> numpy dtype names
