@@ -1,12 +1,15 @@
-"""Hugging Face sentence encoders -> ONNX, exported offline, checked against torch on real text."""
+"""Hugging Face models (encoders, image classifiers, causal LMs) -> ONNX, offline, validated.
+
+Models load from a local directory only: no hub access, never ``trust_remote_code``. Each task
+wraps the model so its graph has plain tensor inputs and named outputs, and declares which
+axes are dynamic; the exporter chain (dynamo, TorchScript, then Optimum) does the rest.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
-import warnings
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,147 +18,236 @@ import numpy as np
 
 from frugalml._records import tree_digest
 from frugalml.errors import ExportError, require
+from frugalml.export.exporters import DEFAULT_OPSET, Exporter, GraphSpec, quiet_exporter
 from frugalml.export.records import ExportedModel
-from frugalml.export.validate import compare_outputs
+from frugalml.export.torch_module import Feeds, export_module
+from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
 
+TASKS = ("feature-extraction", "image-classification", "text-generation")
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("last_hidden_state", "sentence_embedding")
-# Newest opset both ONNX Runtime and OpenVINO run well; blockwise int4/int8 DQ needs >= 21.
-OPSET = 21
-MAX_BATCH, MAX_SEQUENCE = 1024, 512
+OPSET = DEFAULT_OPSET
+_TEXT_AXES = {0: "batch", 1: "sequence"}
 
 
-def load_encoder(model_dir: Path) -> tuple[Any, Any]:
-    """Load tokenizer and model from a local directory: no hub access, no remote code.
+def infer_task(model_dir: Path) -> str:
+    """The task a model directory's ``config.json`` architecture implies."""
+    config = load_config(model_dir)
+    arch = (getattr(config, "architectures", None) or [""])[0]
+    if arch.endswith("ForImageClassification"):
+        return "image-classification"
+    if arch.endswith("ForCausalLM"):
+        return "text-generation"
+    return "feature-extraction"
+
+
+def load_config(model_dir: Path) -> Any:
+    """Read ``config.json`` offline.
 
     Raises:
-        ExportError: the directory is missing or is not a Hugging Face model.
+        ExportError: the path is missing or is not a Hugging Face model directory.
     """
     require("transformers", extra="toolchain")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig
 
-    if not (Path(model_dir) / "config.json").is_file():
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise ExportError(f"{model_dir} does not exist. Pass a model directory or an .onnx file.")
+    if not (model_dir / "config.json").is_file():
         raise ExportError(
             f"{model_dir} is not a Hugging Face model directory (no config.json). "
-            "Pass the folder that holds config.json, the weights and the tokenizer."
-        )
+            "Pass the folder that holds config.json, the weights and the tokenizer or "
+            "preprocessor files (save_pretrained writes all of them).")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModel.from_pretrained(
-            model_dir, local_files_only=True, trust_remote_code=False
-        ).eval()
+        return AutoConfig.from_pretrained(model_dir, local_files_only=True,
+                                          trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise ExportError(f"Cannot load the model in {model_dir}: {e}") from e
-    return tokenizer, model
+        raise ExportError(f"Cannot read {model_dir}/config.json: {e}") from e
 
 
-def _pooling_wrapper(model: Any) -> Any:
-    """Wrap the encoder so the graph also returns mean-pooled, L2-normalised embeddings.
+def load_model(model_dir: Path, task: str) -> Any:
+    """Load the model class for ``task`` from ``model_dir`` in eval mode, float32, offline."""
+    load_config(model_dir)
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForImageClassification
 
-    NOTE: the HF model is called by keyword; positional arguments collide with ``use_cache``.
+    auto = {"feature-extraction": AutoModel, "image-classification":
+            AutoModelForImageClassification, "text-generation": AutoModelForCausalLM}[_task(task)]
+    try:
+        return auto.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False,
+                                    dtype="float32").eval()
+    except (OSError, ValueError) as e:
+        raise ExportError(f"Cannot load the {task} model in {model_dir}: {e}") from e
+
+
+def load_encoder(model_dir: Path) -> tuple[Any, Any]:
+    """Tokenizer and encoder model from a local directory (the demo's sentence encoder)."""
+    return load_tokenizer(model_dir), load_model(model_dir, "feature-extraction")
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    """The model's own tokenizer, offline."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{model_dir} has no usable tokenizer ({e}). Pass inputs explicitly "
+                          "or save the tokenizer beside the model.") from e
+
+
+def _task(task: str) -> str:
+    if task not in TASKS:
+        raise ExportError(f"Unknown task {task!r}; frugalml exports {', '.join(TASKS)}.")
+    return task
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int,
+             names: Sequence[str] = INPUT_NAMES) -> dict[str, np.ndarray]:
+    """Tokenize to int64 arrays padded to the longest text (at most ``max_length`` tokens)."""
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                    return_tensors="np")
+    return {name: np.asarray(enc[name], dtype=np.int64) for name in names if name in enc}
+
+
+def _wrap(model: Any, task: str, input_names: tuple[str, ...]) -> tuple[Any, GraphSpec]:
+    """A module with positional tensor inputs and tuple outputs, and its graph spec.
+
+    NOTE: HF models are called by keyword; positional arguments collide with ``use_cache``.
     """
     import torch
 
-    class SentenceEncoder(torch.nn.Module):
+    class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            hidden = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        # Explicit parameters, not *args: torch.export maps dynamic_shapes onto them.
+        def forward(self, x0, x1=None, x2=None):  # type: ignore[no-untyped-def]
+            tensors = (x0, x1, x2)[: len(input_names)]
+            kwargs = dict(zip(input_names, tensors, strict=True))
+            if task == "image-classification":
+                return self.model(**kwargs).logits
+            if task == "text-generation":
+                return self.model(**kwargs, use_cache=False).logits
+            hidden = self.model(**kwargs).last_hidden_state
+            mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return hidden, torch.nn.functional.normalize(pooled, p=2, dim=1)
 
-    return SentenceEncoder().eval()
+    if task == "image-classification":
+        spec = GraphSpec(input_names, ("logits",), {"pixel_values": {0: "batch"}})
+    elif task == "text-generation":
+        spec = GraphSpec(input_names, ("logits",),
+                         {**{n: _TEXT_AXES for n in input_names}, "logits": _TEXT_AXES},
+                         {"batch": 1024, "sequence": _max_positions(model)})
+    else:
+        spec = GraphSpec(input_names, OUTPUT_NAMES,
+                         {**{n: _TEXT_AXES for n in input_names}, "last_hidden_state": _TEXT_AXES},
+                         {"batch": 1024, "sequence": _max_positions(model)})
+    return Wrapped().eval(), spec
 
 
-def _export_dynamo(wrapper: Any, args: tuple[Any, ...], path: Path) -> None:
-    import torch
-
-    # The exporter logs a warning per missing torchvision op; irrelevant for text models.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    batch = torch.export.Dim("batch", max=MAX_BATCH)
-    sequence = torch.export.Dim("sequence", max=MAX_SEQUENCE)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, args, str(path), input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES), opset_version=OPSET,
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
-            external_data=False, dynamo=True,
-        )
+def _max_positions(model: Any) -> int:
+    return int(getattr(model.config, "max_position_embeddings", 512) or 512)
 
 
-def _export_torchscript(wrapper: Any, args: tuple[Any, ...], path: Path) -> None:
-    import torch
+def optimum_exporter(model_dir: Path, task: str, opset: int) -> Exporter:
+    """Optimum's exporter as the last fallback; it writes its own output names."""
 
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
-    axes["sentence_embedding"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, args, str(path), input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES), opset_version=20, dynamic_axes=axes, dynamo=False,
-        )
+    def run(path: Path) -> int:
+        require("optimum.exporters.onnx", extra="toolchain")
+        from optimum.exporters.onnx import main_export
 
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp, quiet_exporter():
+            main_export(str(model_dir), tmp, task=task, opset=opset, local_files_only=True,
+                        trust_remote_code=False, do_validation=False,
+                        library_name="transformers")
+            shutil.move(Path(tmp) / "model.onnx", path)
+        return opset
 
-# Fixed fallback order: the first exporter that produces a loadable file wins.
-_EXPORTERS = (("torch.onnx.dynamo", OPSET, _export_dynamo), ("torch.onnx.torchscript", 20,
-              _export_torchscript))
+    return Exporter("optimum", run)
 
 
-def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-    """Tokenize to int64 arrays padded to the longest text (at most ``max_length`` tokens)."""
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                    return_tensors="np")
-    return {name: np.asarray(enc[name], dtype=np.int64) for name in INPUT_NAMES}
-
-
-def export_sentence_encoder(
-    model_dir: Path, out_path: Path, sentences: Sequence[str], *, atol: float = 1e-4,
-    min_cosine: float = 0.9999,
+def export_huggingface(
+    model: Path | Any, out_dir: Path, *, task: str | None = None,
+    texts: Sequence[str] | None = None, images: Sequence[Any] | None = None,
+    validation: Sequence[Feeds] = (), opset: int = OPSET, tolerance: Tolerance = DEFAULT_TOLERANCE,
+    max_length: int = 128, simplify_graph: bool = True, repro_dir: Path | None = None,
 ) -> ExportedModel:
-    """Export ``model_dir`` to ``out_path`` and validate it against torch on ``sentences``.
+    """Export a HF model (a local directory, or a loaded model) to ``out_dir/model.onnx``.
+
+    Validation runs on ``validation`` feeds if given, else on ``texts``/``images`` (default:
+    built-in sample texts, scikit-learn's sample photographs) prepared by the model's own
+    tokenizer or image processor.
 
     Raises:
-        ExportError: every exporter failed, or the result differs from torch beyond tolerance.
+        ExportError: the directory is not a HF model, the task is unknown, inputs are missing,
+            every exporter failed, or the export differs from torch.
     """
-    import torch
+    model_dir = Path(model) if isinstance(model, (str, Path)) else Path(
+        getattr(model, "name_or_path", "") or ".")
+    from_dir = isinstance(model, (str, Path))
+    task = _task(task or (infer_task(model_dir) if from_dir else _task_of(model)))
+    hf_model = load_model(model_dir, task) if from_dir else model.eval()
+    feeds = list(validation) or huggingface_feeds(model_dir, task, texts, images, max_length)
+    wrapped, spec = _wrap(hf_model, task, tuple(feeds[0]))
+    extra = [optimum_exporter(model_dir, task, opset)] if from_dir else []
+    digest = tree_digest(model_dir) if from_dir else ""
+    return export_module(
+        wrapped, feeds[0], out_dir, spec, validation=feeds[1:], tolerance=tolerance,
+        opset=opset, source=str(model_dir) if from_dir else type(model).__name__,
+        source_digest=digest, extra_exporters=extra, simplify_graph=simplify_graph,
+        repro_dir=repro_dir,
+        repro_construct=_repro_construct(model_dir, task, spec.input_names) if from_dir else None)
 
+
+def huggingface_feeds(model_dir: Path, task: str, texts: Sequence[str] | None = None,
+                      images: Sequence[Any] | None = None, max_length: int = 128
+                      ) -> list[dict[str, np.ndarray]]:
+    """Real validation batches prepared by the model's own tokenizer or image processor."""
+    from frugalml.export.samples import SAMPLE_TEXTS, image_feeds, text_feeds
+
+    if _task(task) == "image-classification":
+        return image_feeds(model_dir, images)
+    tokenizer = load_tokenizer(model_dir)
+    wanted = INPUT_NAMES if task == "feature-extraction" else INPUT_NAMES[:2]
+    names = [n for n in wanted if n in tokenizer.model_input_names] or ["input_ids"]
+    return text_feeds(tokenizer, texts or SAMPLE_TEXTS, names, max_length)
+
+
+def _task_of(model: Any) -> str:
+    name = type(model).__name__
+    if name.endswith("ForImageClassification"):
+        return "image-classification"
+    return "text-generation" if name.endswith("ForCausalLM") else "feature-extraction"
+
+
+def _repro_construct(model_dir: Path, task: str, input_names: tuple[str, ...]) -> str:
+    """Script lines that rebuild the wrapper frugalml exported (weights come from the dir)."""
+    auto = {"feature-extraction": "AutoModel", "image-classification":
+            "AutoModelForImageClassification", "text-generation": "AutoModelForCausalLM"}[task]
+    extra = ", use_cache=False" if task == "text-generation" else ""
+    return (
+        f"from transformers import {auto}\n\n\n"
+        "class Wrapped(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.model = {auto}.from_pretrained({str(model_dir)!r}, local_files_only=True)"
+        "\n\n"
+        "    def forward(self, *tensors):\n"
+        f"        return self.model(**dict(zip({list(input_names)!r}, tensors)){extra})[0]\n\n\n"
+        "model = Wrapped()")
+
+
+def export_sentence_encoder(model_dir: Path, out_path: Path, sentences: Sequence[str]
+                            ) -> ExportedModel:
+    """The demo's export: a sentence encoder with mean-pooled embeddings, checked on
+    ``sentences`` (real review texts).
+    """
     if not sentences:
         raise ExportError("Export validation needs at least one real sentence; none were given.")
-    tokenizer, model = load_encoder(model_dir)
-    wrapper = _pooling_wrapper(model)
-    feeds = tokenize(tokenizer, sentences, max_length=128)
-    args = tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
-    errors = []
-    for name, version, fn in _EXPORTERS:
-        try:
-            fn(wrapper, args, out_path)
-            exporter, opset = name, version
-            break
-        except Exception as e:  # exporters raise many unrelated types; all are reported below
-            errors.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
-    else:
-        raise ExportError("Every exporter failed:\n  - " + "\n  - ".join(errors))
-    with torch.no_grad():
-        reference = dict(zip(OUTPUT_NAMES, (t.numpy() for t in wrapper(*args)), strict=True))
-    checks = compare_outputs(reference, _run_onnx(out_path, feeds), atol=atol,
-                             min_cosine=min_cosine)
-    return ExportedModel(
-        path=out_path, source=str(model_dir), source_digest=tree_digest(Path(model_dir)),
-        exporter=exporter, opset=opset, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-        checks=checks, inputs_used=len(sentences),
-    )
-
-
-def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), feeds), strict=True))
+    tokenizer = load_tokenizer(model_dir)
+    feeds = [tokenize(tokenizer, sentences, 128)]
+    return export_huggingface(model_dir, out_path.parent, task="feature-extraction",
+                              validation=feeds, tolerance=Tolerance(min_cosine=0.9999))

@@ -1,20 +1,26 @@
-"""The export stage's record: where the ONNX file is and how well it matches its source."""
+"""The export stage's record: which file was written, how, and how well it matches its source."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from frugalml._records import check_schema, digest, to_jsonable
+
+SCHEMA_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class OutputCheck:
-    """Agreement of one exported output with the source model on real inputs."""
+    """Agreement of one exported output with the source model on real inputs (worst batch)."""
 
     name: str
     max_abs_error: float
+    max_rel_error: float
     mean_cosine: float
     min_cosine: float
     passed: bool
@@ -22,10 +28,15 @@ class OutputCheck:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ExportedModel:
-    """An exported ONNX model plus the evidence that it matches the source model."""
+    """An exported model (ONNX, or OpenVINO IR) plus the evidence that it matches the source.
 
-    schema_version: int = 1
+    ``attempts`` lists exporters that failed before ``exporter`` succeeded, as
+    ``"name: reason"`` lines, so a fallback is never silent.
+    """
+
+    schema_version: int = SCHEMA_VERSION
     path: Path
+    format: str = "onnx"
     source: str
     source_digest: str
     exporter: str
@@ -34,12 +45,18 @@ class ExportedModel:
     output_names: tuple[str, ...]
     checks: tuple[OutputCheck, ...]
     inputs_used: int
+    attempts: tuple[str, ...] = ()
+    simplified: bool = False
+    fp16_weights: bool = False
+    size_bytes: int = 0
+    seconds: float = 0.0
 
     @property
     def digest(self) -> str:
-        """Content id: the source, how it was exported, and the check results."""
+        """Content id: the source, how it was exported, and the check results (not timings)."""
         d = self.to_dict()
-        d.pop("path")
+        for volatile in ("path", "seconds"):
+            d.pop(volatile)
         return digest("export", d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,16 +66,16 @@ class ExportedModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportedModel:
         """Inverse of :meth:`to_dict`."""
-        check_schema(data, "ExportedModel", 1)
-        return cls(
-            schema_version=data["schema_version"],
-            path=Path(data["path"]),
-            source=data["source"],
-            source_digest=data["source_digest"],
-            exporter=data["exporter"],
-            opset=int(data["opset"]),
-            input_names=tuple(data["input_names"]),
-            output_names=tuple(data["output_names"]),
-            checks=tuple(OutputCheck(**c) for c in data["checks"]),
-            inputs_used=int(data["inputs_used"]),
-        )
+        check_schema(data, "ExportedModel", SCHEMA_VERSION)
+        fields = dict(data)
+        fields["path"] = Path(data["path"])
+        for name in ("input_names", "output_names", "attempts"):
+            fields[name] = tuple(data[name])
+        fields["checks"] = tuple(OutputCheck(**c) for c in data["checks"])
+        return cls(**fields)
+
+
+def items_in(feeds: Sequence[Mapping[str, np.ndarray]]) -> int:
+    """Number of input items over all batches (leading axis of each batch's first input)."""
+    first = [np.asarray(next(iter(f.values()))) for f in feeds]
+    return sum(a.shape[0] if a.ndim else 1 for a in first)

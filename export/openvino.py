@@ -1,0 +1,111 @@
+"""ONNX (or a torch module) -> OpenVINO IR (.xml/.bin), checked against the source outputs.
+
+``openvino.save_model`` compresses weights to FP16 by default; here FP32 is the default and
+FP16 is asked for explicitly, and the record says which one was written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml.errors import ExportError, require
+from frugalml.export.records import ExportedModel, items_in
+from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
+
+Feeds = Mapping[str, np.ndarray]
+IR_NAME = "model.xml"
+
+
+def run_openvino(xml: Path, feeds: Sequence[Feeds], output_names: Sequence[str]
+                 ) -> list[dict[str, np.ndarray]]:
+    """Compile ``xml`` for the CPU and run it once per feed dict, outputs by name."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    results = []
+    for f in feeds:
+        out = compiled(dict(f))
+        results.append({name: np.asarray(out[compiled.output(name)]) for name in output_names})
+    return results
+
+
+def to_openvino(
+    source: Path | Any, out_dir: Path, *, reference: ExportedModel | None = None,
+    feeds: Sequence[Feeds] = (), expected: Sequence[Mapping[str, np.ndarray]] = (),
+    fp16: bool = False, tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> ExportedModel:
+    """Convert an ONNX file (or torch module) to ``out_dir/model.xml`` + ``.bin`` and validate.
+
+    ``expected`` holds the source model's outputs for ``feeds``; for an ONNX source without
+    them, the ONNX file itself is run as the reference. FP16 weights get a looser default
+    tolerance (FP16 keeps ~3 significant digits).
+
+    Raises:
+        ExportError: conversion failed, or the IR's outputs differ beyond ``tolerance``.
+    """
+    require("openvino", extra="openvino")
+    import openvino as ov
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    is_onnx = isinstance(source, (str, Path))
+    try:
+        if is_onnx:
+            model = ov.convert_model(str(source))
+        else:
+            if not feeds:
+                raise ExportError("Converting a torch module to OpenVINO needs example inputs.")
+            example = tuple(_torch_tensor(v) for v in feeds[0].values())
+            model = ov.convert_model(source, example_input=example)
+    except Exception as e:  # the converter raises OpConversionFailure, RuntimeError, ...
+        raise ExportError(
+            f"OpenVINO could not convert {source}: {type(e).__name__}: {str(e)[:600]}\n"
+            "Export to ONNX first (frugal export --format onnx) to see which operator fails."
+        ) from e
+    if not is_onnx or reference is not None:
+        _name_io(model, reference.input_names if reference else tuple(feeds[0]),
+                 reference.output_names if reference else ())
+    xml = out_dir / IR_NAME
+    ov.save_model(model, str(xml), compress_to_fp16=fp16)
+    names = tuple(reference.output_names if reference else
+                  (o.get_any_name() for o in model.outputs))
+    checks: tuple[Any, ...] = ()
+    if feeds:
+        if not expected and is_onnx:
+            from frugalml.export.simplify import run_onnx
+
+            expected = run_onnx(source, feeds, names)
+        checks = compare_outputs(expected, run_openvino(xml, feeds, names), tolerance)
+    return ExportedModel(
+        path=xml, format="openvino", source=str(reference.source if reference else source),
+        source_digest=reference.source_digest if reference else "",
+        exporter=f"openvino.convert_model {ov.__version__}",
+        opset=reference.opset if reference else 0,
+        input_names=tuple(reference.input_names if reference else
+                          (i.get_any_name() for i in model.inputs)),
+        output_names=names, checks=checks,
+        inputs_used=items_in(feeds),
+        attempts=reference.attempts if reference else (), fp16_weights=fp16,
+        size_bytes=xml.stat().st_size + xml.with_suffix(".bin").stat().st_size,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _name_io(model: Any, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+    """Name the IR's ports like the ONNX export (a torch conversion leaves them unnamed)."""
+    for port, name in zip(model.inputs, input_names, strict=False):
+        port.get_tensor().set_names({name})
+    for i, port in enumerate(model.outputs):
+        port.get_tensor().set_names({output_names[i] if i < len(output_names) else
+                                     f"output_{i}"})
+
+
+def _torch_tensor(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
