@@ -44,6 +44,38 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
     _deploy_summary(deploy(args.model, args.data, args.out, options, quiet=args.json), args.json)
 
 
+def _read_npz(path: Path, what: str) -> dict[str, Any]:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise FrugalError(f"Cannot read {what} from {path}: {e}. Pass an .npz file of arrays "
+                          "named like the model's inputs.") from e
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from frugalml._progress import Steps
+    from frugalml.export import export
+
+    validation = [_read_npz(args.inputs, "validation inputs")] if args.inputs else []
+    with Steps(quiet=args.json).step(f"export {args.model} to {args.format}"):
+        record = export(args.model, args.out, format=args.format, opset=args.opset,
+                        fp16=args.fp16, task=args.task, validation=validation,
+                        simplify_graph=not args.no_simplify)
+    worst = min((c.min_cosine for c in record.checks), default=float("nan"))
+    error = max((c.max_abs_error for c in record.checks), default=float("nan"))
+    lines = [f"wrote {record.path} ({record.size_bytes / 1e6:.1f} MB, {record.seconds:.1f} s)",
+             f"exporter {record.exporter}, opset {record.opset}"
+             f"{', simplified' if record.simplified else ''}"
+             f"{', FP16 weights' if record.fp16_weights else ''}",
+             f"checked on {record.inputs_used} real inputs: max abs error {error:.3g}, "
+             f"min cosine {worst:.7f}"]
+    lines += [f"fell back after {a}" for a in record.attempts]
+    _print(record.to_dict(), args.json, lines)
+
+
 def _cmd_verify(args: argparse.Namespace) -> None:
     from frugalml.runtime import load
 
@@ -60,12 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from frugalml.runtime import load
 
     model = load(args.bundle)
-    try:
-        with np.load(args.inputs, allow_pickle=False) as data:
-            feeds = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise FrugalError(f"Cannot read inputs from {args.inputs}: {e}. Pass an .npz file "
-                          f"with arrays named {list(model.input_names)}.") from e
+    feeds = _read_npz(args.inputs, "inputs")
     outputs = model.run(feeds)
     if args.out:
         np.savez(args.out, **outputs)
@@ -97,11 +124,28 @@ def _cmd_targets(args: argparse.Namespace) -> None:
             for n, m in table.items()])
 
 
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    from frugalml.export.api import FORMATS
+    from frugalml.export.exporters import DEFAULT_OPSET
+    from frugalml.export.huggingface import TASKS
+
+    p.add_argument("model", type=Path, help="Hugging Face model directory, or an .onnx file")
+    p.add_argument("--out", type=Path, required=True, help="output directory (replaced whole)")
+    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--fp16", action="store_true", help="FP16 weights in the OpenVINO IR")
+    p.add_argument("--task", choices=TASKS, help="default: inferred from config.json")
+    p.add_argument("--inputs", type=Path, help=".npz of real validation inputs (default: "
+                   "sample texts or photographs prepared by the model's own preprocessor)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
+        "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
         "verify": (_cmd_verify, "check a bundle's hashes, target and sample outputs"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
@@ -119,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     subs["deploy"].add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
     subs["deploy"].add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
     subs["deploy"].add_argument("--target", default="auto")
+    _export_arguments(subs["export"])
     for name in ("verify", "run", "bench"):
         subs[name].add_argument("bundle", type=Path)
     subs["run"].add_argument("inputs", type=Path)
