@@ -116,12 +116,15 @@ def torch_exporters(module: Any, args: tuple[Any, ...], spec: GraphSpec,
     """The dynamo and TorchScript exporters for ``module(*args)``."""
     import torch
 
+    # Protobuf cannot hold a graph over 2 GB: larger weights go to <name>.data beside it.
+    large = sum(p.numel() * p.element_size() for p in module.parameters()) > 1_800_000_000
+
     def dynamo(path: Path) -> int:
         with quiet_exporter():
             torch.onnx.export(
                 module, args, str(path), input_names=list(spec.input_names),
                 output_names=list(spec.output_names), opset_version=opset,
-                dynamic_shapes=spec.dynamo_shapes(), external_data=False, dynamo=True)
+                dynamic_shapes=spec.dynamo_shapes(), external_data=large, dynamo=True)
         return opset
 
     def torchscript(path: Path) -> int:
