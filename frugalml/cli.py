@@ -91,24 +91,38 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     from frugalml.runtime import load
 
-    model = load(args.bundle)
-    feeds = _read_npz(args.inputs, "inputs")
+    model = load(args.bundle, backend=args.backend)
+    feeds = _read_npz(args.input, "inputs")
     outputs = model.run(feeds)
-    if args.out:
-        np.savez(args.out, **outputs)
+    if args.output:
+        np.savez(args.output, **outputs)
     _print({k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outputs.items()},
            args.json, [f"{k}: {v.dtype} {tuple(v.shape)}" for k, v in outputs.items()])
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from frugalml.runtime.profile import profile_bundle
+    from frugalml.runtime.profile import plan_from, profile_bundle
 
-    prof = profile_bundle(args.bundle, runs=args.runs, warmup=args.warmup, threads=args.threads)
-    lat = prof.latency_ms
-    _print(prof.to_dict(), args.json,
-           [f"{prof.bundle}: p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
-            f"{prof.throughput_per_s:.1f}/s, load {prof.cold_start_ms['load']:.0f} ms, "
-            f"peak RSS {prof.peak_rss_mib:.0f} MiB on {prof.host['cpu_model']}"])
+    prof = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
+                          threads=args.threads)
+    lat, cold = prof.latency_ms, prof.cold_start_ms
+    lines = [f"{prof.bundle} on {prof.backend}, {prof.host['cpu_model']} "
+             f"({prof.settings['runs']} runs, {prof.settings['distinct_inputs']} distinct inputs)",
+             f"latency ms: p50 {lat['p50']:.2f} [{lat['p50_ci95'][0]:.2f}, "
+             f"{lat['p50_ci95'][1]:.2f}], p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f} "
+             f"[{lat['p99_ci95'][0]:.2f}, {lat['p99_ci95'][1]:.2f}], max {lat['max']:.2f}",
+             f"cold start ms: verify {cold['verify']:.0f}, compile {cold['compile']:.0f}, "
+             f"first inference {cold['first_inference']:.1f}",
+             "throughput /s: " + ", ".join(f"{k} stream(s) {v:.1f}"
+                                           for k, v in prof.streams_per_s.items()),
+             f"memory: peak RSS {prof.peak_rss_mib:.0f} MiB, model {prof.model_mib:.0f} MiB"]
+    if prof.ops:
+        k = prof.ops["kernels"]
+        lines.append(f"kernels: {k['quantized']} quantized ({k['quantized_share']:.0%} of op "
+                     f"time), {k['float']} float ({k['float_share']:.0%})")
+        lines += [f"  {t['op_type']:<24} {t['ms_per_run']:7.3f} ms  {t['share']:5.1%}  "
+                  f"{t['kernel']}" for t in prof.ops["by_type"][:8]]
+    _print(prof.to_dict(), args.json, lines)
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:
@@ -164,13 +178,14 @@ def _parser() -> argparse.ArgumentParser:
     subs["deploy"].add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
     subs["deploy"].add_argument("--target", default="auto")
     _export_arguments(subs["export"])
-    for name in ("verify", "run", "bench"):
+    for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
-    subs["run"].add_argument("inputs", type=Path)
-    subs["run"].add_argument("--out", type=Path)
-    subs["bench"].add_argument("--runs", type=int, default=200)
-    subs["bench"].add_argument("--warmup", type=int, default=20)
-    subs["bench"].add_argument("--threads", type=int, default=0)
+    subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")
+    subs["run"].add_argument("--output", type=Path, help="write outputs to this .npz")
+    subs["run"].add_argument("--backend", choices=("onnxruntime", "openvino"))
+    from frugalml.runtime.profile import add_arguments
+
+    add_arguments(subs["bench"])
     return parser
 
 

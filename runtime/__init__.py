@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from frugalml.errors import BundleError, FrugalError, InputError, TargetError
@@ -25,21 +26,34 @@ __all__ = [
 ]
 
 
-def load(bundle_dir: str | Path, *, threads: int = 0, host: Host | None = None) -> Model:
-    """Verify a bundle (hashes, listed files, target vs host), then open it with its backend.
+def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | None = None,
+         streams: int = 1, profile: bool = False, host: Host | None = None) -> Model:
+    """Verify a bundle (hashes, listed files, target vs host), then open it with a backend.
 
     Args:
         bundle_dir: directory written by ``frugal deploy``.
-        threads: intra-op threads; 0 lets the backend choose.
+        backend: ``onnxruntime`` or ``openvino``; default: the one the bundle names.
+        threads: intra-op threads; None or 0 lets the backend choose.
+        streams: inferences that may run in parallel (OpenVINO streams).
+        profile: record per-node times (for ``frugal bench``; slows every run a little).
         host: the host to check against; read from /proc/cpuinfo when omitted.
 
     Raises:
-        BundleError: missing, corrupt or tampered bundle.
-        TargetError: this host cannot run the bundle's target.
+        BundleError: missing, corrupt or tampered bundle, or the backend cannot load it.
+        TargetError: this host cannot run the bundle's target, or the backend is unknown.
+        FrugalError: the backend's library is not installed.
     """
+    started = time.perf_counter()
     path = Path(bundle_dir)
     manifest = read_manifest(path)
     verify_files(path, manifest)
     check_host(manifest, host or read_host())
-    session = get_backend(manifest.target.backend).open(path / manifest.model_file, threads=threads)
-    return Model(path, manifest, session)
+    name = backend or manifest.target.backend
+    chosen = get_backend(name)
+    verified = time.perf_counter()
+    session = chosen.open(path / manifest.model_file, threads=threads or 0, streams=streams,
+                          profile=profile)
+    compiled = time.perf_counter()
+    return Model(path, manifest, session, backend=name,
+                 load_ms={"verify": (verified - started) * 1e3,
+                          "compile": (compiled - verified) * 1e3})

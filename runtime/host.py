@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import platform
 from pathlib import Path
@@ -68,6 +67,8 @@ def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
 
 def library_versions(names: tuple[str, ...] = _LIBRARIES) -> tuple[tuple[str, str], ...]:
     """Installed versions of the libraries that decide numerics and speed (absent ones skipped)."""
+    import importlib.metadata  # ~70 ms; only needed when a benchmark records versions
+
     found = []
     for name in names:
         try:

@@ -42,13 +42,35 @@ def _shape_text(shape: tuple[int | str, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-class Model:
-    """A loaded bundle; call :meth:`run` with numpy arrays keyed by input name."""
+def _signature(specs: tuple[TensorSpec, ...]) -> str:
+    return ", ".join(f"{s.name}: {s.dtype}{_shape_text(s.shape)}" for s in specs)
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, session: Session) -> None:
+
+class Model:
+    """A loaded bundle; call :meth:`run` with numpy arrays keyed by input name.
+
+    ``run`` may be called from many threads at once. NaN and Inf inputs are passed to the
+    backend unchanged (checking every element would cost more than small models take to run);
+    they come back as NaN outputs. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, bundle_dir: Path, manifest: Manifest, session: Session, *,
+                 backend: str, load_ms: dict[str, float] | None = None) -> None:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
-        self._session = session
+        self.backend = backend
+        self.load_ms = dict(load_ms or {})
+        self._session: Session | None = session
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """Input signature: name, dtype and shape (str dims are dynamic)."""
+        return self.manifest.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """Output signature."""
+        return self.manifest.outputs
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -69,19 +91,51 @@ class Model:
                 f"Inputs {sorted(feeds)} do not match the model's inputs {list(self.input_names)}"
                 + (f"; unknown: {unknown}" if unknown else "")
                 + (f"; missing: {missing}" if missing else "")
-                + "."
+                + f". Expected signature: {_signature(self.manifest.inputs)}."
             )
         for spec in self.manifest.inputs:
             _check_input(spec, feeds[spec.name])
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validate ``feeds`` and run once; returns every output by name.
+    def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """Validate ``inputs`` and run once; returns every output by name.
+
+        ``inputs`` is a dict by input name, or one array for a single-input model.
+        Non-contiguous arrays (slices, transposes) are copied to contiguous memory first.
 
         Raises:
             InputError: see :meth:`check_inputs`.
+            BundleError: the model was closed.
         """
-        self.check_inputs(feeds)
+        if self._session is None:
+            raise BundleError(f"Model {self.manifest.name!r} is closed; load the bundle again.")
+        if isinstance(inputs, np.ndarray):
+            if len(self.input_names) != 1:
+                raise InputError(
+                    f"A single array was given but the model has {len(self.input_names)} "
+                    f"inputs; pass a dict: {_signature(self.manifest.inputs)}.")
+            inputs = {self.input_names[0]: inputs}
+        self.check_inputs(inputs)
+        feeds = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         return self._session.run(feeds)
+
+    def close(self) -> None:
+        """Release the backend session; later calls to :meth:`run` raise ``BundleError``."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def session(self) -> Session:
+        """The backend session (for the profiler's per-op view)."""
+        if self._session is None:
+            raise BundleError(f"Model {self.manifest.name!r} is closed.")
+        return self._session
 
     def self_check(self) -> dict[str, float]:
         """Run the bundled sample inputs and compare with the outputs recorded at build time.

@@ -1,7 +1,9 @@
-"""Latency profiler: cold start, warm-up, then timed runs, returned as a frozen Profile record.
+"""Latency profiler: cold start, warm-up, timed runs on fresh inputs, streams, per-op view.
 
 Run as ``python -m frugalml.runtime.profile BUNDLE`` so every profile starts in a fresh process
-(cold start and peak RSS then mean what they say).
+(cold start and peak RSS then mean what they say). Phases never mix: cold start (verify,
+compile, first inference) is reported apart from steady state; per-op times come from a
+separate profiled session so profiling overhead never touches the latency numbers.
 """
 
 from __future__ import annotations
@@ -9,30 +11,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import resource
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from frugalml.runtime.host import read_host
+from frugalml.runtime.stats import summarize
+
+SCHEMA_VERSION = 2
+OP_PROFILE_RUNS = 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
-    """One bundle measured on one host; times in milliseconds."""
+    """One bundle measured on one host with one backend; times in milliseconds."""
 
-    schema_version: int = 1
+    schema_version: int = SCHEMA_VERSION
     bundle: str
+    backend: str
     host: dict[str, Any]
     settings: dict[str, Any]
-    latency_ms: dict[str, float]
+    latency_ms: dict[str, Any]
     throughput_per_s: float
+    streams_per_s: dict[str, float]
     cold_start_ms: dict[str, float]
     peak_rss_mib: float
+    model_mib: float
+    ops: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -40,8 +49,30 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: the profile was written by a newer frugalml.
+        """
+        if int(data.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise ValueError(f"Profile schema {data['schema_version']} is newer than "
+                             f"{SCHEMA_VERSION}; upgrade frugalml.")
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    """How long to warm up and measure: by count, by duration, or both (whichever ends later
+    for warm-up; whichever comes first for timed runs, with at least 2 runs)."""
+
+    warmup_runs: int = 20
+    warmup_s: float = 0.0
+    runs: int | None = 200
+    duration_s: float | None = None
+    streams: tuple[int, ...] = (1,)
+    inputs: str = "samples"
+    batch: int = 1
+    op_profile: bool = True
 
 
 def peak_rss_mib() -> float:
@@ -50,76 +81,115 @@ def peak_rss_mib() -> float:
     NOTE: /proc/self/status VmHWM belongs to the current address space; ``ru_maxrss`` would
     carry over the parent's peak across fork+exec and report a 1 GB toolchain as ours.
     """
+    return _status_mib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _status_mib(key: str) -> float:
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return 0.0
 
 
-def summarize(times_ns: list[int]) -> dict[str, float]:
-    """Percentiles, mean, std and a 95 % confidence interval of the mean, in milliseconds."""
-    ms = np.asarray(times_ns, dtype=np.float64) / 1e6
-    mean, std = float(ms.mean()), float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
-    half = 1.96 * std / math.sqrt(len(ms))
-    return {
-        "p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
-        "p99": float(np.percentile(ms, 99)), "mean": mean, "std": std,
-        "mean_ci95_low": mean - half, "mean_ci95_high": mean + half, "min": float(ms.min()),
-    }
+def time_calls(call: Callable[[Any], object], feeds: Sequence[Any], *, runs: int | None,
+               duration_s: float | None, clock: Callable[[], int] = time.perf_counter_ns
+               ) -> list[int]:
+    """Time ``call`` on the feeds in turn until ``runs`` calls or ``duration_s`` have passed."""
+    if not runs and not duration_s:
+        raise ValueError("Give a number of runs or a duration.")
+    deadline = clock() + int(duration_s * 1e9) if duration_s else None
+    times: list[int] = []
+    while True:
+        start = clock()
+        call(feeds[len(times) % len(feeds)])
+        end = clock()
+        times.append(end - start)
+        if runs and len(times) >= runs:
+            return times
+        if deadline is not None and end >= deadline and len(times) >= 2:
+            return times
 
 
-def profile_bundle(
-    bundle_dir: Path, *, runs: int = 200, warmup: int = 20, threads: int = 0, sample: int = 0
-) -> Profile:
-    """Load the bundle (timed), run one sample (timed), warm up, then time ``runs`` runs.
+def warm_up(call: Callable[[Any], object], feeds: Sequence[Any], plan: Plan) -> int:
+    """Run ``plan.warmup_runs`` calls and keep going until ``plan.warmup_s`` has passed."""
+    done, deadline = 0, time.perf_counter() + plan.warmup_s
+    while done < plan.warmup_runs or time.perf_counter() < deadline:
+        call(feeds[done % len(feeds)])
+        done += 1
+    return done
 
-    The input is one real sample from the bundle (batch 1), the way a device would see it.
-    """
+
+def streams_throughput(call: Callable[[Any], object], feeds: Sequence[Any], streams: int,
+                       seconds: float) -> float:
+    """Inferences per second with ``streams`` threads calling at once, each on its own inputs."""
+    counts = [0] * streams
+    start = time.perf_counter()
+    stop = start + seconds
+
+    def worker(k: int) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            call(feeds[i % len(feeds)])
+            i += streams
+            counts[k] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None = None,
+                   threads: int = 0) -> Profile:
+    """Measure cold start, steady-state latency, stream throughput and per-op time."""
     from frugalml.runtime import load
+    from frugalml.runtime.bench_inputs import bench_feeds
+    from frugalml.runtime.opstats import summarize_ops
 
-    if runs < 2 or warmup < 0:
-        raise ValueError(f"runs must be >= 2 and warmup >= 0, got runs={runs}, warmup={warmup}.")
-    t0 = time.perf_counter_ns()
-    model = load(bundle_dir, threads=threads)
-    t1 = time.perf_counter_ns()
-    with np.load(model.bundle_dir / model.manifest.samples_file, allow_pickle=False) as data:
-        feeds = {n: data[f"input.{n}"][sample:sample + 1] for n in model.input_names}
-    model.run(feeds)
-    t2 = time.perf_counter_ns()
-    for _ in range(warmup):
-        model.run(feeds)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        model.run(feeds)
-        times.append(time.perf_counter_ns() - start)
-    latency = summarize(times)
+    rss_before = _status_mib("VmRSS")
+    model = load(bundle_dir, backend=backend, threads=threads, streams=max(plan.streams))
+    model_mib = _status_mib("VmRSS") - rss_before
+    feeds = bench_feeds(model, plan.inputs, batch=plan.batch)
+    first = time.perf_counter()
+    model.run(feeds[0])
+    cold = {**model.load_ms, "first_inference": (time.perf_counter() - first) * 1e3}
+    cold["load"] = cold["verify"] + cold["compile"]
+    warmed = warm_up(model.run, feeds, plan)
+    latency = summarize(time_calls(model.run, feeds, runs=plan.runs, duration_s=plan.duration_s))
+    seconds = max(1.0, min(5.0, latency["mean"] * 200 / 1e3))
+    streams = {str(s): streams_throughput(model.run, feeds, s, seconds) for s in plan.streams}
+    model.close()
+    ops: dict[str, Any] = {}
+    if plan.op_profile:
+        with load(bundle_dir, backend=backend, threads=threads, profile=True) as profiled:
+            time_calls(profiled.run, feeds, runs=OP_PROFILE_RUNS, duration_s=None)
+            ops = summarize_ops(profiled.session.op_events(), OP_PROFILE_RUNS)
     return Profile(
-        bundle=model.manifest.name, host=read_host().to_dict(),
-        settings={"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
-                  "input_shapes": {n: list(v.shape) for n, v in feeds.items()},
-                  "backend": model.manifest.target.backend},
-        latency_ms=latency, throughput_per_s=1000.0 / latency["mean"],
-        cold_start_ms={"load": (t1 - t0) / 1e6, "first_inference": (t2 - t1) / 1e6},
-        peak_rss_mib=peak_rss_mib(),
+        bundle=model.manifest.name, backend=model.backend, host=read_host().to_dict(),
+        settings={"threads": threads, "streams": list(plan.streams), "warmup_runs": warmed,
+                  "runs": int(latency["count"]), "duration_s": plan.duration_s,
+                  "inputs": str(plan.inputs), "distinct_inputs": len(feeds), "batch": plan.batch,
+                  "input_shapes": {n: list(v.shape) for n, v in feeds[0].items()}},
+        latency_ms=latency, throughput_per_s=plan.batch * 1e3 / latency["mean"],
+        streams_per_s={k: v * plan.batch for k, v in streams.items()}, cold_start_ms=cold,
+        peak_rss_mib=peak_rss_mib(), model_mib=model_mib, ops=ops,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Profile a bundle in this process and print (or save) the Profile as JSON."""
     parser = argparse.ArgumentParser(prog="python -m frugalml.runtime.profile")
-    parser.add_argument("bundle", type=Path)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=0)
+    add_arguments(parser)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from frugalml.errors import FrugalError
 
     try:
-        result = profile_bundle(args.bundle, runs=args.runs, warmup=args.warmup,
+        result = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
                                 threads=args.threads)
     except FrugalError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -130,6 +200,34 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The profiler's options, shared by ``frugal bench`` and ``python -m``."""
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino"),
+                        help="default: the bundle's own")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: auto)")
+    parser.add_argument("--streams", type=int, default=1,
+                        help="measure throughput for 1..N concurrent streams")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--duration", type=float, help="time runs for S seconds instead")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs")
+    parser.add_argument("--warmup-seconds", type=float, default=0.0)
+    parser.add_argument("--inputs", default="samples",
+                        help="'samples' (bundle's), 'synthetic', or an .npz of real inputs")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--no-ops", action="store_true", help="skip the per-op profile")
+
+
+def plan_from(args: argparse.Namespace) -> Plan:
+    """Build a :class:`Plan` from parsed ``add_arguments`` options."""
+    if args.streams < 1 or args.batch < 1 or args.runs < 2:
+        raise SystemExit("--streams and --batch must be >= 1 and --runs >= 2")
+    return Plan(warmup_runs=args.warmup, warmup_s=args.warmup_seconds,
+                runs=None if args.duration else args.runs, duration_s=args.duration,
+                streams=tuple(range(1, args.streams + 1)), inputs=args.inputs,
+                batch=args.batch, op_profile=not args.no_ops)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-INT8_KERNELS = frozenset({
-    "QLinearMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QGemm", "QLinearConv",
-    "ConvInteger", "DynamicQuantizeMatMul", "QAttention", "MatMulNBits",
-})
-FLOAT_KERNELS = frozenset({"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "Conv", "FusedConv"})
+from frugalml.runtime.kernels import FLOAT_KERNELS, INT8_KERNELS
 
 
 def kernel_counts(model_file: Path) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -9,12 +10,31 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpEvent:
+    """Time one graph node spent executing, summed over ``calls`` inferences."""
+
+    node: str
+    op_type: str
+    exec_type: str
+    total_us: float
+    calls: int
+
+
 @runtime_checkable
 class Session(Protocol):
-    """A loaded model ready to run."""
+    """A loaded model ready to run; ``run`` may be called from many threads at once."""
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once and return every output by name."""
+        """Run once and return every output by name (arrays the caller owns)."""
+        ...
+
+    def op_events(self) -> list[OpEvent]:
+        """Per-node times since the session was opened with ``profile=True``."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources; the session must not be used afterwards."""
         ...
 
 
@@ -25,6 +45,11 @@ class Backend(Protocol):
     name: str
     module: str
 
-    def open(self, model_file: Path, *, threads: int) -> Session:
-        """Load ``model_file`` with ``threads`` intra-op threads (0 lets the library choose)."""
+    def open(self, model_file: Path, *, threads: int, streams: int = 1,
+             profile: bool = False) -> Session:
+        """Load and compile ``model_file``.
+
+        ``threads``: intra-op threads (0 lets the library choose); ``streams``: how many
+        inferences may run in parallel; ``profile``: record per-node times (slower runs).
+        """
         ...

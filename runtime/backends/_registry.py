@@ -9,6 +9,7 @@ from frugalml.runtime.backends._protocol import Backend
 
 _BACKENDS: dict[str, str] = {
     "onnxruntime": "frugalml.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "frugalml.runtime.backends.openvino:OpenVinoBackend",
 }
 
 

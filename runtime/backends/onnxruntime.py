@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from frugalml.errors import BundleError
+from frugalml.runtime.backends._protocol import OpEvent
 
 
 class OnnxRuntimeSession:
-    """An ``onnxruntime.InferenceSession`` returning outputs by name."""
+    """An ``onnxruntime.InferenceSession`` (whose ``run`` is thread-safe), outputs by name."""
 
-    def __init__(self, session: object) -> None:
+    def __init__(self, session: Any, profile_dir: tempfile.TemporaryDirectory[str] | None
+                 ) -> None:
         self._session = session
-        self._output_names = [o.name for o in session.get_outputs()]  # type: ignore[attr-defined]
+        self._output_names = [o.name for o in session.get_outputs()]
+        self._profile_dir = profile_dir
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; outputs keep the model's names."""
-        values = self._session.run(self._output_names, dict(feeds))  # type: ignore[attr-defined]
+        values = self._session.run(self._output_names, dict(feeds))
         return dict(zip(self._output_names, values, strict=True))
+
+    def op_events(self) -> list[OpEvent]:
+        """Parse ONNX Runtime's profiling trace (node ``*_kernel_time`` events, microseconds).
+
+        Raises:
+            BundleError: the session was not opened with ``profile=True``.
+        """
+        if self._profile_dir is None:
+            raise BundleError("Per-op times need a session opened with profile=True.")
+        trace = Path(self._session.end_profiling())
+        totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+        for event in json.loads(trace.read_text()):
+            name = event.get("name", "")
+            if event.get("cat") == "Node" and name.endswith("_kernel_time"):
+                key = (name.removesuffix("_kernel_time"), event["args"].get("op_name", ""))
+                totals[key][0] += float(event.get("dur", 0))
+                totals[key][1] += 1
+        trace.unlink(missing_ok=True)
+        return [OpEvent(node=node, op_type=op, exec_type="", total_us=t, calls=int(n))
+                for (node, op), (t, n) in totals.items()]
+
+    def close(self) -> None:
+        """Drop the session and any profiling files."""
+        self._session = None
+        if self._profile_dir is not None:
+            self._profile_dir.cleanup()
 
 
 class OnnxRuntimeBackend:
@@ -29,8 +62,11 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     module = "onnxruntime"
 
-    def open(self, model_file: Path, *, threads: int) -> OnnxRuntimeSession:
+    def open(self, model_file: Path, *, threads: int, streams: int = 1,
+             profile: bool = False) -> OnnxRuntimeSession:
         """Create a CPU session with all graph optimisations (they fuse QDQ into int8 kernels).
+
+        Concurrent ``run`` calls share one session; ``streams`` needs no setting here.
 
         Raises:
             BundleError: ONNX Runtime cannot load the file.
@@ -42,10 +78,16 @@ class OnnxRuntimeBackend:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        profile_dir = tempfile.TemporaryDirectory(prefix="frugal-ort-profile-") if profile else None
+        if profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profile_dir.name) / "ort")
         try:
             session = ort.InferenceSession(
                 str(model_file), options, providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # ORT raises its own untyped errors for unreadable models
+            if profile_dir is not None:
+                profile_dir.cleanup()
             raise BundleError(f"ONNX Runtime cannot load {model_file}: {e}") from e
-        return OnnxRuntimeSession(session)
+        return OnnxRuntimeSession(session, profile_dir)

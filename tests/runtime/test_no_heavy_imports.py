@@ -18,8 +18,10 @@ with np.load(model.bundle_dir / "samples.npz") as d:
     feeds = {n: d["input." + n] for n in model.input_names}
 model.run(feeds)
 model.self_check()
-from frugalml.runtime.profile import profile_bundle
-profile_bundle(sys.argv[1], runs=3, warmup=1)
+from frugalml.runtime.profile import Plan, profile_bundle
+profile_bundle(sys.argv[1], plan=Plan(runs=3, warmup_runs=1, streams=(1, 2)))
+from frugalml.cli import _parser
+_parser()
 print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
 """
 
