@@ -18,32 +18,44 @@ class Split:
     duplicates_dropped: int
 
 
-def hashed_split(keys: Sequence[str], *, calibration_size: int, salt: str = "frugalml") -> Split:
-    """Order items by sha256(salt + key) and take the first ``calibration_size`` for calibration.
+def _rank(salt: str, key: str) -> str:
+    return hashlib.sha256((salt + "\0" + key).encode()).hexdigest()
 
-    Identical keys are kept once, so the same text can never land in both parts. The order
-    depends only on content, so adding items elsewhere in the file does not reshuffle the split.
+
+def hashed_split(keys: Sequence[str], *, calibration_size: int | None = None,
+                 calibration_fraction: float | None = None, salt: str = "frugalml") -> Split:
+    """Split items by the sha256 of their identity key; identical keys are kept once.
+
+    ``calibration_fraction``: an item is calibration iff its hash falls below the fraction, so
+    adding or removing other items never moves an existing item to the other part.
+    ``calibration_size``: the ``N`` lowest hashes are calibration (exact count; an added item
+    can push one calibration item over the boundary into evaluation, never the reverse).
 
     Raises:
-        CalibrationError: too few distinct items for a non-empty evaluation part.
+        CalibrationError: neither or both options given, or a part would be empty.
     """
+    if (calibration_size is None) == (calibration_fraction is None):
+        raise CalibrationError("Give exactly one of calibration_size or calibration_fraction.")
     first_seen: dict[str, int] = {}
     for index, key in enumerate(keys):
         first_seen.setdefault(key, index)
-    if calibration_size < 1:
-        raise CalibrationError(f"calibration_size must be at least 1, got {calibration_size}.")
-    if len(first_seen) <= calibration_size:
+    if calibration_size is not None:
+        if calibration_size < 1:
+            raise CalibrationError(f"calibration_size must be at least 1, got {calibration_size}.")
+        ordered = sorted(first_seen, key=lambda k: _rank(salt, k))
+        chosen = set(ordered[:calibration_size])
+    else:
+        if not 0.0 < calibration_fraction < 1.0:  # type: ignore[operator]
+            raise CalibrationError(
+                f"calibration_fraction must be between 0 and 1, got {calibration_fraction}.")
+        limit = int(calibration_fraction * 2**64)  # type: ignore[operator]
+        chosen = {k for k in first_seen if int(_rank(salt, k)[:16], 16) < limit}
+    calibration = tuple(sorted(first_seen[k] for k in chosen))
+    evaluation = tuple(sorted(i for k, i in first_seen.items() if k not in chosen))
+    if not calibration or not evaluation:
         raise CalibrationError(
-            f"The set has {len(first_seen)} distinct items; {calibration_size} are requested for "
-            "calibration, which leaves none for evaluation. Use a smaller calibration_size or "
-            "more data."
-        )
-
-    def rank(key: str) -> str:
-        return hashlib.sha256((salt + "\0" + key).encode()).hexdigest()
-
-    ordered = sorted(first_seen, key=rank)
-    calibration = tuple(sorted(first_seen[k] for k in ordered[:calibration_size]))
-    evaluation = tuple(sorted(first_seen[k] for k in ordered[calibration_size:]))
+            f"The set has {len(first_seen)} distinct items; the split leaves "
+            f"{len(calibration)} for calibration and {len(evaluation)} for evaluation. Both "
+            "need at least one: change the calibration size or fraction, or add data.")
     return Split(calibration=calibration, evaluation=evaluation,
                  duplicates_dropped=len(keys) - len(first_seen))

@@ -57,6 +57,9 @@ class TextCalibrationSet:
             "source_sha256": self.source_sha256, "tokenizer_digest": self.tokenizer_digest,
             "max_length": self.max_length, "calibration_items": len(self.calibration),
             "evaluation_items": len(self.evaluation),
+            "calibration_fingerprint": digest("calibration", self.source_sha256,
+                                              self.calibration),
+            "evaluation_fingerprint": digest("evaluation", self.source_sha256, self.evaluation),
             "duplicates_dropped": self.duplicates_dropped,
         }
 

@@ -76,6 +76,45 @@ def _cmd_export(args: argparse.Namespace) -> None:
     _print(record.to_dict(), args.json, lines)
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from frugalml.calibration import make_set
+    from frugalml.calibration.descriptor import open_source, write_descriptor
+
+    options: dict[str, Any] = {"preset": args.preset, "layout": args.layout,
+                               "strict": args.strict or None} if args.data.is_dir() else {}
+    if not args.data.is_dir() and args.data.suffix not in (".npy", ".npz"):
+        options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model),
+                   "column": args.column, "label_column": args.label_column}
+    data_set = make_set(open_source(args.data, options), calibration_size=args.num)
+    signature = _onnx_signature(args.model)
+    if signature:
+        data_set.check_inputs(signature)
+    path = write_descriptor(data_set, args.data, options, args.out)
+    summary = data_set.summary()
+    _print({"descriptor": str(path), **summary}, args.json,
+           [f"wrote {path}",
+            f"{summary['calibration_items']} calibration / {summary['evaluation_items']} "
+            f"evaluation items, fingerprint {summary['fingerprint'][:12]}"
+            + (", inputs match the model" if signature else "")])
+
+
+def _tokenizer_dir(model: Path) -> Path | None:
+    return model if (model / "config.json").is_file() else None
+
+
+def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(name, numpy dtype, shape) of an ONNX model's inputs, or [] for a HF directory."""
+    path = model / "model.onnx" if model.is_dir() else model
+    if path.suffix != ".onnx" or not path.is_file():
+        return []
+    import onnxruntime as ort
+
+    from frugalml.targets.bundle import onnx_dtype
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
+
+
 def _cmd_verify(args: argparse.Namespace) -> None:
     from frugalml.runtime import load
 
@@ -154,12 +193,28 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
 
 
+def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", type=Path, help="image folder, .npy/.npz, or .csv/.jsonl/.txt")
+    p.add_argument("--model", type=Path, required=True,
+                   help=".onnx (inputs are checked against it), export dir, or HF model dir")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--num", type=int, default=300, help="calibration items")
+    p.add_argument("--preset", default="imagenet", help="images: imagenet, tflite, minus1-1, "
+                   "mnist")
+    p.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"))
+    p.add_argument("--strict", action="store_true", help="images: non-image files are errors")
+    p.add_argument("--tokenizer", type=Path, help="text: tokenizer dir (default: --model)")
+    p.add_argument("--column", default="text")
+    p.add_argument("--label-column")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
         "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
+        "calibrate": (_cmd_calibrate, "split and fingerprint a calibration set for a model"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
         "verify": (_cmd_verify, "check a bundle's hashes, target and sample outputs"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
@@ -178,6 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     subs["deploy"].add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
     subs["deploy"].add_argument("--target", default="auto")
     _export_arguments(subs["export"])
+    _calibrate_arguments(subs["calibrate"])
     for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")

@@ -84,7 +84,10 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
                 op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
                 calibrate_method=getattr(q.CalibrationMethod, _METHODS[recipe.calibration_method]),
                 # Float MatMul outputs fuse into MatMulIntegerToFloat: one rounding less.
-                extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
+                # Bounded memory: ORT keeps every batch's activations until it computes
+                # ranges unless told to merge them every N batches (min/max merge exactly).
+                extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
+                               "CalibMaxIntermediateOutputs": 64},
             )
     except Exception as e:  # ORT raises untyped errors from deep inside calibration
         raise QuantizationError(f"ONNX Runtime static quantization failed: {e}") from e

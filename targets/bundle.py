@@ -26,15 +26,22 @@ _DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64
            "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
 
 
+def onnx_dtype(ort_type: str) -> str:
+    """numpy dtype name of an ONNX Runtime type string such as ``tensor(float)``.
+
+    Raises:
+        BundleError: a type bundles do not support.
+    """
+    onnx_type = ort_type.removeprefix("tensor(").removesuffix(")")
+    if onnx_type not in _DTYPES:
+        raise BundleError(f"Type {ort_type} is not supported by bundles yet.")
+    return _DTYPES[onnx_type]
+
+
 def _specs(values: list[Any]) -> tuple[TensorSpec, ...]:
-    specs = []
-    for v in values:
-        onnx_type = v.type.removeprefix("tensor(").removesuffix(")")
-        if onnx_type not in _DTYPES:
-            raise BundleError(f"{v.name!r} has type {v.type}, which bundles do not support yet.")
-        shape = tuple(d if isinstance(d, int) else str(d) for d in v.shape)
-        specs.append(TensorSpec(name=v.name, dtype=_DTYPES[onnx_type], shape=shape))
-    return tuple(specs)
+    return tuple(TensorSpec(name=v.name, dtype=onnx_dtype(v.type),
+                            shape=tuple(d if isinstance(d, int) else str(d) for d in v.shape))
+                 for v in values)
 
 
 def assemble(

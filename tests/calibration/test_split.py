@@ -15,7 +15,7 @@ from frugalml.errors import CalibrationError
 def test_parts_never_share_a_text(keys: list[str], size: int) -> None:
     distinct = len(set(keys))
     if distinct <= size:
-        with pytest.raises(CalibrationError, match="leaves none for evaluation"):
+        with pytest.raises(CalibrationError, match="0 for evaluation"):
             hashed_split(keys, calibration_size=size)
         return
     split = hashed_split(keys, calibration_size=size)
@@ -39,3 +39,19 @@ def test_split_depends_on_content_not_position() -> None:
 def test_zero_calibration_size_is_refused() -> None:
     with pytest.raises(CalibrationError, match="at least 1"):
         hashed_split(["a", "b"], calibration_size=0)
+
+
+def test_fraction_split_never_moves_existing_items_when_items_are_added() -> None:
+    keys = [f"img_{i:04d}.jpg" for i in range(990)]
+    before = hashed_split(keys, calibration_fraction=0.1)
+    after = hashed_split(keys + [f"new_{i}.jpg" for i in range(10)], calibration_fraction=0.1)
+    assert set(before.calibration) == {i for i in after.calibration if i < 990}
+    assert set(before.evaluation) == {i for i in after.evaluation if i < 990}
+    assert 60 <= len(before.calibration) <= 140  # ~10 % of 990
+
+
+def test_exactly_one_split_option() -> None:
+    with pytest.raises(CalibrationError, match="exactly one"):
+        hashed_split(["a", "b"])
+    with pytest.raises(CalibrationError, match="between 0 and 1"):
+        hashed_split(["a", "b"], calibration_fraction=1.5)

@@ -1,0 +1,90 @@
+"""Open any supported data path as a source, and save/reload a set as a JSON descriptor.
+
+The descriptor records how to rebuild the set (path and options) and its fingerprint; reading
+it rebuilds the set and refuses it if the data or preprocessing changed since.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from frugalml._records import write_json_atomic
+from frugalml.calibration.dataset import CalibrationSet, Source, make_set
+from frugalml.errors import CalibrationError
+
+DESCRIPTOR_NAME = "calibration.json"
+_TEXT_SUFFIXES = (".csv", ".jsonl", ".txt")
+
+
+def open_source(data: Path, options: dict[str, Any]) -> Source:
+    """Pick the reader from the path: a folder of images, .npy/.npz arrays, or a text file.
+
+    ``options`` are the reader's keyword arguments (``preset``, ``layout``, ``tokenizer``,
+    ``column``, ...); unknown ones are refused.
+
+    Raises:
+        CalibrationError: the path is missing or of an unsupported kind, or an option is
+            unknown for that kind.
+    """
+    from frugalml.calibration.arrays import read_arrays
+    from frugalml.calibration.images import ImageFolder
+    from frugalml.calibration.textfile import TextSource
+
+    data = Path(data)
+    opts = {k: v for k, v in options.items() if v is not None}
+    try:
+        if data.is_dir():
+            return ImageFolder(data, **opts)
+        if data.suffix in (".npy", ".npz"):
+            return read_arrays(data, **opts)
+        if any(s in _TEXT_SUFFIXES for s in data.suffixes):
+            tokenizer = opts.pop("tokenizer", None)
+            if tokenizer is None:
+                raise CalibrationError(f"Text data {data} needs the model's tokenizer: pass "
+                                       "--tokenizer DIR (or a Hugging Face model as --model).")
+            return TextSource(data, Path(tokenizer), **opts)
+    except TypeError as e:  # an option the chosen reader does not take
+        raise CalibrationError(f"Option not valid for {data}: {e}.") from e
+    if not data.exists():
+        raise CalibrationError(f"{data} does not exist.")
+    raise CalibrationError(f"Cannot read {data}: use a folder of images, .npy/.npz arrays, or "
+                           "a .csv/.jsonl/.txt text file (optionally .gz/.bz2).")
+
+
+def write_descriptor(data_set: CalibrationSet, data: Path, options: dict[str, Any],
+                     out_dir: Path) -> Path:
+    """Write ``out_dir/calibration.json`` (atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / DESCRIPTOR_NAME
+    write_json_atomic(path, {"schema_version": 1, "data": str(Path(data).resolve()),
+                             "options": {k: str(v) if isinstance(v, Path) else v
+                                         for k, v in options.items() if v is not None},
+                             "split": data_set.split_rule, "salt": data_set.salt,
+                             **data_set.summary()})
+    return path
+
+
+def read_descriptor(path: Path) -> CalibrationSet:
+    """Rebuild the set a descriptor describes and check it is the same data.
+
+    Raises:
+        CalibrationError: unreadable descriptor, or the data/preprocessing changed since.
+    """
+    try:
+        desc = json.loads(Path(path).read_text())
+        rule, _, value = desc["split"].partition("=")
+    except (OSError, ValueError, KeyError) as e:
+        raise CalibrationError(f"{path} is not a calibration descriptor: {e}.") from e
+    source = open_source(Path(desc["data"]), dict(desc["options"]))
+    size = int(value) if rule == "size" else None
+    fraction = float(value) if rule == "fraction" else None
+    data_set = make_set(source, calibration_size=size, calibration_fraction=fraction,
+                        salt=desc["salt"])
+    if data_set.fingerprint != desc["fingerprint"]:
+        raise CalibrationError(
+            f"The data behind {path} changed since it was written (fingerprint "
+            f"{data_set.fingerprint[:12]} != {desc['fingerprint'][:12]}). Run frugal calibrate "
+            "again, and re-quantize with the new set.")
+    return data_set

@@ -1,0 +1,188 @@
+"""Image folders as calibration sources, with the preprocessing the model was trained with.
+
+Labels come from sub-folder names, a ``labels.json`` (``{"label_of_file": {...}}`` or a flat
+``{file: index}``) or a two-column CSV, or there are none. Images are decoded per batch, so a
+folder of any size streams in bounded memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml.errors import CalibrationError, require
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Preset:
+    """How pixels become model inputs: resize, crop, colour, scaling."""
+
+    size: int
+    resize: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    grayscale: bool = False
+
+
+PRESETS = {
+    # torchvision-style ImageNet models: x/255, then per-channel mean/std.
+    "imagenet": Preset(224, 256, (0.485 * 255, 0.456 * 255, 0.406 * 255),
+                       (0.229 * 255, 0.224 * 255, 0.225 * 255)),
+    # TFLite / EfficientNet-Lite: (x - 127) / 128.
+    "tflite": Preset(224, 256, (127.0,) * 3, (128.0,) * 3),
+    # Inception / MobileNet-v2 TF style: [-1, 1].
+    "minus1-1": Preset(224, 256, (127.5,) * 3, (127.5,) * 3),
+    # MNIST CNNs: grayscale 28x28, (x/255 - 0.1307) / 0.3081.
+    "mnist": Preset(28, 28, (0.1307 * 255,), (0.3081 * 255,), grayscale=True),
+}
+
+
+class ImageFolder:
+    """A folder of images; one item per decodable image file, in sorted path order."""
+
+    kind = "images"
+
+    def __init__(self, root: Path, *, preset: str = "imagenet", labels: str | Path | None =
+                 "auto", layout: str = "NCHW", color: str = "RGB", input_name: str = "image",
+                 size: int | None = None, resize: int | None = None, strict: bool = False
+                 ) -> None:
+        """List (not decode) the images under ``root``.
+
+        Raises:
+            CalibrationError: missing or empty folder, unknown preset/layout/colour, a
+                non-image file under ``strict``, or a labels file that does not cover them.
+        """
+        require("PIL", extra="toolchain")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise CalibrationError(f"{self.root} is not a folder of images.")
+        if preset not in PRESETS:
+            raise CalibrationError(f"Unknown preset {preset!r}; choose one of {list(PRESETS)}.")
+        if layout not in ("NCHW", "NHWC") or color not in ("RGB", "BGR"):
+            raise CalibrationError(f"layout must be NCHW or NHWC and color RGB or BGR, got "
+                                   f"{layout!r} and {color!r}.")
+        base = PRESETS[preset]
+        self.preset_name = preset
+        self.preset = dataclasses.replace(base, size=size or base.size,
+                                          resize=resize or max(base.resize, size or 0))
+        self.layout, self.color, self.input_name, self.strict = layout, color, input_name, strict
+        self.files, self.skipped = self._list_images()
+        self._labels = self._read_labels(labels)
+
+    def _list_images(self) -> tuple[list[Path], list[str]]:
+        files, skipped = [], []
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            if path.suffix.lower() in IMAGE_SUFFIXES and _readable_header(path):
+                files.append(path)
+            elif path.name not in ("labels.json", "labels.csv", "README.md"):
+                skipped.append(str(path.relative_to(self.root)))
+        if skipped and self.strict:
+            raise CalibrationError(
+                f"{len(skipped)} files under {self.root} are not readable images (first: "
+                f"{skipped[0]}). Remove them, or drop --strict to skip them.")
+        return files, skipped
+
+    def _read_labels(self, labels: str | Path | None) -> tuple[int | None, ...]:
+        names = [str(p.relative_to(self.root)) for p in self.files]
+        if labels is None:
+            return (None,) * len(names)
+        if labels == "auto":
+            for candidate in (self.root / "labels.json", self.root / "labels.csv"):
+                if candidate.is_file():
+                    return self._read_labels(candidate)
+            folders = sorted({Path(n).parent.as_posix() for n in names} - {"."})
+            if not folders:
+                return (None,) * len(names)
+            index = {f: i for i, f in enumerate(folders)}
+            return tuple(index.get(Path(n).parent.as_posix()) for n in names)
+        mapping = _label_mapping(Path(labels))
+        missing = [n for n in names if n not in mapping]
+        if missing:
+            raise CalibrationError(f"{labels} has no label for {len(missing)} images (first: "
+                                   f"{missing[0]}). Complete it, or pass labels=None.")
+        return tuple(int(mapping[n]) for n in names)
+
+    def keys(self) -> tuple[str, ...]:
+        """Relative paths: an image's identity does not depend on the other files."""
+        return tuple(str(p.relative_to(self.root)) for p in self.files)
+
+    def labels(self) -> tuple[int | None, ...]:
+        """Class index per image, or None."""
+        return self._labels
+
+    def describe(self) -> dict[str, Any]:
+        """Folder and preprocessing."""
+        return {"path": str(self.root), "preset": self.preset_name,
+                **dataclasses.asdict(self.preset), "layout": self.layout, "color": self.color,
+                "input_name": self.input_name, "skipped_files": len(self.skipped)}
+
+    def content_digest(self) -> str:
+        """sha256 over every image's path and bytes, streamed."""
+        h = hashlib.sha256()
+        for path in self.files:
+            h.update(str(path.relative_to(self.root)).encode() + b"\0")
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+
+    def load(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """Decode, resize (short side), centre-crop, scale and lay out these images."""
+        return {self.input_name: np.stack([self._one(self.files[i]) for i in indices])}
+
+    def _one(self, path: Path) -> np.ndarray:
+        from PIL import Image
+
+        p = self.preset
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if p.grayscale else "RGB")
+                scale = p.resize / min(im.size)
+                im = im.resize((max(p.size, round(im.width * scale)),
+                                max(p.size, round(im.height * scale))), Image.BILINEAR)
+                left, top = (im.width - p.size) // 2, (im.height - p.size) // 2
+                pixels = np.asarray(im.crop((left, top, left + p.size, top + p.size)),
+                                    dtype=np.float32)
+        except OSError as e:
+            raise CalibrationError(f"Cannot decode {path}: {e}. The file is truncated or not "
+                                   "an image: remove it from the folder.") from e
+        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+        if self.color == "BGR" and not p.grayscale:
+            pixels = pixels[..., ::-1]
+        pixels = (pixels - np.array(p.mean, np.float32)) / np.array(p.std, np.float32)
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1) if self.layout == "NCHW"
+                                    else pixels)
+
+
+def _readable_header(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[0] > 0
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def _label_mapping(path: Path) -> dict[str, int]:
+    if not path.is_file():
+        raise CalibrationError(f"Labels file {path} does not exist.")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            return dict(data.get("label_of_file", data))
+        with path.open(newline="") as f:
+            return {row[0]: int(row[1]) for row in csv.reader(f) if len(row) >= 2
+                    and row[1].strip().lstrip("-").isdigit()}
+    except (ValueError, AttributeError) as e:
+        raise CalibrationError(f"Cannot read labels from {path}: {e}. Use JSON "
+                               "{file: class_index} or CSV rows 'file,class_index'.") from e

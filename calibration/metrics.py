@@ -1,0 +1,64 @@
+"""Evaluators: each returns the value, how many items it rests on, and its standard error."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from frugalml.errors import CalibrationError
+from frugalml.runtime.numerics import row_cosine
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Metric:
+    """One measured number; ``stderr`` is the binomial standard error for accuracies."""
+
+    name: str
+    value: float
+    count: int
+    stderr: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return dataclasses.asdict(self)
+
+
+def _rate(name: str, hits: np.ndarray) -> Metric:
+    n = int(hits.size)
+    if n == 0:
+        raise CalibrationError(f"{name} needs at least one labelled item; none were scored.")
+    p = float(hits.mean())
+    return Metric(name, p, n, math.sqrt(p * (1 - p) / n))
+
+
+def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> Metric:
+    """Share of items whose label is among the ``k`` highest logits (unlabelled, -1, skipped)."""
+    known = labels >= 0
+    top = np.argsort(-logits[known], axis=1)[:, :k]
+    return _rate(f"top{k}_accuracy", (top == labels[known][:, None]).any(axis=1))
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> Metric:
+    """Share of items where the candidate's top-1 class equals the reference model's."""
+    return _rate("top1_agreement_with_fp32", reference.argmax(1) == candidate.argmax(1))
+
+
+def output_cosine(reference: np.ndarray, candidate: np.ndarray) -> Metric:
+    """Mean per-item cosine of the candidate's outputs to the reference's."""
+    cos = row_cosine(reference, candidate)
+    return Metric("mean_cosine_to_fp32", float(cos.mean()), int(cos.size))
+
+
+def perplexity(logits: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarray) -> Metric:
+    """exp(mean next-token negative log-likelihood) over the unmasked positions."""
+    shifted = logits[:, :-1].astype(np.float64)
+    targets, mask = input_ids[:, 1:], attention_mask[:, 1:].astype(bool)
+    shifted -= shifted.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    if not mask.any():
+        raise CalibrationError("Perplexity needs at least two tokens in some sequence.")
+    return Metric("perplexity", float(np.exp(nll[mask].mean())), int(mask.sum()))
