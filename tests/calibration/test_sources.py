@@ -152,3 +152,21 @@ def test_bad_calibration_inputs(tmp_path: Path, case: str) -> None:
     else:
         with pytest.raises(CalibrationError, match="empty"):
             from_items([])
+
+
+def test_mnist_preset_on_png_digits_matches_the_training_normalisation(tmp_path: Path) -> None:
+    from PIL import Image
+
+    digits, labels = mnist_batch(20)
+    pixels = np.round((digits[:, 0] * 0.3081 + 0.1307) * 255).astype(np.uint8)
+    for i, (image, label) in enumerate(zip(pixels, labels, strict=True)):
+        (tmp_path / str(label)).mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / str(label) / f"{i:02d}.png")
+    source = ImageFolder(tmp_path, preset="mnist")
+    order = [int(Path(k).stem) for k in source.keys()]
+    loaded = source.load(range(20))["image"]
+    np.testing.assert_allclose(loaded, digits[order], atol=1e-5)
+    classes = sorted({str(v) for v in labels})
+    assert [classes[c] for c in source.labels()] == [str(labels[i]) for i in order]
+    nhwc = ImageFolder(tmp_path, preset="mnist", layout="NHWC").load([0])["image"]
+    assert nhwc.shape == (1, 28, 28, 1)
