@@ -21,11 +21,13 @@ def _deploy_summary(result: Any, as_json: bool) -> None:
     summary = {"shipped": report["shipped"], "shipped_bundle": str(result.shipped_bundle),
                "bundles": {k: str(v) for k, v in result.bundles.items()},
                "report_json": str(result.report_json), "report_md": str(result.report_md),
+               "report_html": str(result.report_html),
                "speedup_p50": report["speedup_p50"], "checks": report["checks"]}
     lines = [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
              f"(limit {c['limit']})" for c in report["checks"]]
     lines += [f"shipped: {report['shipped'].upper()}", f"bundle: {result.shipped_bundle}",
-              f"report: {result.report_md}", f"report (JSON): {result.report_json}"]
+              f"report: {result.report_md}", f"report (JSON): {result.report_json}",
+              f"report (HTML, plots): {result.report_html}"]
     _print(summary, as_json, lines)
 
 
@@ -113,6 +115,35 @@ def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from frugalml.bench_report import FORMATS, build_bench_report, write_bench_report
+    from frugalml.runs import load_runs
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise FrugalError(f"Unknown report format(s) {unknown}; choose from {list(FORMATS)}.")
+    written = write_bench_report(build_bench_report(load_runs(args.runs)), args.out, formats)
+    _print({k: str(v) for k, v in written.items()}, args.json,
+           [f"{k}: {v}" for k, v in written.items()])
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from frugalml.compare import compare_runs, failing
+    from frugalml.runs import load_runs
+
+    comparisons = compare_runs(load_runs(args.runs))
+    if not comparisons:
+        raise FrugalError("Nothing to compare: pass a baseline Profile JSON and at least one "
+                          "more.")
+    lines = [f"{'REGRESSION' if c.regression else 'ok        '} {c.candidate} vs {c.baseline}: "
+             f"p50 x{c.p50_ratio:.3f} [{c.p50_ratio_low:.3f}, {c.p50_ratio_high:.3f}], "
+             f"p99 x{c.p99_ratio:.3f}, noise ±{c.noise:.1%}" for c in comparisons]
+    _print({"comparisons": [c.to_dict() for c in comparisons]}, args.json, lines)
+    if args.fail_on_regression is not None and failing(comparisons, args.fail_on_regression):
+        raise SystemExit(1)
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
@@ -215,6 +246,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
         "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
         "calibrate": (_cmd_calibrate, "split and fingerprint a calibration set for a model"),
+        "report": (_cmd_report, "render Profile JSONs into report.json/.md/.html"),
+        "compare": (_cmd_compare, "compare Profile JSONs with the first; flag regressions"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
         "verify": (_cmd_verify, "check a bundle's hashes, target and sample outputs"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
@@ -234,6 +267,13 @@ def _parser() -> argparse.ArgumentParser:
     subs["deploy"].add_argument("--target", default="auto")
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
+    for name in ("report", "compare"):
+        subs[name].add_argument("runs", type=Path, nargs="+",
+                                help="Profile JSONs (first = baseline) and bundle dirs")
+    subs["report"].add_argument("--out", type=Path, required=True)
+    subs["report"].add_argument("--format", default="json,md,html")
+    subs["compare"].add_argument("--fail-on-regression", type=float, metavar="PCT",
+                                 help="exit 1 if a regression is slower by more than PCT %%")
     for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")

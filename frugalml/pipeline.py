@@ -42,6 +42,7 @@ class DeployResult:
     bundles: dict[str, Path]
     report_json: Path
     report_md: Path
+    report_html: Path
     report: dict[str, Any]
 
 
@@ -242,4 +243,23 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                           calibration=data.summary(), export=exported.to_dict())
     json_path, md_path = write_report(out_dir, report)
     return DeployResult(shipped_bundle=Path(report["shipped_bundle"]), bundles=dests,
-                        report_json=json_path, report_md=md_path, report=report)
+                        report_json=json_path, report_md=md_path,
+                        report_html=_write_html(out_dir, profiles, dests), report=report)
+
+
+def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],
+                bundles: dict[str, Path]) -> Path:
+    """report.html: the benchmark view (plots) of the bundles this deploy profiled."""
+    import json
+
+    from frugalml.bench_html import render_bench_html
+    from frugalml.bench_report import build_bench_report
+    from frugalml.runs import Run
+
+    runs = [Run(profiles[p], json.loads((bundles[p] / "manifest.json").read_text()),
+                str(bundles[p])) for p in bundles]
+    path = out_dir / "report.html"
+    tmp = path.with_name(".report.html.tmp")
+    tmp.write_text(render_bench_html(build_bench_report(runs)))
+    tmp.replace(path)
+    return path

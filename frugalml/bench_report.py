@@ -1,0 +1,135 @@
+"""The benchmark report: one JSON (the single source) rendered into Markdown and HTML.
+
+It answers "which artifact should I ship on which device": every run's latency, throughput,
+cold start, memory, kernels and top ops, its host, comparisons with the baseline, and the
+accuracy-latency-size Pareto front with dominated runs marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from frugalml._records import write_json_atomic
+from frugalml.compare import compare_runs
+from frugalml.runs import Run
+
+SCHEMA_VERSION = 1
+FORMATS = ("json", "md", "html")
+
+
+def build_bench_report(runs: Sequence[Run]) -> dict[str, Any]:
+    """Collect runs, hosts, comparisons and the Pareto front into one JSON-able dict."""
+    hosts: dict[str, dict[str, Any]] = {}
+    entries = []
+    for run in runs:
+        host = run.profile["host"]
+        host_id = f"{host['cpu_model']} / {host.get('machine', '')} / {host['logical_cores']}c"
+        hosts[host_id] = {k: host.get(k) for k in ("cpu_model", "machine", "logical_cores",
+                                                    "governor", "python", "libraries")}
+        hosts[host_id]["isa"] = [f for f in host.get("flags", []) if f.startswith(
+            ("avx", "fma", "amx", "sse4", "asimd", "sve", "neon"))]
+        entries.append({
+            "label": run.label, "key": run.key, "host": host_id, "origin": run.origin,
+            "backend": run.profile["backend"], "bundle": run.profile["bundle"],
+            "precision": (run.manifest or {}).get("precision"),
+            "target": (run.manifest or {}).get("target", {}).get("name"),
+            "latency_ms": run.profile["latency_ms"],
+            "streams_per_s": run.profile.get("streams_per_s", {}),
+            "throughput_per_s": run.profile.get("throughput_per_s"),
+            "cold_start_ms": run.profile["cold_start_ms"],
+            "peak_rss_mib": run.profile.get("peak_rss_mib"),
+            "model_mib": run.profile.get("model_mib"),
+            "kernels": run.profile.get("ops", {}).get("kernels", {}),
+            "top_ops": run.profile.get("ops", {}).get("by_type", [])[:8],
+            "size_mb": run.size_mb, "accuracy": run.accuracy,
+            "settings": run.profile.get("settings", {}),
+        })
+    _mark_pareto(entries)
+    return {"schema_version": SCHEMA_VERSION, "hosts": hosts, "runs": entries,
+            "comparisons": [c.to_dict() for c in compare_runs(list(runs))]}
+
+
+def _mark_pareto(entries: list[dict[str, Any]]) -> None:
+    """``dominated_by``: a run at least as good on latency, size and accuracy, better on one."""
+
+    def axes(e: dict[str, Any]) -> tuple[float, float, float]:
+        return (e["latency_ms"]["p50"], e["size_mb"] or 0.0, -(e["accuracy"] or 0.0))
+
+    for e in entries:
+        mine = axes(e)
+        e["dominated_by"] = next(
+            (o["label"] for o in entries if o is not e
+             and all(a <= b for a, b in zip(axes(o), mine, strict=True))
+             and axes(o) != mine), None)
+
+
+def render_bench_markdown(report: dict[str, Any]) -> str:
+    """A readable summary: hosts, a percentile table, throughput, cold start, comparisons."""
+    lines = ["# Benchmark report", "", "## Hosts", ""]
+    for host_id, host in report["hosts"].items():
+        libs = ", ".join(f"{k} {v}" for k, v in (host.get("libraries") or {}).items())
+        lines.append(f"- **{host_id}**: ISA {' '.join(host['isa']) or 'unknown'}; "
+                     f"governor {host.get('governor')}; {libs}")
+    lines += ["", "## Latency (ms)", "",
+              "| run | p50 [95% CI] | p90 | p95 | p99 | max | runs | size MB | accuracy | "
+              "Pareto |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in report["runs"]:
+        lat = r["latency_ms"]
+        ci = lat.get("p50_ci95", [lat["p50"], lat["p50"]])
+        lines.append(
+            f"| {r['label']} | {lat['p50']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] | {lat['p90']:.2f} | "
+            f"{lat.get('p95', float('nan')):.2f} | {lat['p99']:.2f} | "
+            f"{lat.get('max', float('nan')):.2f} | {r['settings'].get('runs', '')} | "
+            f"{_num(r['size_mb'])} | {_num(r['accuracy'], 3)} | "
+            f"{'dominated' if r['dominated_by'] else 'front'} |")
+    lines += ["", "## Throughput, cold start, memory, kernels", "",
+              "| run | /s by streams | verify + compile + first (ms) | peak RSS MiB | "
+              "quantized / float kernels |", "|---|---|---|---:|---|"]
+    for r in report["runs"]:
+        cold, k = r["cold_start_ms"], r["kernels"]
+        streams = ", ".join(f"{s}: {v:.1f}" for s, v in r["streams_per_s"].items())
+        lines.append(
+            f"| {r['label']} | {streams} | {cold.get('verify', 0):.0f} + "
+            f"{cold.get('compile', cold.get('load', 0)):.0f} + {cold['first_inference']:.1f} | "
+            f"{_num(r['peak_rss_mib'], 0)} | {k.get('quantized', '-')} / {k.get('float', '-')} |")
+    if report["comparisons"]:
+        lines += ["", "## Against the baseline", "",
+                  "| candidate | baseline | p50 ratio [95% CI] | p99 ratio | noise | verdict |",
+                  "|---|---|---:|---:|---:|---|"]
+        for c in report["comparisons"]:
+            lines.append(
+                f"| {c['candidate']} | {c['baseline']} | {c['p50_ratio']:.3f} "
+                f"[{c['p50_ratio_low']:.3f}, {c['p50_ratio_high']:.3f}] | {c['p99_ratio']:.3f} | "
+                f"±{c['noise']:.1%} | {'REGRESSION' if c['regression'] else 'ok'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_bench_report(report: dict[str, Any], out_dir: Path,
+                       formats: Sequence[str] = FORMATS) -> dict[str, Path]:
+    """Write the chosen formats into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    if "json" in formats:
+        write_json_atomic(out_dir / "report.json", report)
+        written["json"] = out_dir / "report.json"
+    if "md" in formats:
+        _write_text(out_dir / "report.md", render_bench_markdown(report))
+        written["md"] = out_dir / "report.md"
+    if "html" in formats:
+        from frugalml.bench_html import render_bench_html
+
+        _write_text(out_dir / "report.html", render_bench_html(report))
+        written["html"] = out_dir / "report.html"
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

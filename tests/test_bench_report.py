@@ -1,0 +1,118 @@
+"""Benchmark reports: JSON/Markdown content, HTML opened in headless Chromium, compare."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from frugalml.bench_report import build_bench_report, render_bench_markdown, write_bench_report
+from frugalml.cli import main
+from frugalml.compare import compare_runs
+from frugalml.runs import Run, load_runs
+from frugalml.runtime.profile import Plan, profile_bundle
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-default-apps", "--disable-extensions"]
+
+
+@pytest.fixture(scope="module")
+def two_backend_runs(int8_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The demo's INT8 bundle profiled on ONNX Runtime and on OpenVINO, saved as JSON."""
+    root = tmp_path_factory.mktemp("runs")
+    paths = []
+    for backend in ("onnxruntime", "openvino"):
+        prof = profile_bundle(int8_bundle, backend=backend,
+                              plan=Plan(warmup_runs=3, runs=30, streams=(1, 2)))
+        paths.append(root / f"{backend}.json")
+        paths[-1].write_text(json.dumps(prof.to_dict()))
+    return paths
+
+
+def _chromium() -> str:
+    """Chromium, installed from Debian when missing (CI starts without it)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail("chromium is missing and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+                   capture_output=True)
+    return shutil.which("chromium") or pytest.fail("apt-get installed no chromium binary")
+
+
+def test_json_and_markdown_carry_the_profiles_numbers(two_backend_runs: list[Path],
+                                                      int8_bundle: Path) -> None:
+    runs = load_runs([*two_backend_runs, int8_bundle])
+    report = build_bench_report(runs)
+    ort, ov = report["runs"]
+    profile = json.loads(two_backend_runs[0].read_text())
+    assert ort["latency_ms"] == profile["latency_ms"] and ort["backend"] == "onnxruntime"
+    assert ort["kernels"]["quantized"] == 36 and ort["size_mb"] > 20
+    assert ort["accuracy"] is not None and ov["accuracy"] is None  # measured on ORT only
+    markdown = render_bench_markdown(report)
+    assert f"{profile['latency_ms']['p50']:.2f}" in markdown
+    assert f"{profile['latency_ms']['p99']:.2f}" in markdown
+    cpu = json.loads(two_backend_runs[0].read_text())["host"]["cpu_model"]
+    assert f"**{cpu} / " in markdown  # the host section names the CPU
+    assert len(report["comparisons"]) == 1
+    assert report["comparisons"][0]["candidate"].startswith(ov["key"])
+
+
+def test_html_opens_in_headless_chromium_with_every_plot(two_backend_runs: list[Path],
+                                                         tmp_path: Path) -> None:
+    written = write_bench_report(build_bench_report(load_runs(two_backend_runs)), tmp_path)
+    html = written["html"].read_text()
+    for fetch in ('src="http', "href=\"http", "url(http", "@import"):
+        assert fetch not in html, f"the page would fetch something: {fetch}"  # self-contained
+    browser = _chromium()
+    url = written["html"].resolve().as_uri()
+    shot = tmp_path / "report.png"
+    done = subprocess.run([browser, *CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0",
+                           f"--screenshot={shot}", "--window-size=1280,3000", url],
+                          capture_output=True, text=True, timeout=120)
+    console = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln]
+    assert any('"frugal-report plots=6"' in ln for ln in console), done.stderr[-2000:]
+    assert not [ln for ln in console if "Uncaught" in ln or "ERROR:CONSOLE" in ln]
+    assert shot.stat().st_size > 50_000
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True,
+                         text=True, timeout=120).stdout
+    for plot in ("latency", "throughput", "cold-start", "top-ops", "kernels", "pareto"):
+        assert f'id="plot-{plot}"><svg' in dom.replace("\n", ""), f"plot {plot} missing"
+
+
+def test_compare_flags_a_seeded_slowdown_but_not_a_rerun(mnist_bundle: Path,
+                                                         tmp_path: Path) -> None:
+    plan = Plan(warmup_runs=50, runs=400, op_profile=False)
+    first, second = (profile_bundle(mnist_bundle, plan=plan).to_dict() for _ in range(2))
+    slower = copy.deepcopy(first)
+    for key, value in slower["latency_ms"].items():
+        if key != "count":
+            slower["latency_ms"][key] = ([v * 1.2 for v in value] if isinstance(value, list)
+                                         else value * 1.2)
+    rerun, seeded = compare_runs([Run(first), Run(second), Run(slower)])
+    assert not rerun.regression, rerun
+    assert seeded.regression and seeded.p50_ratio == pytest.approx(1.2)
+    for name, data in (("a", first), ("b", slower)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    runs = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    with pytest.raises(SystemExit) as failed:
+        main(["compare", *runs, "--fail-on-regression", "10"])
+    assert failed.value.code == 1
+    assert main(["compare", *runs, "--fail-on-regression", "25"]) == 0
+
+
+def test_bad_report_inputs_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    assert main(["report", str(tmp_path / "x.json"), "--out", str(tmp_path / "r")]) == 2
+    assert "is not a frugalml Profile" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
