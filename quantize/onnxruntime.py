@@ -29,14 +29,35 @@ _FORMATS = {
 }
 
 
-class _Reader:
-    """Feeds calibration items one at a time, at their own length (as they arrive on device)."""
+# ONNX Runtime merges calibration ranges every this many items instead of keeping them all.
+MERGE_EVERY = 16
+
+
+class StreamingReader:
+    """Feeds calibration items one at a time, at their own length (as they arrive on device).
+
+    NOTE: ONNX Runtime (1.32) raises "No data is collected" when the item count is an exact
+    multiple of ``CalibMaxIntermediateOutputs``: the last chunk is merged and cleared before
+    its final check. The reader then repeats the last item once, which leaves min/max ranges
+    unchanged.
+    """
 
     def __init__(self, items: Iterator[dict[str, Any]]) -> None:
         self._items = items
+        self._count = 0
+        self._last: dict[str, Any] | None = None
+        self._padded = False
 
     def get_next(self) -> dict[str, Any] | None:
-        return next(self._items, None)
+        item = next(self._items, None)
+        if item is not None:
+            self._count += 1
+            self._last = item
+            return item
+        if self._count and self._count % MERGE_EVERY == 0 and not self._padded:
+            self._padded = True
+            return self._last
+        return None
 
     def rewind(self) -> None:  # pragma: no cover - ORT only calls this for some calibrators
         raise QuantizationError("Calibration data is streamed once; rewinding is not supported.")
@@ -78,7 +99,7 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             q.quantize_static(
-                str(pre), str(qdq), _Reader(items), quant_format=q.QuantFormat.QDQ,
+                str(pre), str(qdq), StreamingReader(items), quant_format=q.QuantFormat.QDQ,
                 per_channel=recipe.per_channel, activation_type=getattr(q.QuantType, act),
                 weight_type=getattr(q.QuantType, weight), reduce_range=reduce_range,
                 op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
@@ -87,7 +108,7 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
                 # Bounded memory: ORT keeps every batch's activations until it computes
                 # ranges unless told to merge them every N batches (min/max merge exactly).
                 extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
-                               "CalibMaxIntermediateOutputs": 64},
+                               "CalibMaxIntermediateOutputs": MERGE_EVERY},
             )
     except Exception as e:  # ORT raises untyped errors from deep inside calibration
         raise QuantizationError(f"ONNX Runtime static quantization failed: {e}") from e

@@ -1,0 +1,69 @@
+"""Peak RSS of INT8 calibration (ONNX Runtime MinMax) on N ImageNet images, streamed.
+
+Usage: python bench/calibration_memory.py N [N ...]
+Each N runs in a fresh process: EfficientNet-Lite0 is exported once, then ONNX Runtime's static
+quantizer calibrates Conv/MatMul/Gemm on the first N items of an image folder read through
+frugalml's CalibrationSet (the 1,000 sample images linked under N/1000 names), merging ranges
+every 16 items as frugalml's quantizer does (StreamingReader). Prints N, seconds and peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from onnxruntime import quantization as q
+from frugalml.calibration import ImageFolder, make_set
+folder, model, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+data = make_set(ImageFolder(folder, preset="tflite", labels=None, input_name="image"),
+                calibration_size=n)
+from frugalml.quantize.onnxruntime import MERGE_EVERY, StreamingReader
+items = (f for f, _ in data.batches("calibration", batch_size=1))
+start = time.perf_counter()
+q.quantize_static(model, str(Path(model).with_name(f"int8-{n}.onnx")), StreamingReader(items),
+                  quant_format=q.QuantFormat.QDQ, per_channel=True,
+                  op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                  extra_options={"CalibMaxIntermediateOutputs": MERGE_EVERY})
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(n, round(time.perf_counter() - start, 1), round(hwm / 1024))
+"""
+
+
+def main() -> None:
+    """Export once, link the images, then calibrate each N in its own process."""
+    from frugalml.export import GraphSpec, export
+    from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch
+
+    sizes = [int(a) for a in sys.argv[1:]] or [100, 5000]
+    root = Path(tempfile.mkdtemp(prefix="calmem-"))
+    images, _ = imagenet_batch(4)
+    record = export(efficientnet_lite0(), root / "export", example={"image": images[:2]},
+                    spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
+                    validation=[{"image": images[2:]}])
+    folder = root / "images"
+    folder.mkdir()
+    names = sorted(p.name for p in IMAGENET.glob("*.jpg"))
+    for copy in range(max(sizes) // len(names) + 1):
+        for name in names:
+            os.symlink(IMAGENET / name, folder / f"{copy}_{name}")
+    print("N  seconds  peak_RSS_MiB")
+    for n in sizes:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(record.path),
+                               str(n)], capture_output=True, text=True)
+        print(done.stdout.strip() or done.stderr[-800:], flush=True)
+        if done.returncode:
+            sys.exit(f"calibration of {n} items failed after {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
