@@ -105,8 +105,9 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
                 op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
                 calibrate_method=getattr(q.CalibrationMethod, _METHODS[recipe.calibration_method]),
                 # Float MatMul outputs fuse into MatMulIntegerToFloat: one rounding less.
-                # Bounded memory: ORT keeps every batch's activations until it computes
-                # ranges unless told to merge them every N batches (min/max merge exactly).
+                # Bounded memory: ORT keeps every batch's calibration outputs (reduced min/max
+                # for MinMax, whole activations for histogram methods) until the end unless
+                # told to merge every N batches; min/max merge exactly.
                 extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
                                "CalibMaxIntermediateOutputs": MERGE_EVERY},
             )
