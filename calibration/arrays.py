@@ -7,6 +7,7 @@ array by array when opened. Arrays named ``label`` or ``labels`` are labels, not
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,10 @@ class ArraySource:
         count = next(iter(self.arrays.values())).shape[0]
         keys = []
         for start in range(0, count, 1024):  # hash rows in chunks: memory-mapped data stays lazy
-            chunk = {n: np.ascontiguousarray(a[start:start + 1024]) for n, a in
-                     sorted(self.arrays.items())}
+            chunk = {n: finite_or_raise(n, np.ascontiguousarray(a[start:start + 1024]),
+                                        f"rows {start}..{min(start + 1024, count) - 1} of "
+                                        f"{self.origin}")
+                     for n, a in sorted(self.arrays.items())}
             for row in range(len(next(iter(chunk.values())))):
                 h = hashlib.sha256()
                 for name, a in chunk.items():
@@ -75,10 +78,9 @@ class ArraySource:
         return hashlib.sha256("".join(self._keys).encode() + labels).hexdigest()
 
     def load(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        """Rows ``indices`` of every input (NaN/Inf refused)."""
+        """Rows ``indices`` of every input (checked finite when the source was opened)."""
         idx = np.asarray(indices)
-        return {n: finite_or_raise(n, np.ascontiguousarray(a[idx]), f"items {list(indices)[:4]}")
-                for n, a in self.arrays.items()}
+        return {n: np.ascontiguousarray(a[idx]) for n, a in self.arrays.items()}
 
 
 def read_arrays(path: Path, *, input_name: str | None = None) -> ArraySource:
@@ -97,10 +99,13 @@ def read_arrays(path: Path, *, input_name: str | None = None) -> ArraySource:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
     except ValueError as e:
+        if "pickle" not in str(e) and "Python objects" not in str(e):
+            raise CalibrationError(f"Cannot read {path}: {str(e).rstrip('.')}. It is truncated "
+                                   "or not an array file written by np.save / np.savez.") from e
         raise CalibrationError(
             f"{path} holds Python objects (a pickle), which frugalml never loads: it could run "
             "code. Save plain numeric arrays with np.save / np.savez.") from e
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise CalibrationError(f"Cannot read {path}: {e}. It may be truncated.") from e
     labels = next((arrays.pop(n) for n in LABEL_NAMES if n in arrays), None)
     return ArraySource(arrays, labels=labels, origin=str(path))

@@ -144,7 +144,8 @@ def make_set(source: Source, *, calibration_size: int | None = None,
     if calibration_size is not None and calibration_size >= len(set(keys)):
         raise CalibrationError(
             f"{calibration_size} calibration items were requested but the source holds "
-            f"{len(set(keys))} distinct items, leaving none for evaluation. Ask for fewer.")
+            f"{len(set(keys))} distinct items, leaving none for evaluation. Ask for fewer "
+            "(--num, or calibration_size in Python).")
     split = hashed_split(keys, calibration_size=calibration_size,
                          calibration_fraction=calibration_fraction, salt=salt)
     rule = (f"size={calibration_size}" if calibration_size is not None

@@ -48,7 +48,9 @@ def export(
         raise ExportError(f"Unknown format {format!r}; choose one of {', '.join(FORMATS)}.")
     out_dir = Path(out_dir).resolve()
     started = time.perf_counter()
-    with staged(out_dir) as stage:
+    if isinstance(model, (str, Path)) and Path(model).suffix in (".xml", ".bin"):
+        return _export_ir(Path(model), out_dir, format, validation, tolerance, started)
+    with staged(out_dir, error=ExportError) as stage:
         record, feeds = _to_onnx(model, stage, opset=opset, task=task, example=example,
                                  spec=spec, validation=validation, texts=texts, images=images,
                                  tolerance=tolerance, simplify_graph=simplify_graph,
@@ -59,9 +61,31 @@ def export(
             ov_tolerance = _fp16_tolerance(tolerance) if fp16 else tolerance
             record = to_openvino(record.path, stage, reference=record, feeds=feeds, fp16=fp16,
                                  tolerance=ov_tolerance)
-        record = dataclasses.replace(record, seconds=round(time.perf_counter() - started, 3))
-        (stage / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+        record = _write_record(record, stage, started)
     return dataclasses.replace(record, path=out_dir / record.path.relative_to(stage))
+
+
+def _export_ir(path: Path, out_dir: Path, format: str, validation: Sequence[Feeds],
+               tolerance: Tolerance, started: float) -> ExportedModel:
+    """An existing OpenVINO IR: checked, read and copied (there is no way back to ONNX)."""
+    from frugalml.export.openvino import check_ir_pair, import_ir
+
+    check_ir_pair(path)
+    if format != "openvino":
+        raise ExportError(f"{path} is an OpenVINO IR, which cannot be converted to ONNX. Pass "
+                          "--format openvino to check and copy it, or export the original "
+                          "model to ONNX.")
+    with staged(out_dir, error=ExportError) as stage:
+        record = import_ir(path, stage, validation=validation, tolerance=tolerance)
+        record = _write_record(record, stage, started)
+    return dataclasses.replace(record, path=out_dir / record.path.name)
+
+
+def _write_record(record: ExportedModel, stage: Path, started: float) -> ExportedModel:
+    """Stamp the wall time and write ``export.json`` into the staging dir."""
+    record = dataclasses.replace(record, seconds=round(time.perf_counter() - started, 3))
+    (stage / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+    return record
 
 
 def read_export(out_dir: Path) -> ExportedModel:

@@ -7,6 +7,7 @@ axes are dynamic; the exporter chain (dynamo, TorchScript, then Optimum) does th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -59,11 +60,35 @@ def load_config(model_dir: Path) -> Any:
             f"{model_dir} is not a Hugging Face model directory (no config.json). "
             "Pass the folder that holds config.json, the weights and the tokenizer or "
             "preprocessor files (save_pretrained writes all of them).")
+    _refuse_remote_code(model_dir)
     try:
         return AutoConfig.from_pretrained(model_dir, local_files_only=True,
                                           trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise ExportError(f"Cannot read {model_dir}/config.json: {e}") from e
+
+
+def _refuse_remote_code(model_dir: Path) -> None:
+    """Refuse directories whose config asks to import Python files shipped with the model.
+
+    Raises:
+        ExportError: ``config.json`` is not JSON, or it has an ``auto_map`` (custom code).
+    """
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ExportError(f"Cannot read {model_dir}/config.json: {e}") from e
+    if isinstance(config, dict) and config.get("auto_map"):
+        refs = config["auto_map"].values() if isinstance(config["auto_map"], dict) else []
+        names = [r for v in refs for r in (v if isinstance(v, list) else [v])
+                 if isinstance(r, str)]
+        modules = sorted({r.split("--")[-1].split(".")[0] + ".py" for r in names}) or ["?"]
+        raise ExportError(
+            f"{model_dir} asks to run its own Python code ({', '.join(modules)} through "
+            "'auto_map' in config.json). frugalml never runs code from a model directory "
+            "(trust_remote_code stays off). Load the model in Python from code you have "
+            "reviewed and pass the torch module to frugalml.export.export() instead."
+        )
 
 
 def load_model(model_dir: Path, task: str) -> Any:
@@ -77,7 +102,24 @@ def load_model(model_dir: Path, task: str) -> Any:
         return auto.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False,
                                     dtype="float32").eval()
     except (OSError, ValueError) as e:
+        if _refused_pickle(e):
+            raise ExportError(
+                f"The weights in {model_dir} are a pickle that holds more than tensors, so "
+                "torch's weights-only loader refused it (frugalml never unpickles arbitrary "
+                "objects: that could run code). Save the model as safetensors "
+                "(save_pretrained(..., safe_serialization=True)) from code you trust.") from e
         raise ExportError(f"Cannot load the {task} model in {model_dir}: {e}") from e
+
+
+def _refused_pickle(error: BaseException | None) -> bool:
+    """True when the error chain holds an UnpicklingError (weights-only loading refused)."""
+    import pickle
+
+    while error is not None:
+        if isinstance(error, pickle.UnpicklingError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def load_encoder(model_dir: Path) -> tuple[Any, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from frugalml.errors import ExportError, require
+from frugalml.errors import ExportError, one_line, require
 
 # Protobuf cannot serialise a message over 2 GiB; leave headroom for the graph itself.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -29,13 +29,16 @@ def load_checked(path: Path, *, with_data: bool = True) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path} does not exist. Pass the path of an .onnx file.")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path} is empty (0 bytes): the export or copy that wrote it did not "
+                          "finish. Export it again or copy it whole.")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError) as e:
         raise ExportError(
             f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]}). "
-            "It may be truncated (an interrupted download or copy) or another kind of file: "
-            "export it again or copy it whole."
+            f"{_sniff(path)}It may be truncated (an interrupted download or copy) or another "
+            "kind of file: export it again or copy it whole."
         ) from e
     if not model.graph.node and not model.graph.output:
         raise ExportError(f"{path} parsed as ONNX but holds no graph: it is not an ONNX model "
@@ -45,7 +48,9 @@ def load_checked(path: Path, *, with_data: bool = True) -> Any:
     try:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"{path} fails the ONNX checker: {str(e)[:400]}") from e
+        raise ExportError(f"{path} fails the ONNX checker: {one_line(e)}. "
+                          "Export the model again; if you edited the graph, fix the node "
+                          "named above.") from e
     if with_data:
         onnx.load_external_data_for_model(model, str(path.parent))
     return model
@@ -82,9 +87,29 @@ def _all_tensors(model: Any) -> list[Any]:
     return tensors
 
 
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"PK\x03\x04", "a ZIP archive (a PyTorch checkpoint or an .npz?)"),
+          (b"\x1f\x8b", "gzip data"), (b"<?xml", "XML (an OpenVINO IR .xml?)"),
+          (b"<net", "an OpenVINO IR .xml"), (b"\x80", "a Python pickle"))
+
+
+def _sniff(path: Path) -> str:
+    """'It starts like X. ' for file kinds users mistake for ONNX, else ''."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    return f"It starts like {kind}, not ONNX. " if kind else ""
+
+
 def _check_external_file(model_dir: Path, location: str, needed: int) -> None:
     root = model_dir.resolve()
     target = (root / location).resolve()
+    if (root / location).is_symlink() and not target.is_relative_to(root):
+        raise ExportError(
+            f"The model's external data file '{location}' is a symlink to {target}, outside "
+            f"its directory {root}. frugalml only reads external data stored beside the model: "
+            "replace the link with the file itself."
+        )
     if Path(location).is_absolute() or not target.is_relative_to(root):
         raise ExportError(
             f"The model names external data at '{location}', outside its directory {root}. "

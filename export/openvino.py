@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.errors import ExportError, require
+from frugalml.errors import ExportError, one_line, require
 from frugalml.export.records import ExportedModel, items_in
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
 
@@ -92,6 +92,64 @@ def to_openvino(
         inputs_used=items_in(feeds),
         attempts=reference.attempts if reference else (), fp16_weights=fp16,
         size_bytes=xml.stat().st_size + xml.with_suffix(".bin").stat().st_size,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def check_ir_pair(path: Path) -> Path:
+    """The ``.xml`` of an OpenVINO IR whose ``.xml`` and ``.bin`` both exist beside each other.
+
+    Raises:
+        ExportError: the file is missing, or one half of the pair is.
+    """
+    xml, weights = path.with_suffix(".xml"), path.with_suffix(".bin")
+    if not path.exists():
+        raise ExportError(f"{path} does not exist. Pass the .xml of an OpenVINO IR.")
+    if not xml.is_file():
+        raise ExportError(f"{path} is IR weights without their graph: {xml.name} is missing "
+                          "beside it. Copy the .xml and .bin of the IR together.")
+    if not weights.is_file():
+        raise ExportError(f"{xml} is an IR graph without its weights: {weights.name} is "
+                          "missing beside it. Copy the .xml and .bin of the IR together.")
+    return xml
+
+
+def import_ir(path: Path, out_dir: Path, *, validation: Sequence[Feeds] = (),
+              tolerance: Tolerance = DEFAULT_TOLERANCE) -> ExportedModel:
+    """Check an existing IR pair, read it, and save it into ``out_dir`` unchanged in precision.
+
+    With ``validation`` inputs, the copy's outputs are compared with the original's.
+
+    Raises:
+        ExportError: half a pair, a corrupt or truncated IR, or outputs that differ.
+    """
+    require("openvino", extra="openvino")
+    import openvino as ov
+
+    from frugalml._records import digest, file_sha256
+
+    started = time.perf_counter()
+    xml = check_ir_pair(path)
+    try:
+        model = ov.Core().read_model(str(xml))
+    except Exception as e:  # OpenVINO raises RuntimeError for malformed or truncated IR
+        detail = one_line(e, 10_000)[-300:]
+        raise ExportError(f"OpenVINO cannot read the IR {xml} ({detail}). The .xml or .bin is "
+                          "corrupt, truncated, or from a different model: export it again.") from e
+    saved = out_dir / IR_NAME
+    ov.save_model(model, str(saved), compress_to_fp16=False)
+    names = tuple(o.get_any_name() for o in model.outputs)
+    checks: tuple[Any, ...] = ()
+    if validation:
+        checks = compare_outputs(run_openvino(xml, validation, names),
+                                 run_openvino(saved, validation, names), tolerance)
+    return ExportedModel(
+        path=saved, format="openvino", source=str(xml),
+        source_digest=digest(file_sha256(xml), file_sha256(xml.with_suffix(".bin"))),
+        exporter=f"openvino.read_model {ov.__version__}", opset=0,
+        input_names=tuple(i.get_any_name() for i in model.inputs), output_names=names,
+        checks=checks, inputs_used=items_in(validation) if validation else 0,
+        size_bytes=saved.stat().st_size + saved.with_suffix(".bin").stat().st_size,
         seconds=round(time.perf_counter() - started, 3),
     )
 

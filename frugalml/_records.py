@@ -51,10 +51,10 @@ def check_schema(data: dict[str, Any], kind: str, supported: int) -> None:
         ValueError: the record's schema version is missing or newer than ``supported``.
     """
     version = data.get("schema_version")
-    if not isinstance(version, int) or version > supported:
+    if not isinstance(version, int) or isinstance(version, bool) or version > supported:
         raise ValueError(
-            f"{kind} record has schema_version {version!r}; this frugalml reads up to {supported}. "
-            "Upgrade frugalml or rebuild the record."
+            f"{kind} record has schema_version {version!r}; this frugalml reads up to "
+            f"{supported}: upgrade frugalml, or rebuild the record with this version."
         )
 
 
@@ -65,11 +65,14 @@ def write_json_atomic(path: Path, value: Any) -> None:
     tmp.replace(path)
 
 
-def tree_digest(root: Path) -> str:
-    """Digest of every file under ``root`` (names and contents), independent of walk order."""
+def tree_digest(root: Path, exclude: tuple[str, ...] = ()) -> str:
+    """Digest of every file under ``root`` (names and contents), independent of walk order.
+
+    ``exclude`` names top-level-relative paths left out (a record stored beside the content).
+    """
     entries = [
         (p.relative_to(root).as_posix(), file_sha256(p))
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.relative_to(root).as_posix() not in exclude
     ]
     return digest(entries)

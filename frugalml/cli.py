@@ -17,15 +17,19 @@ def _print(result: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 
 
 def _deploy_summary(result: Any, as_json: bool) -> None:
+    from frugalml.runtime.bundle import manifest_digest
+
     report = result.report
     summary = {"shipped": report["shipped"], "shipped_bundle": str(result.shipped_bundle),
                "bundles": {k: str(v) for k, v in result.bundles.items()},
                "report_json": str(result.report_json), "report_md": str(result.report_md),
                "report_html": str(result.report_html),
+               "manifest_sha256": {k: manifest_digest(v) for k, v in result.bundles.items()},
                "speedup_p50": report["speedup_p50"], "checks": report["checks"]}
     lines = [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
              f"(limit {c['limit']})" for c in report["checks"]]
     lines += [f"shipped: {report['shipped'].upper()}", f"bundle: {result.shipped_bundle}",
+              f"bundle manifest sha256: {manifest_digest(result.shipped_bundle)}",
               f"report: {result.report_md}", f"report (JSON): {result.report_json}",
               f"report (HTML, plots): {result.report_html}"]
     _print(summary, as_json, lines)
@@ -41,20 +45,32 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
     import dataclasses
 
     from frugalml.pipeline import DeployOptions, deploy
+    from frugalml.quantize.recipe import Budget, get_recipe
 
-    options = dataclasses.replace(DeployOptions(), target=args.target, eval_items=args.eval_items)
+    budget = Budget(min_mean_cosine=args.min_cosine, max_accuracy_drop_points=args.max_drop)
+    options = dataclasses.replace(
+        DeployOptions(), target=args.target, eval_items=args.eval_items,
+        recipe=get_recipe(args.recipe, budget=budget), quantizer=args.quantizer,
+        require_quantized=args.require_quantized)
     _deploy_summary(deploy(args.model, args.data, args.out, options, quiet=args.json), args.json)
 
 
 def _read_npz(path: Path, what: str) -> dict[str, Any]:
+    import zipfile
+
     import numpy as np
 
+    if not path.is_file():
+        raise FrugalError(f"Cannot read {what} from {path}: it does not exist. Pass an .npz "
+                          "file of arrays named like the model's inputs.")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise FrugalError(f"Cannot read {what} from {path}: {e}. Pass an .npz file of arrays "
-                          "named like the model's inputs.") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        why = ("it holds Python objects, which frugalml never unpickles"
+               if "allow_pickle" in str(e) else str(e).rstrip("."))
+        raise FrugalError(f"Cannot read {what} from {path}: {why}. Pass an .npz file of arrays "
+                          "named like the model's inputs (np.savez).") from e
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -147,13 +163,18 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
-    from frugalml.runtime import load
+    from frugalml.runtime import load, manifest_digest
 
-    model = load(args.bundle)
+    model = load(args.bundle, expected_digest=args.digest)
     check = model.self_check()
-    _print({"bundle": str(args.bundle), "ok": True, **check}, args.json,
+    pinned = manifest_digest(args.bundle)
+    _print({"bundle": str(args.bundle), "ok": True, "manifest_sha256": pinned,
+            "digest_checked": args.digest is not None, **check}, args.json,
            [f"ok: {args.bundle} (hashes, target, samples: min cosine "
-            f"{check['min_cosine']:.6f}, max abs error {check['max_abs_error']:.3g})"])
+            f"{check['min_cosine']:.6f}, max abs error {check['max_abs_error']:.3g})",
+            f"manifest sha256 {pinned}"
+            + (" (matches --digest)" if args.digest else
+               " (pin it: frugal verify BUNDLE --digest <sha256>)")])
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -213,7 +234,8 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     from frugalml.export.exporters import DEFAULT_OPSET
     from frugalml.export.huggingface import TASKS
 
-    p.add_argument("model", type=Path, help="Hugging Face model directory, or an .onnx file")
+    p.add_argument("model", type=Path,
+                   help="Hugging Face model directory, .onnx file, or OpenVINO .xml")
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced whole)")
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
@@ -264,7 +286,17 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("--eval-items", type=int, default=2000)
     subs["deploy"].add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
     subs["deploy"].add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
-    subs["deploy"].add_argument("--target", default="auto")
+    subs["deploy"].add_argument("--target", default="auto",
+                                help="a built-in target, a target file (.json), or auto")
+    subs["deploy"].add_argument("--recipe", default="int8")
+    subs["deploy"].add_argument("--quantizer", default="onnxruntime",
+                                help="quantization backend")
+    subs["deploy"].add_argument("--min-cosine", type=float, default=0.99,
+                                help="budget: least mean cosine of INT8 to FP32 outputs")
+    subs["deploy"].add_argument("--max-drop", type=float, default=1.0,
+                                help="budget: most accuracy drop, in points")
+    subs["deploy"].add_argument("--require-quantized", action="store_true",
+                                help="exit with an error if INT8 misses its budget")
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
     for name in ("report", "compare"):
@@ -276,6 +308,8 @@ def _parser() -> argparse.ArgumentParser:
                                  help="exit 1 if a regression is slower by more than PCT %%")
     for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
+    subs["verify"].add_argument("--digest", metavar="SHA256",
+                                help="refuse the bundle unless manifest.json has this sha256")
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")
     subs["run"].add_argument("--output", type=Path, help="write outputs to this .npz")
     subs["run"].add_argument("--backend", choices=("onnxruntime", "openvino"))
@@ -286,13 +320,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: FrugalError becomes one line on stderr and exit code 2, no traceback."""
+    """Entry point: errors the user can act on become a message on stderr, never a traceback.
+
+    FrugalError and OSError (a path, permission or full disk) exit 2; Ctrl-C exits 130 after
+    the interrupted step has removed its partial output (see ``_atomic.staged``).
+    """
     args = _parser().parse_args(argv)
     try:
         args.fn(args)
     except FrugalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"error: {e}. Check the path, its permissions and the free disk space.",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the step in progress was abandoned; no partial output was left "
+              "at its destination. Run the command again to redo it.", file=sys.stderr)
+        return 130
     return 0
 
 

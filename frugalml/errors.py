@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "QuantizationError",
     "TargetError",
+    "one_line",
     "require",
 ]
 
@@ -42,6 +43,12 @@ class BundleError(FrugalError):
 
 class InputError(FrugalError):
     """Inputs given to a model have the wrong names, shapes or dtypes."""
+
+
+def one_line(text: object, limit: int = 400) -> str:
+    """A library's (often multi-line) error text as one line without a final period, for
+    quoting inside frugalml's own message."""
+    return " ".join(str(text).split())[:limit].rstrip(".")
 
 
 def require(module: str, *, extra: str) -> None:

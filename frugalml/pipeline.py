@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from frugalml._cache import cached_stage
 from frugalml._progress import Steps
 from frugalml._records import digest, file_sha256, tree_digest
-from frugalml.errors import FrugalError, TargetError
+from frugalml.errors import BundleError, FrugalError, QuantizationError, TargetError
 from frugalml.quantize.recipe import Precision, Recipe
 
 
@@ -32,6 +34,7 @@ class DeployOptions:
     profile_rounds: int = 2
     threads: int = 0
     sample_items: int = 4
+    require_quantized: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,19 +110,30 @@ def _embeddings(model: Any, data: Any, options: DeployOptions, cache: Path,
     key = digest("embed", file_sha256(model.bundle_dir / model.manifest.model_file),
                  data.fingerprint, options.eval_items)
     path = cache / f"embed-{key[:24]}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as saved:
-            steps.note(f"  {label}: cached embeddings of {len(saved['labels'])} texts")
-            return saved["embeddings"], saved["labels"]
+    saved = _read_embeddings(path)
+    if saved is not None:
+        steps.note(f"  {label}: cached embeddings of {len(saved[1])} texts")
+        return saved
     batch = 32
     total = -(-min(options.eval_items, len(data.evaluation)) // batch)
     batches = steps.track(data.batches("evaluation", batch_size=batch, limit=options.eval_items),
                           total=total, title=f"embed evaluation texts ({label})")
     embeddings, labels = embed(model.run, batches, "sentence_embedding")
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path.with_suffix(".tmp.npz"), embeddings=embeddings, labels=labels)
-    path.with_suffix(".tmp.npz").replace(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez(tmp, embeddings=embeddings, labels=labels)
+    tmp.replace(path)
     return embeddings, labels
+
+
+def _read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cached embeddings, or None when absent or unreadable (then they are recomputed)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["embeddings"], saved["labels"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _profile(bundle: Path, options: DeployOptions) -> dict[str, Any]:
@@ -176,12 +190,14 @@ def deploy(model_dir: Path, data_file: Path, out_dir: Path, options: DeployOptio
     """
     from frugalml.calibration import build_text_set
     from frugalml.export.huggingface import INPUT_NAMES
+    from frugalml.quantize import get_quantizer
 
     options = options or DeployOptions()
     # Absolute, so report.json stays valid from any working directory.
     steps, out_dir = Steps(quiet=quiet), Path(out_dir).resolve()
     cache = out_dir / "cache"
     target = _resolve_target(options.target)
+    get_quantizer(options.quantizer)  # an unknown backend fails now, not after the export
     steps.note(f"target {target.name}: {target.description}")
     with steps.step("read, split and fingerprint the calibration set"):
         data = build_text_set(data_file, model_dir, input_names=INPUT_NAMES,
@@ -214,7 +230,7 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                      {"min_cosine": 0.999, "max_abs": 0.05})}
     dests = {p: out_dir / "bundles" / f"{model_name}-{target.name}-{p}" for p in plan}
     with contextlib.ExitStack() as stack:
-        stage_dirs = {p: stack.enter_context(staged(dests[p])) for p in plan}
+        stage_dirs = {p: stack.enter_context(staged(dests[p], error=BundleError)) for p in plan}
         models = {}
         with steps.step("write bundles and verify them with the runtime"):
             for p, (file, recipe, calib, tol) in plan.items():
@@ -242,6 +258,15 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                           bundles={p: str(d) for p, d in dests.items()},
                           calibration=data.summary(), export=exported.to_dict())
     json_path, md_path = write_report(out_dir, report)
+    if options.require_quantized and report["shipped"] != "int8":
+        failed = [f"{c['name']} {c['value']:.4f} (limit {c['limit']}): {c['why']}"
+                  for c in report["checks"] if not c["passed"]]
+        raise QuantizationError(
+            "The INT8 bundle did not meet its budget on this host, and --require-quantized "
+            "was given:\n  - " + "\n  - ".join(failed) + f"\nThe report is {md_path}; the "
+            "FP32 bundle is still written. Loosen the budget, or drop --require-quantized to "
+            "ship FP32."
+        )
     return DeployResult(shipped_bundle=Path(report["shipped_bundle"]), bundles=dests,
                         report_json=json_path, report_md=md_path,
                         report_html=_write_html(out_dir, profiles, dests), report=report)

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from frugalml._records import check_schema, digest, to_jsonable
+from frugalml.errors import QuantizationError
 
 
 class Precision(StrEnum):
@@ -33,6 +34,24 @@ class Budget:
     max_size_ratio: float = 0.30
     must_be_faster: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse budgets no model can meet, instead of reporting a failure after the work.
+
+        Raises:
+            QuantizationError: naming the impossible limit.
+        """
+        problems = []
+        if not -1.0 <= self.min_mean_cosine <= 1.0:
+            problems.append(f"min_mean_cosine {self.min_mean_cosine} (a cosine is at most 1)")
+        if not self.max_accuracy_drop_points >= 0.0:
+            problems.append(f"max_accuracy_drop_points {self.max_accuracy_drop_points} "
+                            "(a drop below 0 asks the quantized model to beat FP32)")
+        if not self.max_size_ratio > 0.0:
+            problems.append(f"max_size_ratio {self.max_size_ratio} (sizes are positive)")
+        if problems:
+            raise QuantizationError(f"This accuracy budget cannot be met: {'; '.join(problems)}."
+                                    " Loosen it (e.g. --min-cosine 0.99 --max-drop 1.0).")
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Recipe:
@@ -53,6 +72,12 @@ class Recipe:
     float_activations_after: tuple[str, ...] = ("Gelu",)
     quantize_embeddings: bool = True
     budget: Budget = dataclasses.field(default_factory=Budget)
+
+    def __post_init__(self) -> None:
+        """Raises QuantizationError for a calibration set size below one item."""
+        if self.calibration_items < 1:
+            raise QuantizationError(f"calibration_items is {self.calibration_items}; a static "
+                                    "recipe needs at least 1 calibration item (300 is typical).")
 
     @property
     def digest(self) -> str:
@@ -76,3 +101,17 @@ class Recipe:
             quantize_embeddings=bool(data["quantize_embeddings"]),
             budget=Budget(**data["budget"]),
         )
+
+
+RECIPES = {"int8": Recipe}
+
+
+def get_recipe(name: str, **options: Any) -> Recipe:
+    """The named recipe with ``options`` (Recipe fields) applied.
+
+    Raises:
+        QuantizationError: the name is unknown; the message lists the known recipes.
+    """
+    if name not in RECIPES:
+        raise QuantizationError(f"Unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}.")
+    return RECIPES[name](**options)

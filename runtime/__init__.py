@@ -7,7 +7,7 @@ from pathlib import Path
 
 from frugalml.errors import BundleError, FrugalError, InputError, TargetError
 from frugalml.runtime.backends import get_backend
-from frugalml.runtime.bundle import check_host, read_manifest, verify_files
+from frugalml.runtime.bundle import check_host, manifest_digest, read_manifest, verify_files
 from frugalml.runtime.host import Host, read_host
 from frugalml.runtime.manifest import Manifest, TensorSpec
 from frugalml.runtime.model import Model
@@ -22,12 +22,14 @@ __all__ = [
     "TargetError",
     "TensorSpec",
     "load",
+    "manifest_digest",
     "read_host",
 ]
 
 
 def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | None = None,
-         streams: int = 1, profile: bool = False, host: Host | None = None) -> Model:
+         streams: int = 1, profile: bool = False, host: Host | None = None,
+         expected_digest: str | None = None) -> Model:
     """Verify a bundle (hashes, listed files, target vs host), then open it with a backend.
 
     Args:
@@ -37,6 +39,8 @@ def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | N
         streams: inferences that may run in parallel (OpenVINO streams).
         profile: record per-node times (for ``frugal bench``; slows every run a little).
         host: the host to check against; read from /proc/cpuinfo when omitted.
+        expected_digest: sha256 of ``manifest.json`` you trust (printed by ``frugal deploy``
+            and ``frugal verify``); pins every file of the bundle.
 
     Raises:
         BundleError: missing, corrupt or tampered bundle, or the backend cannot load it.
@@ -45,7 +49,7 @@ def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | N
     """
     started = time.perf_counter()
     path = Path(bundle_dir)
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, expected_digest)
     verify_files(path, manifest)
     check_host(manifest, host or read_host())
     name = backend or manifest.target.backend

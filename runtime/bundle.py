@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,12 +11,18 @@ from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.host import Host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest
 
+MAX_MANIFEST_BYTES = 16 << 20
 
-def read_manifest(bundle_dir: Path) -> Manifest:
-    """Read and parse ``manifest.json``.
+
+def read_manifest(bundle_dir: Path, expected_digest: str | None = None) -> Manifest:
+    """Read and parse ``manifest.json``, optionally pinned to a sha256 the user trusts.
+
+    The manifest lists the sha256 of every other file, so pinning its digest pins the whole
+    bundle (see :func:`verify_files`).
 
     Raises:
-        BundleError: the directory or manifest is missing, unreadable or malformed.
+        BundleError: the directory or manifest is missing, unreadable, malformed, too large,
+            or its sha256 differs from ``expected_digest``.
     """
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
@@ -26,10 +33,28 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     path = bundle_dir / MANIFEST_NAME
     if not path.is_file():
         raise BundleError(f"{bundle_dir} is not a bundle: it has no {MANIFEST_NAME}.")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is {path.stat().st_size} bytes; manifests are under "
+                          f"{MAX_MANIFEST_BYTES} bytes. It is not a frugalml manifest.")
+    raw = path.read_bytes()
+    if expected_digest is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected_digest.strip().lower():
+            raise BundleError(
+                f"{path} has sha256 {actual}, not the expected {expected_digest}. The bundle "
+                "is not the one you pinned: it was rebuilt or modified. Do not run it; get the "
+                "bundle whose digest you trust, or pin the new digest if you rebuilt it."
+            )
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as e:
-        raise BundleError(f"{path} is corrupt or from an unsupported version: {e}") from e
+        return Manifest.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BundleError(f"{path} is corrupt or from an unsupported version: "
+                          f"{str(e).rstrip('.')}. Rebuild the bundle with `frugal deploy`.") from e
+
+
+def manifest_digest(bundle_dir: Path) -> str:
+    """sha256 of a bundle's ``manifest.json``: the one value that pins the whole bundle."""
+    return hashlib.sha256((Path(bundle_dir) / MANIFEST_NAME).read_bytes()).hexdigest()
 
 
 def verify_files(bundle_dir: Path, manifest: Manifest) -> None:

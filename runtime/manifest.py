@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from frugalml._records import check_schema
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
+# numpy dtype names a bundle's inputs and outputs may have
+DTYPES = frozenset({"float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,13 +91,71 @@ class Manifest:
         """Parse ``manifest.json`` content.
 
         Raises:
-            ValueError: the schema is newer than this frugalml.
-            KeyError: a required field is missing.
+            ValueError: the schema is newer than this frugalml, or a field is missing, has
+                the wrong type, or names a file the manifest does not hash.
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"a manifest is a JSON object, not {type(data).__name__}")
         check_schema(data, "Bundle manifest", SCHEMA_VERSION)
+        _check_fields(data)
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
         values["target"] = TargetRequirements.from_dict(data["target"])
         values["inputs"] = tuple(TensorSpec.from_dict(t) for t in data["inputs"])
         values["outputs"] = tuple(TensorSpec.from_dict(t) for t in data["outputs"])
         return cls(**values)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# field -> JSON type it must have (data only: a manifest never names code to run)
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "model_file": str, "precision": str, "target": dict, "inputs": list,
+    "outputs": list, "files": dict, "samples_file": str, "sample_tolerance": dict,
+    "source": dict, "recipe": dict, "calibration": (dict, type(None)), "libraries": dict,
+    "kernels": dict, "metrics": dict,
+}
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    """Check presence and JSON types of every field before any is used.
+
+    Raises:
+        ValueError: naming the first field that is missing or malformed.
+    """
+    for name, kind in _FIELD_TYPES.items():
+        if name not in data:
+            raise ValueError(f"field {name!r} is missing")
+        if not isinstance(data[name], kind):
+            raise ValueError(f"field {name!r} has type {type(data[name]).__name__}")
+    for rel, sha in data["files"].items():
+        parts = PurePosixPath(rel).parts
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+            raise ValueError(f"files[{rel!r}] is not a sha256 hex digest")
+        if not rel or rel.startswith("/") or ".." in parts or "\\" in rel:
+            raise ValueError(f"file {rel!r} is not a plain path inside the bundle")
+    for name in ("model_file", "samples_file"):
+        if data[name] not in data["files"]:
+            raise ValueError(f"{name} {data[name]!r} is not among the hashed files")
+    target = data["target"]
+    if not (isinstance(target.get("name"), str) and isinstance(target.get("machine"), str)
+            and isinstance(target.get("backend"), str)
+            and _all(target.get("required_features"), str)):
+        raise ValueError("field 'target' needs name, machine, backend (text) and "
+                         "required_features (a list of text)")
+    for side in ("inputs", "outputs"):
+        for spec in data[side]:
+            if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                    and spec.get("dtype") in DTYPES
+                    and _all(spec.get("shape"), (int, str))):
+                raise ValueError(f"an entry of {side!r} is not a tensor spec (name, dtype in "
+                                 f"{sorted(DTYPES)}, shape of ints and names): {spec!r:.120}")
+    tolerance = data["sample_tolerance"]
+    if not all(isinstance(tolerance.get(k), (int, float)) and not isinstance(tolerance[k], bool)
+               for k in ("min_cosine", "max_abs")):
+        raise ValueError("field 'sample_tolerance' needs numeric min_cosine and max_abs")
+
+
+def _all(values: Any, kind: type | tuple[type, ...]) -> bool:
+    """``values`` is a list whose items all have ``kind`` (bool is not a number here)."""
+    return isinstance(values, list) and all(
+        isinstance(v, kind) and not isinstance(v, bool) for v in values)

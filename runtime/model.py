@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def _check_input(spec: TensorSpec, value: object) -> None:
     if value.ndim != len(spec.shape):
         raise InputError(
             f"Input {spec.name!r} has shape {tuple(value.shape)} ({value.ndim}-D); the model "
-            f"expects {len(spec.shape)}-D {_shape_text(spec.shape)}."
+            f"expects {len(spec.shape)}-D {_shape_text(spec.shape)}. Reshape it (one item "
+            "still needs the leading batch axis: array[None])."
         )
     for axis, (want, got) in enumerate(zip(spec.shape, value.shape, strict=True)):
         if isinstance(want, int) and want > 0 and want != got:
@@ -40,6 +42,10 @@ def _check_input(spec: TensorSpec, value: object) -> None:
 
 def _shape_text(shape: tuple[int | str, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _describe(feeds: Mapping[str, np.ndarray]) -> str:
+    return ", ".join(f"{k}: {v.dtype}{tuple(v.shape)}" for k, v in feeds.items())
 
 
 def _signature(specs: tuple[TensorSpec, ...]) -> str:
@@ -83,12 +89,16 @@ class Model:
         Raises:
             InputError: a name is missing or unknown, or a shape or dtype is wrong.
         """
+        if not isinstance(feeds, Mapping):
+            raise InputError(f"Inputs are a {type(feeds).__name__}; pass a dict of numpy arrays "
+                             f"by input name: {_signature(self.manifest.inputs)}.")
         expected = set(self.input_names)
-        unknown = sorted(set(feeds) - expected)
+        unknown = sorted(map(str, set(feeds) - expected))
         missing = sorted(expected - set(feeds))
         if unknown or missing:
             raise InputError(
-                f"Inputs {sorted(feeds)} do not match the model's inputs {list(self.input_names)}"
+                f"Inputs {sorted(map(str, feeds))} do not match the model's inputs "
+                f"{list(self.input_names)}"
                 + (f"; unknown: {unknown}" if unknown else "")
                 + (f"; missing: {missing}" if missing else "")
                 + f". Expected signature: {_signature(self.manifest.inputs)}."
@@ -116,7 +126,15 @@ class Model:
             inputs = {self.input_names[0]: inputs}
         self.check_inputs(inputs)
         feeds = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
-        return self._session.run(feeds)
+        try:
+            return self._session.run(feeds)
+        except Exception as e:  # backends raise untyped errors for values they cannot run
+            raise InputError(
+                f"{self.backend} could not run {self.manifest.name!r} on these inputs "
+                f"({_describe(feeds)}): {str(e)[:400]}. The expected signature is "
+                f"{_signature(self.manifest.inputs)}; check dynamic sizes and value ranges "
+                "(token ids within the vocabulary, lengths within the model's limit)."
+            ) from e
 
     def close(self) -> None:
         """Release the backend session; later calls to :meth:`run` raise ``BundleError``."""
@@ -146,9 +164,7 @@ class Model:
         Raises:
             BundleError: an output drifts beyond the manifest's tolerance.
         """
-        with np.load(self.bundle_dir / self.manifest.samples_file, allow_pickle=False) as data:
-            feeds = {spec.name: data[f"input.{spec.name}"] for spec in self.manifest.inputs}
-            expected = {spec.name: data[f"output.{spec.name}"] for spec in self.manifest.outputs}
+        feeds, expected = self._samples()
         got = self.run(feeds)
         worst_cos, worst_abs = 1.0, 0.0
         for name, ref in expected.items():
@@ -163,3 +179,16 @@ class Model:
                 "computes differently from the build machine."
             )
         return {"min_cosine": worst_cos, "max_abs_error": worst_abs}
+
+    def _samples(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Sample inputs and expected outputs, read as plain arrays (never unpickled)."""
+        path = self.bundle_dir / self.manifest.samples_file
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return ({s.name: data[f"input.{s.name}"] for s in self.manifest.inputs},
+                        {s.name: data[f"output.{s.name}"] for s in self.manifest.outputs})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            why = ("it holds Python objects, which frugalml never unpickles"
+                   if "allow_pickle" in str(e) else str(e).rstrip("."))
+            raise BundleError(f"Cannot read the bundle's samples from {path}: {why}. Rebuild "
+                              "the bundle with `frugal deploy`.") from e

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from frugalml.errors import TargetError
@@ -60,15 +62,82 @@ TARGETS: dict[str, Target] = {t.name: t for t in _BUILTIN}
 
 
 def get_target(name: str) -> Target:
-    """Look up a built-in target by name.
+    """Look up a built-in target by name, or read a user's target file (``*.json``).
 
     Raises:
-        TargetError: the name is unknown; the message lists the known ones.
+        TargetError: the name is unknown (the message lists the known ones), or the file is
+            missing or malformed.
     """
+    if name.endswith(".json"):
+        return load_target_file(Path(name))
     try:
         return TARGETS[name]
     except KeyError:
         raise TargetError(
             f"Unknown target {name!r}. Known targets: {', '.join(TARGETS)}; "
-            "or pass 'auto' to pick the best one for this host."
+            "or pass 'auto' to pick the best one for this host, or a target file (.json)."
         ) from None
+
+
+_TEXT_FIELDS = ("name", "machine", "backend", "description")
+_MACHINES = ("x86_64", "aarch64")
+MAX_TARGET_FILE_BYTES = 1 << 16
+
+
+def load_target_file(path: Path) -> Target:
+    """Read a user target profile: a JSON object with the fields of :class:`Target`.
+
+    Example: ``{"name": "edge-box", "machine": "x86_64", "required_features": ["avx2"],
+    "backend": "onnxruntime", "int8_format": "u8s8-reduce-range", "description": "..."}``.
+    Only data is read; a target file cannot name code to run.
+
+    Raises:
+        TargetError: the file is missing, not JSON, or a field is missing or invalid.
+    """
+    try:
+        raw = path.read_bytes()[:MAX_TARGET_FILE_BYTES + 1]
+    except OSError as e:
+        raise TargetError(f"Cannot read target file {path}: {e.strerror or e}.") from e
+    if len(raw) > MAX_TARGET_FILE_BYTES:
+        raise TargetError(f"Target file {path} is over {MAX_TARGET_FILE_BYTES} bytes; a target "
+                          "profile is a small JSON object.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise TargetError(f"Target file {path} is not valid JSON: {e}.") from e
+    problem = _target_problem(data)
+    if problem:
+        raise TargetError(f"Target file {path}: {problem}. Fields: name, machine "
+                          f"({' or '.join(_MACHINES)}), required_features (list of "
+                          "/proc/cpuinfo flags), backend, int8_format "
+                          f"({', '.join(f.value for f in QuantFormat)}), description.")
+    return Target(name=data["name"], machine=data["machine"],
+                  required_features=tuple(data["required_features"]), backend=data["backend"],
+                  int8_format=QuantFormat(data["int8_format"]), description=data["description"])
+
+
+def _target_problem(data: Any) -> str:
+    """What is wrong with a parsed target file, or '' when nothing is."""
+    from frugalml.runtime.backends import names as backend_names
+
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    fields = {f.name for f in dataclasses.fields(Target)}
+    unknown = sorted(map(str, set(data) - fields))
+    missing = sorted(fields - set(data))
+    if unknown or missing:
+        return "; ".join(([f"unknown fields {unknown}"] if unknown else [])
+                         + ([f"missing fields {missing}"] if missing else []))
+    bad = [f for f in _TEXT_FIELDS if not isinstance(data[f], str) or not data[f].strip()]
+    if bad:
+        return f"{', '.join(bad)} must be non-empty text"
+    features = data["required_features"]
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        return "required_features must be a list of text"
+    if data["machine"] not in _MACHINES:
+        return f"machine {data['machine']!r} is not one of {', '.join(_MACHINES)}"
+    if data["backend"] not in backend_names():
+        return f"backend {data['backend']!r} is not one of {', '.join(backend_names())}"
+    if data["int8_format"] not in tuple(f.value for f in QuantFormat):
+        return f"int8_format {data['int8_format']!r} is unknown"
+    return ""

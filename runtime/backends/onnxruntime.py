@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.errors import BundleError
+from frugalml.errors import BundleError, one_line
 from frugalml.runtime.backends._protocol import OpEvent
 
 
@@ -89,5 +89,9 @@ class OnnxRuntimeBackend:
         except Exception as e:  # ORT raises its own untyped errors for unreadable models
             if profile_dir is not None:
                 profile_dir.cleanup()
-            raise BundleError(f"ONNX Runtime cannot load {model_file}: {e}") from e
+            raise BundleError(
+                f"ONNX Runtime cannot load {model_file}: {one_line(e, 300)}. The "
+                "file is not a valid model although it passed the bundle's hash check: the "
+                "bundle was built from a broken file or edited with its manifest. Rebuild it "
+                "with `frugal deploy`.") from e
         return OnnxRuntimeSession(session, profile_dir)

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from frugalml.cli import main
 from frugalml.errors import ExportError
 from frugalml.export import GraphSpec, export
+from tests.helpers import tiny_onnx
 
 SPEC = GraphSpec(("x",), ("y",), {"x": {0: "batch"}})
 
@@ -71,22 +71,9 @@ def test_frozen_branch_is_caught_by_validation(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def _tiny_onnx(path: Path, *, external: bool = False) -> onnx.ModelProto:
-    weight = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path), save_as_external_data=external,
-                    location="tiny.onnx.data", size_threshold=0)
-    return model
-
-
 def test_onnx_passthrough_copies_external_data_and_infers_shapes(tmp_path: Path) -> None:
     src = tmp_path / "src" / "tiny.onnx"
-    _tiny_onnx(src, external=True)
+    tiny_onnx(src, external=True)
     x = np.ones((2, 3), np.float32)
     record = export(src, tmp_path / "out", validation=[{"x": x}])
     assert record.exporter == "passthrough" and record.opset == 21
@@ -110,7 +97,7 @@ def test_bad_inputs_are_typed_errors_with_advice(tmp_path: Path, case: str) -> N
         (tmp_path / "m").mkdir()
         model, advice = tmp_path / "m", "no config.json"
     elif case == "truncated":
-        _tiny_onnx(src)
+        tiny_onnx(src)
         src.write_bytes(src.read_bytes()[:40])
         model, advice = src, "truncated"
     elif case == "not-onnx":
@@ -118,16 +105,16 @@ def test_bad_inputs_are_typed_errors_with_advice(tmp_path: Path, case: str) -> N
         src.write_text("this is a text file, not a model\n")
         model, advice = src, "not a readable ONNX model|holds no graph"
     elif case == "outside":
-        proto = _tiny_onnx(src, external=True)
+        proto = tiny_onnx(src, external=True)
         proto.graph.initializer[0].external_data[0].value = "../../secret.bin"
         onnx.save_model(proto, str(src))
         model, advice = src, "outside its directory"
     elif case == "short-data":
-        _tiny_onnx(src, external=True)
+        tiny_onnx(src, external=True)
         (src.parent / "tiny.onnx.data").write_bytes(b"\0" * 8)
         model, advice = src, "is truncated"
     elif case == "format":
-        _tiny_onnx(src)
+        tiny_onnx(src)
         model, advice, kwargs = src, "Unknown format 'tflite'", {"format": "tflite"}
     else:
         model, advice = BranchesOnValues(), "needs `example`"
@@ -138,7 +125,7 @@ def test_bad_inputs_are_typed_errors_with_advice(tmp_path: Path, case: str) -> N
 
 def test_cli_export_onnx_and_error_exit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "tiny.onnx"
-    _tiny_onnx(src)
+    tiny_onnx(src)
     assert main(["export", str(src), "--out", str(tmp_path / "o"), "--format", "openvino"]) == 0
     assert "model.xml" in capsys.readouterr().out
     assert (tmp_path / "o" / "model.bin").is_file()
