@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from frugalml._atomic import staged
+from frugalml._atomic import recover, staged
 from frugalml._records import tree_digest
 from frugalml.errors import FrugalError
 
@@ -56,6 +56,7 @@ def cached_stage(
         (record, True when it came from the cache)
     """
     final = root / f"{stage}-{key[:24]}"
+    recover(final)
     if final.exists():
         data = _read_entry(final)
         if data is not None:

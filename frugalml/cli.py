@@ -51,7 +51,8 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
     options = dataclasses.replace(
         DeployOptions(), target=args.target, eval_items=args.eval_items,
         recipe=get_recipe(args.recipe, budget=budget), quantizer=args.quantizer,
-        require_quantized=args.require_quantized)
+        require_quantized=args.require_quantized, profile_runs=args.profile_runs,
+        profile_rounds=args.profile_rounds)
     _deploy_summary(deploy(args.model, args.data, args.out, options, quiet=args.json), args.json)
 
 
@@ -297,6 +298,10 @@ def _parser() -> argparse.ArgumentParser:
                                 help="budget: most accuracy drop, in points")
     subs["deploy"].add_argument("--require-quantized", action="store_true",
                                 help="exit with an error if INT8 misses its budget")
+    subs["deploy"].add_argument("--profile-runs", type=int, default=200,
+                                help="timed runs per bundle and round")
+    subs["deploy"].add_argument("--profile-rounds", type=int, default=2,
+                                help="alternating FP32/INT8 profiling rounds")
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
     for name in ("report", "compare"):
