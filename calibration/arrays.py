@@ -34,6 +34,10 @@ class ArraySource:
         """
         if not arrays:
             raise CalibrationError(f"{origin} holds no input arrays.")
+        scalars = sorted(name for name, a in arrays.items() if a.ndim == 0)
+        if scalars:
+            raise CalibrationError(f"Arrays {scalars} in {origin} are scalars (0-d); every input "
+                                   "needs a leading item axis, one row per item.")
         counts = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items()}
         if len(set(counts.values())) != 1:
             raise CalibrationError(f"Arrays in {origin} hold different item counts {counts}; "

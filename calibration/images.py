@@ -136,7 +136,14 @@ class ImageFolder:
         return h.hexdigest()
 
     def load(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        """Decode, resize (short side), centre-crop, scale and lay out these images."""
+        """Decode, resize (short side), centre-crop, scale and lay out these images.
+
+        Raises:
+            CalibrationError: no indices, or an image that cannot be decoded.
+        """
+        if not len(indices):
+            raise CalibrationError(f"No images were asked for from {self.root}; pass at least "
+                                   "one index.")
         return {self.input_name: np.stack([self._one(self.files[i]) for i in indices])}
 
     def _one(self, path: Path) -> np.ndarray:

@@ -36,6 +36,17 @@ class DeployOptions:
     sample_items: int = 4
     require_quantized: bool = False
 
+    def __post_init__(self) -> None:
+        """Raises FrugalError for counts that make no sense, before any work starts."""
+        counts = {"eval_items": self.eval_items, "profile_runs": self.profile_runs,
+                  "profile_rounds": self.profile_rounds, "sample_items": self.sample_items,
+                  "max_length": self.max_length}
+        bad = {k: v for k, v in counts.items() if v < 1} | (
+            {"threads": self.threads} if self.threads < 0 else {})
+        if bad:
+            raise FrugalError(f"Deploy options out of range: {bad}. Counts must be at least 1 "
+                              "(threads: 0 lets the backend choose).")
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DeployResult:

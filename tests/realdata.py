@@ -59,3 +59,25 @@ def mnist_batch(count: int) -> tuple[np.ndarray, np.ndarray]:
         rows = np.loadtxt(f, delimiter=",", max_rows=count)
     pixels = rows[:, :784].reshape(-1, 1, 28, 28) / 255.0
     return ((pixels - 0.1307) / 0.3081).astype(np.float32), rows[:, 784].astype(np.int64)
+
+
+def build_mnist_bundle(root: Path) -> Path:
+    """The MNIST CNN exported, validated and bundled (FP32, x86-avx2) with 16 real digits as
+    samples, in ``root/bundle``."""
+    from frugalml._atomic import staged
+    from frugalml.export import GraphSpec, export
+    from frugalml.targets.bundle import assemble
+    from frugalml.targets.profiles import get_target
+
+    digits, _ = mnist_batch(64)
+    record = export(mnist_net(), root / "export", example={"image": digits[:2]},
+                    spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
+                    validation=[{"image": digits}])
+    dest = root / "bundle"
+    with staged(dest) as stage:
+        assemble(stage, name="mnist-cnn-x86-avx2-fp32", model_file=record.path,
+                 target=get_target("x86-avx2"), precision="fp32",
+                 samples={"image": digits[:16]}, source={"model": "ccexam MNISTNet"},
+                 recipe={"precision": "fp32"}, calibration=None, metrics={},
+                 sample_tolerance={"min_cosine": 0.9999, "max_abs": 1e-3})
+    return dest

@@ -240,6 +240,8 @@ CASES = [
          "cannot be met.*at most 1"),
     Case("budget-negative-drop", _deploy("--max-drop", "-1"), QuantizationError,
          "cannot be met.*beat FP32"),
+    Case("deploy-zero-runs", _deploy("--profile-runs", "0"), FrugalError,
+         r"out of range: \{'profile_runs': 0\}"),
     Case("target-unknown", _deploy(target=lambda t: "x86-avx1024"), TargetError,
          "Unknown target 'x86-avx1024'. Known targets"),
     Case("target-file-not-json", _deploy(target=_target_file("{name: edge")), TargetError,

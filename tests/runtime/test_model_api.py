@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +14,21 @@ THREADS, CALLS = 8, 2000
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_threads_share_one_model_and_get_exact_results(mnist_bundle: Path, backend: str) -> None:
-    """8 threads x 2,000 calls, each thread its own digits; every output equals the
-    single-threaded result for that digit."""
+def test_soak_threads_share_one_model_exactly_without_leaking(mnist_bundle: Path,
+                                                              backend: str) -> None:
+    """8 threads x 2,000 calls on one Model, each thread its own digits: no errors, every
+    output equal to the single-threaded result, RSS within 5 % of its post-warm-up value
+    (bench/soak.py runs 10,000 calls per thread)."""
     from tests.realdata import mnist_batch
+    from tests.soak import soak
 
     digits, _ = mnist_batch(THREADS * 4)
     with load(mnist_bundle, backend=backend, threads=1, streams=2) as model:
-        expected = [model.run(digits[i:i + 1])["logits"] for i in range(len(digits))]
-        mismatches: list[tuple[int, int]] = []
-
-        def worker(t: int) -> None:
-            for call in range(CALLS):
-                i = t * 4 + call % 4
-                if not np.array_equal(model.run(digits[i:i + 1])["logits"], expected[i]):
-                    mismatches.append((t, call))
-
-        threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert mismatches == [], f"{len(mismatches)} of {THREADS * CALLS} calls differed"
+        result = soak(model, [digits[i:i + 1] for i in range(len(digits))], threads=THREADS,
+                      calls=CALLS)
+    assert (result.errors, result.mismatches) == (0, 0), result
+    assert result.calls == THREADS * CALLS
+    assert result.rss_growth < 0.05, result
 
 
 def test_openvino_and_onnxruntime_agree_on_the_same_bundle(mnist_bundle: Path) -> None:
