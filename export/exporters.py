@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from frugalml._interrupt import reraise_if_interrupted
 from frugalml.errors import ExportError
 from frugalml.export.diagnose import ExporterFailure, diagnose
 
@@ -152,6 +153,7 @@ def run_in_order(exporters: list[Exporter], path: Path) -> tuple[Exporter, int,
         try:
             opset = exporter.run(path)
         except Exception as e:  # exporters raise many unrelated types; all are diagnosed
+            reraise_if_interrupted(e)
             failures.append(diagnose(exporter.name, e))
             continue
         if path.is_file():

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml._interrupt import reraise_if_interrupted
 from frugalml.export.validate import Tolerance, compare_outputs
 
 Feeds = Mapping[str, np.ndarray]
@@ -40,6 +41,7 @@ def simplify(model: Any, feeds: Sequence[Feeds], reference: Sequence[Mapping[str
     try:
         slim = onnxslim.slim(model)
         compare_outputs(reference, run_onnx(slim, feeds, output_names), tolerance)
-    except Exception:  # ExportError from the comparison, or anything onnxslim raises
+    except Exception as e:  # ExportError from the comparison, or anything onnxslim raises
+        reraise_if_interrupted(e)
         return model, False
     return slim, True

@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from frugalml._interrupt import reraise_if_interrupted
+
 T = TypeVar("T")
 
 
@@ -24,6 +26,7 @@ class Steps:
         start = time.perf_counter()
         with self.console.status(title + " ...") if spinner else contextlib.nullcontext():
             yield
+        reraise_if_interrupted()  # a library may have swallowed Ctrl-C inside the step
         self.console.print(f"[green]done[/green] {title} ({time.perf_counter() - start:.1f} s)")
 
     def note(self, text: str) -> None:

@@ -330,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     FrugalError and OSError (a path, permission or full disk) exit 2; Ctrl-C exits 130 after
     the interrupted step has removed its partial output (see ``_atomic.staged``).
     """
+    from frugalml._interrupt import install
+
     args = _parser().parse_args(argv)
+    install()
     try:
         args.fn(args)
     except FrugalError as e:
