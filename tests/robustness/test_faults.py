@@ -48,7 +48,12 @@ def _run_until(out: Path, seen: Callable[[], bool], sig: int = signal.SIGKILL,
         time.sleep(0.02)
     time.sleep(delay)
     os.killpg(proc.pid, sig)
-    proc.wait(timeout=120)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"deploy still running 120 s after signal {sig}; its stderr:\n{err[-3000:]}")
     return proc
 
 
