@@ -218,16 +218,35 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:
+    from frugalml.errors import TargetError
     from frugalml.runtime.host import read_host
     from frugalml.targets import TARGETS, detect, support
 
     host = read_host()
     table = support(host)
-    best = detect(host).name if any(not m for m in table.values()) else None
-    _print({"host": host.to_dict(), "best": best, "missing": table}, args.json,
-           [f"{n}: {'native' if not m else 'missing ' + ', '.join(m)}"
-            f"{'  (best)' if n == best else ''} - {TARGETS[n].description}"
-            for n, m in table.items()])
+    try:
+        best: str | None = detect(host).name
+    except TargetError:
+        best = None
+    lines = [f"host: {host.cpu_model} ({host.machine}, {host.logical_cores} logical cores); "
+             f"ISA: {', '.join(f for f in _ISA_FLAGS if f in host.flags) or 'baseline'}"]
+    for name, s in table.items():
+        why = f" ({_RUNS_NOTE[s.runs.value]}{'; '.join(s.missing)})" if s.missing else ""
+        lines += [f"{name:<14} {s.runs.value}{'  [best]' if name == best else ''}{why}",
+                  f"{'':<14} {TARGETS[name].description}"]
+    _print({"host": host.to_dict(), "best": best,
+            "targets": {n: {"runs": s.runs.value, "missing": list(s.missing),
+                            **TARGETS[n].to_dict()} for n, s in table.items()}},
+           args.json, lines)
+
+
+_RUNS_NOTE = {"emulated": "under QEMU; natively it needs ",
+              "desktop-check": "the .ort artifact runs in desktop ONNX Runtime; the device "
+                               "needs ",
+              "cannot run here": "missing "}
+# ISA flags worth showing next to the CPU model: the ones that decide INT8 formats
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd",
+              "asimddp", "i8mm", "sve")
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:

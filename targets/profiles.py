@@ -24,7 +24,8 @@ class QuantFormat(StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
-    """A deployable CPU class: architecture, required ISA features, backend and INT8 format."""
+    """A deployable device class: architecture, required ISA features, backend, INT8 format,
+    and the device (CPU or GPU) and artifact (ONNX, ORT mobile format, OpenVINO IR) it runs."""
 
     name: str
     machine: str
@@ -32,6 +33,8 @@ class Target:
     backend: str
     int8_format: QuantFormat
     description: str
+    device: str = "CPU"
+    artifact: str = "onnx"
 
     def requirements(self) -> TargetRequirements:
         """What the runtime checks against the host before running a bundle for this target."""
@@ -57,6 +60,33 @@ _BUILTIN = (
         backend="onnxruntime", int8_format=QuantFormat.U8S8_REDUCED,
         description="x86-64 with AVX2 and no VNNI: U8S8 QDQ INT8 with 7-bit weights",
     ),
+    Target(
+        name="arm64", machine="aarch64", required_features=("asimddp",),
+        backend="onnxruntime", int8_format=QuantFormat.S8S8,
+        description="ARM64 v8.2+ with dot product (Neoverse N1, Graviton 2+): S8S8 QDQ INT8",
+    ),
+    Target(
+        name="arm64-a72", machine="aarch64", required_features=("asimd",),
+        backend="onnxruntime", int8_format=QuantFormat.S8S8,
+        description="ARM64 v8.0 without dot product (Raspberry Pi 4, Cortex-A72): S8S8 QDQ "
+                    "INT8 on the slower widening-multiply path (no sdot)",
+    ),
+    Target(
+        name="android-arm64", machine="aarch64", required_features=("asimd",),
+        backend="onnxruntime", int8_format=QuantFormat.S8S8, artifact="ort",
+        description="Android phones (ARM64): ONNX Runtime Mobile .ort + reduced-operator config",
+    ),
+    Target(
+        name="ios-arm64", machine="aarch64", required_features=("asimd",),
+        backend="onnxruntime", int8_format=QuantFormat.S8S8, artifact="ort",
+        description="iPhones and iPads (ARM64): ONNX Runtime Mobile .ort + reduced-operator "
+                    "config",
+    ),
+    Target(
+        name="igpu", machine="x86_64", required_features=(), backend="openvino",
+        int8_format=QuantFormat.S8S8, device="GPU", artifact="openvino-ir",
+        description="Intel integrated GPU (Gen12+/Xe) through OpenVINO: FP16 IR, INT8 IR",
+    ),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in _BUILTIN}
 
@@ -81,6 +111,8 @@ def get_target(name: str) -> Target:
 
 _TEXT_FIELDS = ("name", "machine", "backend", "description")
 _MACHINES = ("x86_64", "aarch64")
+_DEVICES = ("CPU", "GPU")
+_ARTIFACTS = ("onnx", "ort", "openvino-ir")
 MAX_TARGET_FILE_BYTES = 1 << 16
 
 
@@ -113,7 +145,8 @@ def load_target_file(path: Path) -> Target:
                           f"({', '.join(f.value for f in QuantFormat)}), description.")
     return Target(name=data["name"], machine=data["machine"],
                   required_features=tuple(data["required_features"]), backend=data["backend"],
-                  int8_format=QuantFormat(data["int8_format"]), description=data["description"])
+                  int8_format=QuantFormat(data["int8_format"]), description=data["description"],
+                  device=data.get("device", "CPU"), artifact=data.get("artifact", "onnx"))
 
 
 def _target_problem(data: Any) -> str:
@@ -123,8 +156,10 @@ def _target_problem(data: Any) -> str:
     if not isinstance(data, dict):
         return f"expected a JSON object, found {type(data).__name__}"
     fields = {f.name for f in dataclasses.fields(Target)}
+    required = {f.name for f in dataclasses.fields(Target)
+                if f.default is dataclasses.MISSING}
     unknown = sorted(map(str, set(data) - fields))
-    missing = sorted(fields - set(data))
+    missing = sorted(required - set(data))
     if unknown or missing:
         return "; ".join(([f"unknown fields {unknown}"] if unknown else [])
                          + ([f"missing fields {missing}"] if missing else []))
@@ -140,4 +175,8 @@ def _target_problem(data: Any) -> str:
         return f"backend {data['backend']!r} is not one of {', '.join(backend_names())}"
     if data["int8_format"] not in tuple(f.value for f in QuantFormat):
         return f"int8_format {data['int8_format']!r} is unknown"
+    if data.get("device", "CPU") not in _DEVICES:
+        return f"device {data.get('device')!r} is not one of {', '.join(_DEVICES)}"
+    if data.get("artifact", "onnx") not in _ARTIFACTS:
+        return f"artifact {data.get('artifact')!r} is not one of {', '.join(_ARTIFACTS)}"
     return ""

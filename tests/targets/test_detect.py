@@ -9,9 +9,13 @@ import pytest
 from frugalml.errors import TargetError
 from frugalml.runtime.host import parse_cpuinfo, read_host
 from frugalml.targets import detect, get_target, support
+from frugalml.targets.detect import Probes, Runs, Support
 
 X86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor: 1\n"
 ARM = "processor\t: 0\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\n"
+
+
+NOTHING = Probes(qemu_aarch64=False, intel_gpu=False, opencl=False)
 
 
 def test_parse_cpuinfo() -> None:
@@ -26,14 +30,15 @@ def _host(flags: tuple[str, ...], machine: str = "x86_64"):  # type: ignore[no-u
 def test_detect_prefers_vnni_when_present() -> None:
     assert detect(_host(("avx2", "fma"))).name == "x86-avx2"
     assert detect(_host(("avx2", "fma", "avx512f", "avx512_vnni"))).name == "x86-avx512"
-    table = support(_host(("avx2", "fma")))
-    assert table["x86-avx2"] == () and table["x86-avx512"] == ("avx512_vnni", "avx512f")
+    table = support(_host(("avx2", "fma")), NOTHING)
+    assert table["x86-avx2"] == Support(Runs.NATIVE, ())
+    assert table["x86-avx512"] == Support(Runs.NO, ("avx512_vnni", "avx512f"))
 
 
 def test_no_native_target_and_unknown_target() -> None:
     with pytest.raises(TargetError, match="No built-in target runs natively"):
-        detect(_host(("asimd",), machine="aarch64"))
-    with pytest.raises(TargetError, match="Known targets: x86-avx512, x86-avx2"):
+        detect(_host(("fp",), machine="aarch64"))
+    with pytest.raises(TargetError, match="Known targets: x86-avx512, x86-avx2, arm64"):
         get_target("riscv")
 
 
@@ -43,3 +48,32 @@ def test_this_host_is_read_not_assumed() -> None:
     assert host.flags == parse_cpuinfo(text)[1]
     assert detect(host).name == ("x86-avx512" if host.has("avx512_vnni", "avx512f")
                                  else "x86-avx2")
+
+
+def test_every_target_says_how_this_host_can_run_it() -> None:
+    """An AVX2 host without QEMU or a GPU; then with QEMU; then an ARM host with dotprod."""
+    x86 = _host(("avx2", "fma"))
+    table = support(x86, NOTHING)
+    assert table["arm64"].runs == Runs.NO
+    assert table["arm64"].missing == ("architecture aarch64 (host is x86_64)",
+                                      "qemu-aarch64 user-mode emulation (apt-get install "
+                                      "qemu-user-static)")
+    assert table["android-arm64"].runs == table["ios-arm64"].runs == Runs.DESKTOP_CHECK
+    assert table["igpu"] == Support(Runs.NO, (
+        "an Intel GPU (no /dev/dri/renderD* node)",
+        "libOpenCL.so.1 (the GPU plugin's OpenCL loader)"))
+    with_qemu = support(x86, Probes(qemu_aarch64=True, intel_gpu=False, opencl=True))
+    assert with_qemu["arm64"].runs == with_qemu["arm64-a72"].runs == Runs.EMULATED
+    assert with_qemu["igpu"].missing == ("an Intel GPU (no /dev/dri/renderD* node)",)
+    arm = _host(("fp", "asimd", "asimddp"), machine="aarch64")
+    assert detect(arm).name == "arm64"
+    assert support(arm, NOTHING)["x86-avx2"].runs == Runs.NO
+    assert detect(_host(("fp", "asimd"), machine="aarch64")).name == "arm64-a72"
+
+
+def test_a_gpu_target_is_never_picked_or_built_on_a_cpu_only_host() -> None:
+    from frugalml.pipeline import _resolve_target
+
+    assert detect(_host(("avx2", "fma"))).device == "CPU"
+    with pytest.raises(TargetError, match="igpu cannot be built.*Intel GPU"):
+        _resolve_target("igpu") if not Probes.read().intel_gpu else pytest.skip("has a GPU")
