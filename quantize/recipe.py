@@ -14,7 +14,9 @@ class Precision(StrEnum):
     """What the deployed model computes in."""
 
     FP32 = "fp32"
+    FP16 = "fp16"
     INT8 = "int8"
+    W4A8 = "w4a8"
 
 
 class CalibrationMethod(StrEnum):
@@ -25,12 +27,23 @@ class CalibrationMethod(StrEnum):
     ENTROPY = "entropy"
 
 
+# Data-aware ways to choose 4-bit weights; the empty set is plain rounding (data-free).
+WEIGHT_METHODS = ("awq", "scale_estimation", "gptq")
+GROUP_SIZES = (32, 64, 128)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Budget:
-    """What a quantized model must reach against FP32 to ship."""
+    """What a quantized model must reach against FP32 to ship.
+
+    Each evaluator checks the limits that apply to its task: classification the top-1 drop,
+    embeddings the cosine and the probe-accuracy drop, language models the perplexity rise,
+    anything else the output cosine. The size limit applies to every task.
+    """
 
     min_mean_cosine: float = 0.99
     max_accuracy_drop_points: float = 1.0
+    max_perplexity_increase_pct: float = 20.0
     max_size_ratio: float = 0.30
     must_be_faster: bool = True
 
@@ -46,6 +59,9 @@ class Budget:
         if not self.max_accuracy_drop_points >= 0.0:
             problems.append(f"max_accuracy_drop_points {self.max_accuracy_drop_points} "
                             "(a drop below 0 asks the quantized model to beat FP32)")
+        if not self.max_perplexity_increase_pct >= 0.0:
+            problems.append(f"max_perplexity_increase_pct {self.max_perplexity_increase_pct} "
+                            "(below 0 asks the quantized model to beat FP32)")
         if not self.max_size_ratio > 0.0:
             problems.append(f"max_size_ratio {self.max_size_ratio} (sizes are positive)")
         if problems:
@@ -55,29 +71,50 @@ class Budget:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Recipe:
-    """Static INT8 (per-channel weights) or FP32, plus the accuracy budget it must meet.
+    """What to do to weights and activations, and the accuracy budget the result must meet.
 
-    ``float_activations_after`` names op types whose outputs are fed to the next linear layer in
-    float: that layer keeps its int8 weights but not int8 activations. NOTE: the default, GELU,
-    comes from a measurement on all-MiniLM-L6-v2: the FFN down-projections read GELU outputs with
-    heavy outliers, and quantizing them per tensor dropped the mean embedding cosine from 0.991
-    to 0.987 (MinMax, 100 calibration texts).
+    - ``op_types``: the operator types whose inputs get INT8 activations; empty lets the
+      backend choose from the graph (every quantizable operator for CNNs, so ReLU6/Clip and
+      residual adds stay in the integer chain; only MatMul for transformers).
+    - ``float_activations_after``: op types whose outputs feed the next linear layer in float;
+      that layer keeps int8 weights but not int8 activations. NOTE: the default, GELU, comes
+      from a measurement on all-MiniLM-L6-v2: quantizing the FFN down-projections' inputs per
+      tensor dropped the mean embedding cosine from 0.991 to 0.987 (MinMax, 100 texts).
+    - ``ignored_nodes``: node names kept entirely in float (what `frugal diagnose` emits).
+    - ``group_size``/``weight_symmetric``/``weight_methods``: the 4-bit weights of ``w4a8``.
     """
 
-    schema_version: int = 1
+    schema_version: int = 2
     precision: Precision = Precision.INT8
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     calibration_items: int = 300
     per_channel: bool = True
+    op_types: tuple[str, ...] = ()
     float_activations_after: tuple[str, ...] = ("Gelu",)
     quantize_embeddings: bool = True
+    ignored_nodes: tuple[str, ...] = ()
+    smooth_quant_alpha: float | None = None
+    bias_correction: bool = True
+    group_size: int = 128
+    weight_symmetric: bool = True
+    weight_methods: tuple[str, ...] = ()
     budget: Budget = dataclasses.field(default_factory=Budget)
 
     def __post_init__(self) -> None:
-        """Raises QuantizationError for a calibration set size below one item."""
+        """Raises QuantizationError for options no backend can follow."""
+        problems = []
         if self.calibration_items < 1:
-            raise QuantizationError(f"calibration_items is {self.calibration_items}; a static "
-                                    "recipe needs at least 1 calibration item (300 is typical).")
+            problems.append(f"calibration_items is {self.calibration_items}; a static recipe "
+                            "needs at least 1 calibration item (300 is typical)")
+        if self.group_size not in GROUP_SIZES:
+            problems.append(f"group_size {self.group_size} is not one of {GROUP_SIZES}")
+        unknown = sorted(set(self.weight_methods) - set(WEIGHT_METHODS))
+        if unknown:
+            problems.append(f"unknown weight methods {unknown}; known: {WEIGHT_METHODS}")
+        if self.smooth_quant_alpha is not None and not 0.0 <= self.smooth_quant_alpha <= 1.0:
+            problems.append(f"smooth_quant_alpha {self.smooth_quant_alpha} is outside [0, 1]")
+        if problems:
+            raise QuantizationError("Invalid recipe: " + "; ".join(problems) + ".")
 
     @property
     def digest(self) -> str:
@@ -91,27 +128,56 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict`."""
-        check_schema(data, "Recipe", 1)
-        return cls(
-            precision=Precision(data["precision"]),
-            calibration_method=CalibrationMethod(data["calibration_method"]),
-            calibration_items=int(data["calibration_items"]),
-            per_channel=bool(data["per_channel"]),
-            float_activations_after=tuple(data["float_activations_after"]),
-            quantize_embeddings=bool(data["quantize_embeddings"]),
-            budget=Budget(**data["budget"]),
-        )
+        check_schema(data, "Recipe", 2)
+        values = {k: v for k, v in data.items() if k != "schema_version"}
+        for key in ("op_types", "float_activations_after", "ignored_nodes", "weight_methods"):
+            values[key] = tuple(values.get(key, ()))
+        values["precision"] = Precision(values["precision"])
+        values["calibration_method"] = CalibrationMethod(values["calibration_method"])
+        values["budget"] = Budget(**values["budget"])
+        try:
+            return cls(**values)
+        except TypeError as e:
+            raise QuantizationError(f"Recipe fields not understood: {e}.") from e
 
 
-RECIPES = {"int8": Recipe}
+def _int8(**options: Any) -> Recipe:
+    return Recipe(**options)
+
+
+def _w4a8(**options: Any) -> Recipe:
+    # 4x smaller than FP32 at least; 4-bit weights cost more accuracy than int8 ones.
+    options.setdefault("budget", Budget(min_mean_cosine=0.98, max_accuracy_drop_points=1.5,
+                                        max_size_ratio=0.25))
+    return Recipe(precision=Precision.W4A8, **options)
+
+
+def _fp16(**options: Any) -> Recipe:
+    options.setdefault("budget", Budget(min_mean_cosine=0.999, max_accuracy_drop_points=0.5,
+                                        max_size_ratio=0.55, must_be_faster=False))
+    return Recipe(precision=Precision.FP16, **options)
+
+
+def _fp32(**options: Any) -> Recipe:
+    options.setdefault("budget", Budget(min_mean_cosine=0.99999, max_accuracy_drop_points=0.0,
+                                        max_perplexity_increase_pct=0.0, max_size_ratio=1.01,
+                                        must_be_faster=False))
+    return Recipe(precision=Precision.FP32, **options)
+
+
+RECIPES = {"int8": _int8, "w4a8": _w4a8, "fp16": _fp16, "fp32": _fp32}
 
 
 def get_recipe(name: str, **options: Any) -> Recipe:
     """The named recipe with ``options`` (Recipe fields) applied.
 
     Raises:
-        QuantizationError: the name is unknown; the message lists the known recipes.
+        QuantizationError: the name is unknown (the message lists the known recipes), or an
+            option is not a recipe field.
     """
     if name not in RECIPES:
         raise QuantizationError(f"Unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}.")
-    return RECIPES[name](**options)
+    try:
+        return RECIPES[name](**options)
+    except TypeError as e:
+        raise QuantizationError(f"Recipe {name!r} does not take these options: {e}.") from e

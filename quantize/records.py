@@ -8,26 +8,41 @@ from typing import Any
 
 from frugalml._records import check_schema, digest, to_jsonable
 
+_LAYER_FIELDS = ("int8_activation_layers", "weight_only_layers", "int4_weight_layers",
+                 "float_layers")
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class QuantizedModel:
-    """A quantized ONNX model and how it was made."""
+    """A quantized model file (ONNX or OpenVINO IR), how it was made and how it scored.
 
-    schema_version: int = 1
+    ``accuracy`` is filled by :func:`frugalml.quantize.quantize` after scoring the model
+    against FP32 on the evaluation part (None straight from a backend).
+    """
+
+    schema_version: int = 2
     path: Path
     backend: str
+    precision: str
+    format: str
     int8_format: str
     source_digest: str
     calibration_fingerprint: str
     recipe: dict[str, Any]
-    int8_activation_layers: tuple[str, ...]
-    weight_only_layers: tuple[str, ...]
+    int8_activation_layers: tuple[str, ...] = ()
+    weight_only_layers: tuple[str, ...] = ()
+    int4_weight_layers: tuple[str, ...] = ()
+    float_layers: tuple[str, ...] = ()
+    size_bytes: int = 0
+    seconds: float = 0.0
+    accuracy: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:
-        """Content id of how the model was made (its path excluded)."""
+        """Content id of how the model was made (its path, time and score excluded)."""
         d = self.to_dict()
-        d.pop("path")
+        for key in ("path", "seconds", "accuracy"):
+            d.pop(key)
         return digest("quantize", d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -37,9 +52,9 @@ class QuantizedModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuantizedModel:
         """Inverse of :meth:`to_dict`."""
-        check_schema(data, "QuantizedModel", 1)
-        values = dict(data)
+        check_schema(data, "QuantizedModel", 2)
+        values = {k: v for k, v in data.items() if k != "schema_version"}
         values["path"] = Path(data["path"])
-        values["int8_activation_layers"] = tuple(data["int8_activation_layers"])
-        values["weight_only_layers"] = tuple(data["weight_only_layers"])
+        for key in _LAYER_FIELDS:
+            values[key] = tuple(data.get(key, ()))
         return cls(**values)

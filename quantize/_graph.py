@@ -1,0 +1,67 @@
+"""Read a quantized ONNX graph: which layers compute in int8, which keep int8 or int4 weights
+only, and which stayed float. Works on any QDQ graph, whoever wrote it (ONNX Runtime, NNCF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import QuantizationError
+
+# Operators whose cost is the model's cost: the ones worth quantizing and reporting.
+LINEAR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_INT4 = (21, 22)  # onnx.TensorProto.UINT4, INT4
+
+
+def summarize(model: Any) -> dict[str, tuple[str, ...]]:
+    """Sort the linear layers of an ``onnx.ModelProto`` by how they compute.
+
+    Returns:
+        ``int8_activation_layers`` (an input arrives through QuantizeLinear -> DequantizeLinear),
+        ``weight_only_layers`` (only the weight is dequantized from int8), ``int4_weight_layers``
+        (MatMulNBits, or a 4-bit weight DequantizeLinear), ``float_layers`` (neither).
+    """
+    producer = {out: node for node in model.graph.node for out in node.output}
+    inits = {i.name: i for i in model.graph.initializer}
+    kinds: dict[str, list[str]] = {"int8_activation_layers": [], "weight_only_layers": [],
+                                   "int4_weight_layers": [], "float_layers": []}
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            kinds["int4_weight_layers"].append(node.name)
+            continue
+        if node.op_type not in LINEAR_OPS:
+            continue
+        sources = [producer.get(name) for name in node.input]
+        dq = [n for n in sources if n is not None and n.op_type == "DequantizeLinear"]
+        activation = any(producer.get(d.input[0]) is not None
+                         and producer[d.input[0]].op_type == "QuantizeLinear" for d in dq)
+        weights = [inits[d.input[0]] for d in dq if d.input[0] in inits]
+        if any(w.data_type in _INT4 for w in weights):
+            kinds["int4_weight_layers"].append(node.name)
+        elif activation:
+            kinds["int8_activation_layers"].append(node.name)
+        elif weights:
+            kinds["weight_only_layers"].append(node.name)
+        else:
+            kinds["float_layers"].append(node.name)
+    return {k: tuple(v) for k, v in kinds.items()}
+
+
+def linear_layers(model: Any) -> tuple[str, ...]:
+    """Names of the float model's linear layers with a constant weight (the quantizable ones)."""
+    inits = {i.name for i in model.graph.initializer}
+    return tuple(n.name for n in model.graph.node
+                 if n.op_type in LINEAR_OPS and len(n.input) > 1 and n.input[1] in inits)
+
+
+def opset(model: Any) -> int:
+    """The default-domain opset of ``model``."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def require_linear_layers(model: Any, path: Path) -> None:
+    """Raises QuantizationError when there is nothing to quantize (no weighted layer)."""
+    if not linear_layers(model):
+        raise QuantizationError(
+            f"{path} has no Conv, Gemm or MatMul with constant weights: there is nothing to "
+            "quantize. Quantization pays off on models whose time goes to such layers.")

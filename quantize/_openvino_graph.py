@@ -1,0 +1,69 @@
+"""Read an OpenVINO model the way `_graph` reads ONNX: which layers run int8, int4 or float."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import QuantizationError
+
+_LINEAR = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+_INT4, _INT8 = ("u4", "i4", "nf4"), ("u8", "i8")
+
+
+def ov_names(model: Any, nodes: tuple[str, ...], source: Path) -> tuple[str, ...]:
+    """OpenVINO operation names for ONNX node names (the names `frugal diagnose` emits).
+
+    OpenVINO keeps an ONNX node's name for the operation that produces its output and names
+    the parts it splits off ``NAME/...`` (a Conv becomes ``NAME/WithoutBiases`` plus ``NAME``,
+    the bias Add), so one ONNX name maps to all of them.
+
+    Raises:
+        QuantizationError: a name matches no operation.
+    """
+    friendly = [op.get_friendly_name() for op in model.get_ops()]
+    found, missing = [], []
+    for node in nodes:
+        matches = [f for f in friendly if f == node or f.startswith(node + "/")]
+        (found.extend(matches) if matches else missing.append(node))
+    if missing:
+        raise QuantizationError(f"Nodes to keep in float not found in {source}: {missing[:5]}. "
+                                "Use the node names `frugal diagnose` printed for this model.")
+    return tuple(found)
+
+
+def _weight_type(port: Any, depth: int = 6) -> str | None:
+    """Element type of the constant behind a weight input (through Convert/Subtract/Multiply)."""
+    node = port.get_source_output().get_node()
+    for _ in range(depth):
+        if node.get_type_name() == "Constant":
+            return node.get_output_element_type(0).get_type_name()
+        if node.get_input_size() == 0:
+            return None
+        node = node.input(0).get_source_output().get_node()
+    return None
+
+
+def summarize_ov(model: Any) -> dict[str, tuple[str, ...]]:
+    """The same four layer lists as :func:`frugalml.quantize._graph.summarize`, for OpenVINO."""
+    kinds: dict[str, list[str]] = {"int8_activation_layers": [], "weight_only_layers": [],
+                                   "int4_weight_layers": [], "float_layers": []}
+    for op in model.get_ordered_ops():
+        if op.get_type_name() not in _LINEAR or op.get_input_size() < 2:
+            continue
+        weight = _weight_type(op.input(1))
+        if weight is None:
+            continue  # activation x activation (attention): not a weighted layer
+        fake_quantized = any(
+            op.input(i).get_source_output().get_node().get_type_name() == "FakeQuantize"
+            for i in range(op.get_input_size()))
+        name = op.get_friendly_name()
+        if weight in _INT4:
+            kinds["int4_weight_layers"].append(name)
+        elif fake_quantized:
+            kinds["int8_activation_layers"].append(name)
+        elif weight in _INT8:
+            kinds["weight_only_layers"].append(name)
+        else:
+            kinds["float_layers"].append(name)
+    return {k: tuple(v) for k, v in kinds.items()}

@@ -1,0 +1,133 @@
+"""`quantize`: one call from an FP32 model and real data to a scored, quantized model.
+
+The backend writes the model; this module resolves names, checks the data against the model,
+scores the result against FP32 on the evaluation part, and refuses a result over budget
+unless told to keep it (then the record says so loudly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from frugalml._progress import Steps
+from frugalml._records import file_sha256, write_json_atomic
+from frugalml.errors import QuantizationError
+from frugalml.quantize._protocol import CalibrationData
+from frugalml.quantize._registry import get_quantizer
+from frugalml.quantize.accuracy import measure, size_check
+from frugalml.quantize.recipe import Recipe, get_recipe
+from frugalml.quantize.records import QuantizedModel
+
+RECORD_NAME = "quantize.json"
+
+
+def model_file(model: Path) -> Path:
+    """The model file of ``model``: the file itself, or a folder's model.onnx / model.xml.
+
+    Raises:
+        QuantizationError: no ONNX or OpenVINO model is there.
+    """
+    model = Path(model)
+    if model.is_dir():
+        for name in ("model.onnx", "model.xml"):
+            if (model / name).is_file():
+                return model / name
+    elif model.suffix in (".onnx", ".xml") and model.is_file():
+        return model
+    raise QuantizationError(f"{model} is not an ONNX (.onnx) or OpenVINO (.xml) model, nor a "
+                            "folder holding model.onnx or model.xml (what `frugal export` "
+                            "writes).")
+
+
+def model_bytes(path: Path) -> int:
+    """Size on disk of a model file with its weights (.bin beside an .xml, ONNX external data)."""
+    path = Path(path)
+    extra = [path.with_suffix(".bin")] if path.suffix == ".xml" else [
+        p for p in path.parent.iterdir() if p.name.startswith(path.name + ".") or
+        p.name.startswith(path.stem + ".onnx_data")]
+    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
+
+
+def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(name, numpy dtype, shape) of a model's inputs, read by the runtime that runs it."""
+    if Path(path).suffix == ".xml":
+        import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        return [(i.get_any_name(), i.get_element_type().to_dtype().name,
+                 tuple(d.get_length() if d.is_static else "?" for d in i.get_partial_shape()))
+                for i in model.inputs]
+    import onnxruntime as ort
+
+    from frugalml.targets.bundle import onnx_dtype
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
+
+
+def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
+             recipe: Recipe | str = "int8", backend: str = "onnxruntime",
+             target: Any = "auto", output_format: str | None = None, eval_items: int = 500,
+             allow_over_budget: bool = False, steps: Steps | None = None) -> QuantizedModel:
+    """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
+
+    ``out_dir`` receives ``model.onnx`` (or ``model.xml``/``.bin`` for ``output_format=
+    "openvino"``) and ``quantize.json``, atomically: a failure leaves nothing behind.
+
+    Raises:
+        QuantizationError: unknown recipe/backend/format, nothing to quantize, the backend
+            failed, or the result is over budget (without ``allow_over_budget``).
+        CalibrationError: the data does not fit the model.
+        TargetError: unknown target.
+    """
+    from frugalml._atomic import staged
+    from frugalml.targets import detect, get_target
+
+    steps = steps or Steps(quiet=True)
+    source = model_file(model)
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    quantizer = get_quantizer(backend)
+    target = detect() if target == "auto" else (
+        get_target(target) if isinstance(target, str) else target)
+    fmt = output_format or ("openvino" if source.suffix == ".xml" else "onnx")
+    if fmt not in getattr(quantizer, "formats", ("onnx",)):
+        raise QuantizationError(f"The {backend} backend cannot write {fmt}; it writes "
+                                f"{', '.join(quantizer.formats)}.")
+    check = getattr(data, "check_inputs", None)
+    if check is not None:
+        check(signature(source))
+    with staged(Path(out_dir), error=QuantizationError) as stage:
+        out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
+        with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
+            record = quantizer.quantize(source, data, recipe, target, out,
+                                        source_digest=file_sha256(source))
+        with steps.step(f"score against FP32 on up to {eval_items} evaluation items"):
+            report = measure(source, out, data, recipe.budget, items=eval_items)
+        report = report.with_check(size_check(model_bytes(source), model_bytes(out),
+                                              recipe.budget))
+        record = dataclasses.replace(record, path=Path(out_dir) / out.name,
+                                     size_bytes=model_bytes(out),
+                                     accuracy={**report.to_dict(), "over_budget_kept":
+                                               not report.within_budget})
+        if not report.within_budget and not allow_over_budget:
+            raise QuantizationError(
+                f"{recipe.precision} through {backend} is over its budget: "
+                + "; ".join(report.failures()) + ". Run `frugal diagnose` to find the layers "
+                "to keep in float, loosen the budget, or pass --allow-over-budget to keep it.")
+        write_json_atomic(stage / RECORD_NAME, record.to_dict())
+    return record
+
+
+def read_record(out_dir: Path) -> QuantizedModel:
+    """The record a previous :func:`quantize` wrote into ``out_dir``.
+
+    Raises:
+        QuantizationError: no readable record there.
+    """
+    try:
+        return QuantizedModel.from_dict(json.loads((Path(out_dir) / RECORD_NAME).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise QuantizationError(f"{out_dir} holds no readable {RECORD_NAME}: {e}.") from e
