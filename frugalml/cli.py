@@ -282,12 +282,16 @@ def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from frugalml import cli_quantize
+
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
         "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
         "calibrate": (_cmd_calibrate, "split and fingerprint a calibration set for a model"),
+        "quantize": (cli_quantize.cmd_quantize, "quantize to int8/w4a8/fp16, scored against FP32"),
+        "diagnose": (cli_quantize.cmd_diagnose, "find the layers that break INT8 accuracy"),
         "report": (_cmd_report, "render Profile JSONs into report.json/.md/.html"),
         "compare": (_cmd_compare, "compare Profile JSONs with the first; flag regressions"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
@@ -323,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
                                 help="alternating FP32/INT8 profiling rounds")
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
+    cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
     for name in ("report", "compare"):
         subs[name].add_argument("runs", type=Path, nargs="+",
                                 help="Profile JSONs (first = baseline) and bundle dirs")

@@ -42,8 +42,8 @@ def summarize(model: Any) -> dict[str, tuple[str, ...]]:
             kinds["int8_activation_layers"].append(node.name)
         elif weights:
             kinds["weight_only_layers"].append(node.name)
-        else:
-            kinds["float_layers"].append(node.name)
+        elif len(node.input) > 1 and node.input[1] in inits:
+            kinds["float_layers"].append(node.name)  # (activation x activation is no layer)
     return {k: tuple(v) for k, v in kinds.items()}
 
 

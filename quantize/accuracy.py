@@ -100,6 +100,25 @@ def _task(outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], labels: 
     return Task.OUTPUTS, name
 
 
+def task_of(session: Any, data: CalibrationData) -> tuple[Task, str]:
+    """The task and the output its metrics read, from one evaluation item through FP32.
+
+    Raises:
+        CalibrationError: the evaluation part is empty or does not fit the model.
+    """
+    first = next(_batches(data, 1, 1), None)
+    if first is None:
+        raise CalibrationError("The evaluation part is empty; nothing to score the "
+                               "quantized model on. Use a larger data set.")
+    return _task(_run(session, first[0], "FP32"), *first)
+
+
+def batches(data: CalibrationData, items: int, task: Task
+            ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Up to ``items`` evaluation items in the task's batch size."""
+    return _batches(data, items, _BATCH[task])
+
+
 def _batches(data: CalibrationData, items: int, batch: int
              ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Up to ``items`` evaluation items in batches (the whole part if it holds fewer)."""
@@ -128,11 +147,7 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
     """
     ref, cand = open_model(reference, threads), open_model(candidate, threads)
     try:
-        first = next(_batches(data, 1, 1), None)
-        if first is None:
-            raise CalibrationError("The evaluation part is empty; nothing to score the "
-                                   "quantized model on. Use a larger data set.")
-        task, output = _task(_run(ref, first[0], "FP32"), *first)
+        task, output = task_of(ref, data)
         collected = _collect(ref, cand, _batches(data, items, _BATCH[task]), task, output)
     finally:
         ref.close()
@@ -183,15 +198,19 @@ def _score(task: Task, output: str, kept: dict[str, Any], budget: Budget) -> Acc
     if task is Task.CLASSIFICATION:
         top1_ref, top1_cand = top_k_accuracy(ref, labels), top_k_accuracy(cand, labels)
         drop = 100.0 * (top1_ref.value - top1_cand.value)
+        agreement = top1_agreement(ref, cand).value
         return AccuracyReport(
             task=task.value, output=output, items=len(labels),
             reference={"top1_accuracy": top1_ref.value},
             candidate={"top1_accuracy": top1_cand.value, "top1_drop_points": drop,
-                       "top1_agreement_with_fp32": top1_agreement(ref, cand).value,
+                       "top1_agreement_with_fp32": agreement,
                        "mean_cosine_to_fp32": cosine},
             checks=(Check(name="top-1 drop (points)", value=drop,
                           limit=budget.max_accuracy_drop_points,
-                          passed=drop <= budget.max_accuracy_drop_points),))
+                          passed=drop <= budget.max_accuracy_drop_points),
+                    Check(name="top-1 agreement with FP32", value=agreement,
+                          limit=budget.min_top1_agreement,
+                          passed=agreement >= budget.min_top1_agreement)))
     if task is Task.EMBEDDING and len(set(labels[labels >= 0].tolist())) >= 2:
         from frugalml.calibration.evaluate import score_embeddings
 

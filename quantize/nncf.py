@@ -22,7 +22,7 @@ import numpy as np
 
 from frugalml.errors import QuantizationError, require
 from frugalml.quantize._calibration import calibration_feeds
-from frugalml.quantize._graph import opset, require_linear_layers, summarize
+from frugalml.quantize._graph import require_linear_layers, summarize
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
@@ -72,8 +72,13 @@ def _int8(model: Any, data: CalibrationData, recipe: Recipe, target: Target, fmt
 
     overflow = (OverflowFix.ENABLE if target.int8_format is QuantFormat.U8S8_REDUCED
                 else OverflowFix.DISABLE)
-    smooth = ({} if recipe.smooth_quant_alpha is None else {"smooth_quant_alphas":
-              AdvancedSmoothQuantParameters(matmul=recipe.smooth_quant_alpha)})
+    alpha = recipe.smooth_quant_alpha
+    if recipe.precision is Precision.W4A8:
+        # NOTE: NNCF 3.4's SmoothQuant fails on weights compress_weights already made 4-bit
+        # ("'NoneType' object has no attribute 'shape'"): off for the activation pass.
+        alpha = -1.0
+    smooth = ({} if alpha is None else {"smooth_quant_alphas": AdvancedSmoothQuantParameters(
+        matmul=alpha, convolution=alpha if alpha < 0 else -1.0)})
     advanced = AdvancedQuantizationParameters(
         overflow_fix=overflow, disable_bias_correction=not recipe.bias_correction, **smooth)
     return nncf.quantize(
@@ -85,6 +90,10 @@ def _int8(model: Any, data: CalibrationData, recipe: Recipe, target: Target, fmt
 def _int4_weights(model: Any, data: CalibrationData, recipe: Recipe, names: tuple[str, ...]
                   ) -> Any:
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedCompressionParameters,
+        GroupSizeFallbackMode,
+    )
 
     aware = set(recipe.weight_methods)
     mode = (nncf.CompressWeightsMode.INT4_SYM if recipe.weight_symmetric
@@ -93,8 +102,14 @@ def _int4_weights(model: Any, data: CalibrationData, recipe: Recipe, names: tupl
         model, mode=mode, group_size=recipe.group_size, ratio=1.0,
         dataset=_dataset(data, recipe) if aware else None,
         subset_size=min(recipe.calibration_items, 128),
-        awq="awq" in aware, scale_estimation="scale_estimation" in aware, gptq="gptq" in aware,
-        ignored_scope=_ignored(recipe, names))
+        # NNCF's ONNX backend refuses False for methods it lacks (GPTQ): None means "off".
+        awq=("awq" in aware) or None, scale_estimation=("scale_estimation" in aware) or None,
+        gptq=("gptq" in aware) or None,
+        ignored_scope=_ignored(recipe, names),
+        # A layer whose input width the group does not divide gets the largest power-of-two
+        # group that does (ONNX Runtime pads instead).
+        advanced_parameters=AdvancedCompressionParameters(
+            group_size_fallback_mode=GroupSizeFallbackMode.ADJUST))
 
 
 class NncfQuantizer:
@@ -154,12 +169,13 @@ class NncfQuantizer:
         graph = onnx.load(str(model))
         require_linear_layers(graph, model)
         if recipe.precision is Precision.W4A8:
-            if opset(graph) < 21:
-                # NOTE: NNCF 3.4 below opset 21 emits MatMulNBits with the bias inside and keeps
-                # the Add(bias) after it: the bias counts twice (STACK.md).
-                raise QuantizationError(f"{model} has opset {opset(graph)}; NNCF's 4-bit ONNX "
-                                        "weights need opset 21. Export again with --opset 21.")
-            graph = _int4_weights(graph, data, recipe, ())
+            # NOTE: on ONNX, NNCF 3.4's activation pass after compress_weights puts int8
+            # Q/DQ over the dequantized 4-bit weights (int4 -> float -> int8), which no
+            # runtime fuses; and below opset 21 compress_weights counts the bias twice.
+            raise QuantizationError(
+                "NNCF W4A8 is made for OpenVINO: use --format openvino (OpenVINO runs 4-bit "
+                "weights with int8 activations), or --backend onnxruntime for ONNX "
+                "(MatMulNBits).")
         graph = _int8(graph, data, recipe, target, "onnx", ())
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             onnx.save(graph, str(Path(tmp) / out.name))

@@ -36,13 +36,15 @@ GROUP_SIZES = (32, 64, 128)
 class Budget:
     """What a quantized model must reach against FP32 to ship.
 
-    Each evaluator checks the limits that apply to its task: classification the top-1 drop,
-    embeddings the cosine and the probe-accuracy drop, language models the perplexity rise,
-    anything else the output cosine. The size limit applies to every task.
+    Each evaluator checks the limits that apply to its task: classification the top-1 drop
+    and the top-1 agreement with FP32, embeddings the cosine and the probe-accuracy drop,
+    language models the perplexity rise, anything else the output cosine. The size limit
+    applies to every task.
     """
 
     min_mean_cosine: float = 0.99
     max_accuracy_drop_points: float = 1.0
+    min_top1_agreement: float = 0.0
     max_perplexity_increase_pct: float = 20.0
     max_size_ratio: float = 0.30
     must_be_faster: bool = True
@@ -59,6 +61,8 @@ class Budget:
         if not self.max_accuracy_drop_points >= 0.0:
             problems.append(f"max_accuracy_drop_points {self.max_accuracy_drop_points} "
                             "(a drop below 0 asks the quantized model to beat FP32)")
+        if not 0.0 <= self.min_top1_agreement <= 1.0:
+            problems.append(f"min_top1_agreement {self.min_top1_agreement} (a share in [0, 1])")
         if not self.max_perplexity_increase_pct >= 0.0:
             problems.append(f"max_perplexity_increase_pct {self.max_perplexity_increase_pct} "
                             "(below 0 asks the quantized model to beat FP32)")

@@ -1,0 +1,123 @@
+"""`frugal quantize` and `frugal diagnose`: the quantize stage from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import CalibrationError
+
+
+def _data(path: Path) -> Any:
+    """The calibration set a `frugal calibrate` descriptor (or its folder) describes."""
+    from frugalml.calibration.descriptor import DESCRIPTOR_NAME, read_descriptor
+
+    path = path / DESCRIPTOR_NAME if path.is_dir() else path
+    if not path.is_file():
+        raise CalibrationError(f"{path} is not a calibration descriptor. Make one with "
+                               "`frugal calibrate DATA --model MODEL --out DIR`, then pass DIR.")
+    return read_descriptor(path)
+
+
+def _recipe(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from frugalml.quantize.recipe import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    limits = {"max_accuracy_drop_points": args.budget, "min_mean_cosine": args.min_cosine,
+              "min_top1_agreement": args.min_agreement,
+              "max_perplexity_increase_pct": args.max_ppl_increase}
+    budget = dataclasses.replace(recipe.budget, **{k: v for k, v in limits.items()
+                                                   if v is not None})
+    options: dict[str, Any] = {"budget": budget}
+    if args.calibration_items:
+        options["calibration_items"] = args.calibration_items
+    if args.group_size:
+        options["group_size"] = args.group_size
+    if args.weight_methods:
+        options["weight_methods"] = tuple(args.weight_methods.split(","))
+    if args.exclude:
+        options["ignored_nodes"] = tuple(args.exclude.split(","))
+    return get_recipe(args.recipe, **options)
+
+
+def _check_lines(accuracy: dict[str, Any]) -> list[str]:
+    return [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
+            f"(limit {c['limit']})" for c in accuracy["checks"]]
+
+
+def cmd_quantize(args: argparse.Namespace) -> None:
+    """Quantize one model and print its scores against FP32."""
+    from frugalml._progress import Steps
+    from frugalml.cli import _print
+    from frugalml.quantize.api import quantize
+
+    record = quantize(args.model, _data(args.data), args.out, recipe=_recipe(args),
+                      backend=args.backend, target=args.target, output_format=args.format,
+                      eval_items=args.eval_items, allow_over_budget=args.allow_over_budget,
+                      steps=Steps(quiet=args.json))
+    acc = record.accuracy or {}
+    lines = _check_lines(acc) + [
+        f"{record.precision} via {record.backend} ({record.int8_format}): "
+        f"{len(record.int8_activation_layers)} layers int8, {len(record.int4_weight_layers)} "
+        f"int4-weight, {len(record.weight_only_layers)} int8-weight-only, "
+        f"{len(record.float_layers)} float; {record.size_bytes / 1e6:.1f} MB; "
+        f"{record.seconds:.0f} s", f"wrote {record.path}"]
+    if acc.get("over_budget_kept"):
+        lines.insert(0, "WARNING: OVER BUDGET, kept because of --allow-over-budget")
+    _print(record.to_dict(), args.json, lines)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    """Rank layers by sensitivity and keep the fewest in float that meet the budget."""
+    from frugalml._progress import Steps
+    from frugalml.cli import _print
+    from frugalml.quantize.diagnose import diagnose
+
+    result = diagnose(args.model, _data(args.data), args.out, recipe=_recipe(args),
+                      backend=args.backend, target=args.target, eval_items=args.eval_items,
+                      probe_items=args.probe_items, steps=Steps(quiet=args.json))
+    lines = [f"all {result.layers} layers INT8: " + ", ".join(
+        f"{c['name']} {c['value']:.4f}" for c in result.baseline["checks"])]
+    lines += [f"  {s.node}: +{s.recovered:.5f} cosine in float" for s in result.ranking[:10]]
+    lines += [f"kept in float: {', '.join(result.ignored_nodes) or 'nothing needed'}"]
+    lines += _check_lines(result.final)
+    lines += [f"size {result.size_bytes['all_int8'] / 1e6:.2f} -> "
+              f"{result.size_bytes['fixed'] / 1e6:.2f} MB; latency (indicative, batch 1) "
+              f"{result.latency_ms['all_int8']:.2f} -> {result.latency_ms['fixed']:.2f} ms "
+              f"(FP32 {result.latency_ms['fp32']:.2f} ms)",
+              f"exclusion list for both backends: --exclude {','.join(result.ignored_nodes)}",
+              f"wrote {args.out}"]
+    _print(result.to_dict(), args.json, lines)
+
+
+def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.ArgumentParser) -> None:
+    """Arguments of both commands (diagnose takes the same recipe options)."""
+    from frugalml.quantize import names
+    from frugalml.quantize.recipe import RECIPES
+
+    for p in (quantize, diagnose):
+        p.add_argument("model", type=Path, help=".onnx, .xml, or a `frugal export` folder")
+        p.add_argument("--data", type=Path, required=True,
+                       help="a `frugal calibrate` folder or its calibration.json")
+        p.add_argument("--out", type=Path, required=True, help="output folder (replaced whole)")
+        p.add_argument("--recipe", default="int8", help=f"one of {', '.join(RECIPES)}")
+        p.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(names())}")
+        p.add_argument("--target", default="auto", help="a target name or file (default: host)")
+        p.add_argument("--budget", type=float, help="most accuracy drop, in points")
+        p.add_argument("--min-cosine", type=float, help="least mean cosine to FP32")
+        p.add_argument("--min-agreement", type=float, help="least top-1 agreement with FP32")
+        p.add_argument("--max-ppl-increase", type=float, help="most perplexity rise, in %%")
+        p.add_argument("--eval-items", type=int, default=500, help="evaluation items scored")
+        p.add_argument("--calibration-items", type=int, help="calibration items used")
+        p.add_argument("--group-size", type=int, help="w4a8: 32, 64 or 128")
+        p.add_argument("--weight-methods", help="w4a8 (nncf): awq,scale_estimation,gptq")
+        p.add_argument("--exclude", help="comma-separated node names kept in float")
+    quantize.add_argument("--format", choices=("onnx", "openvino"),
+                          help="output format (default: the input's)")
+    quantize.add_argument("--allow-over-budget", action="store_true",
+                          help="keep a result over budget, marked as such")
+    diagnose.add_argument("--probe-items", type=int, default=64,
+                          help="items used to rank layers")

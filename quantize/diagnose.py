@@ -1,0 +1,228 @@
+"""`frugal diagnose`: find the layers that break an INT8 model's accuracy, and keep the fewest
+of them in float that bring it within budget.
+
+1. Quantize everything and score it (if it meets the budget there is nothing to fix).
+2. Sensitivity: put one layer at a time back in float (`_dequantize`, no re-quantization) and
+   measure how much of the output cosine to FP32 it recovers on a few evaluation items.
+3. Greedy: keep the top 1, 2, 4, ... ranked layers in float, quantizing again through the
+   backend each time (``nodes_to_exclude`` / ``IgnoredScope``) and scoring against the whole
+   budget, then bisect to the smallest passing count.
+
+The exclusion list is ONNX node names, which both backends accept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml._progress import Steps
+from frugalml._records import write_json_atomic
+from frugalml.errors import QuantizationError
+from frugalml.quantize._dequantize import dequantize_layers
+from frugalml.quantize._graph import summarize
+from frugalml.quantize._protocol import CalibrationData
+from frugalml.quantize.accuracy import batches, open_model, task_of
+from frugalml.quantize.recipe import Precision, Recipe, get_recipe
+
+DIAGNOSIS_NAME = "diagnosis.json"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sensitivity:
+    """One layer's share of the error: output cosine to FP32 with only it in float."""
+
+    node: str
+    cosine_alone_in_float: float
+    recovered: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis:
+    """What `diagnose` measured and the exclusion list it chose."""
+
+    backend: str
+    precision: str
+    layers: int
+    baseline: dict[str, Any]
+    ranking: tuple[Sensitivity, ...]
+    ignored_nodes: tuple[str, ...]
+    final: dict[str, Any]
+    tries: tuple[dict[str, Any], ...]
+    size_bytes: dict[str, int]
+    latency_ms: dict[str, float]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return dataclasses.asdict(self)
+
+
+def _probe(model: Any, feeds: list[dict[str, np.ndarray]], output: str) -> np.ndarray:
+    """Outputs of an in-memory ONNX model on the probe items, one row per item."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = [session.run([output], f)[0] for f in feeds]
+    return np.concatenate([o.reshape(-1, o.shape[-1]) if o.ndim == 3 else o.reshape(len(o), -1)
+                           for o in outs])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    from frugalml.runtime.numerics import row_cosine
+
+    return float(row_cosine(a, b).mean())
+
+
+def rank_layers(quantized: Path, fp32: Path, data: CalibrationData, *, items: int = 64,
+                steps: Steps | None = None) -> tuple[Sensitivity, ...]:
+    """Rank the INT8 layers of ``quantized`` by the output cosine recovered with each in float."""
+    import onnx
+
+    steps = steps or Steps(quiet=True)
+    q_model, f_model = onnx.load(str(quantized)), onnx.load(str(fp32))
+    reference = open_model(fp32)
+    try:
+        task, output = task_of(reference, data)
+        feeds = [f for f, _ in batches(data, items, task)]
+    finally:
+        reference.close()
+    ref = _probe(f_model, feeds, output)
+    base = _cosine(ref, _probe(q_model, feeds, output))
+    layers = summarize(q_model)["int8_activation_layers"]
+    found = []
+    for name in steps.track(layers, total=len(layers), title="one layer at a time in float"):
+        cos = _cosine(ref, _probe(dequantize_layers(q_model, f_model, [name]), feeds, output))
+        found.append(Sensitivity(name, cos, cos - base))
+    return tuple(sorted(found, key=lambda s: -s.recovered))
+
+
+def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> float:
+    """Median single-input latency: informative only (speed is judged in bench/)."""
+    session = open_model(path)
+    try:
+        session.run(feeds)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            session.run(feeds)
+            times.append(time.perf_counter() - start)
+    finally:
+        session.close()
+    return round(1000 * float(np.median(times)), 3)
+
+
+def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recipe | str = "int8",
+             backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
+             probe_items: int = 64, steps: Steps | None = None) -> Diagnosis:
+    """Find the culprit layers, keep the fewest in float that meet the budget, write ``out_dir``.
+
+    ``out_dir`` gets the fixed model and ``quantize.json`` (as `frugal quantize` writes them)
+    plus ``diagnosis.json``.
+
+    Raises:
+        QuantizationError: the recipe is not INT8, or the budget is not met even with every
+            ranked layer in float.
+    """
+    from frugalml.quantize.api import model_file, quantize
+
+    steps = steps or Steps(quiet=True)
+    start = time.perf_counter()
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if recipe.precision is not Precision.INT8:
+        raise QuantizationError(f"diagnose searches INT8 layers; the recipe is "
+                                f"{recipe.precision}. Use --recipe int8.")
+    source = model_file(model)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.diag-") as tmp:
+        def attempt(ignored: tuple[str, ...], dest: Path) -> Any:
+            return quantize(source, data, dest, recipe=dataclasses.replace(
+                recipe, ignored_nodes=recipe.ignored_nodes + ignored), backend=backend,
+                target=target, output_format="onnx", eval_items=eval_items,
+                allow_over_budget=True, steps=steps)
+
+        full = attempt((), Path(tmp) / "full")
+        tries = [_try((), full)]
+        ranking: tuple[Sensitivity, ...] = ()
+        chosen = full
+        if not full.accuracy["within_budget"]:
+            ranking = rank_layers(full.path, source, data, items=probe_items, steps=steps)
+            chosen, tries = _search(ranking, lambda k: attempt(
+                tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries)
+        return _write(out_dir, chosen, full, source, data, ranking, tries, backend, recipe,
+                      time.perf_counter() - start)
+
+
+def _try(ignored: tuple[str, ...], record: Any) -> dict[str, Any]:
+    return {"float_layers": len(ignored), "within_budget": record.accuracy["within_budget"],
+            "checks": record.accuracy["checks"]}
+
+
+def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
+            tries: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    """Smallest k such that the top-k layers in float meet the budget: doubling, then bisection.
+
+    Raises:
+        QuantizationError: even every ranked layer in float misses the budget.
+    """
+    records: dict[int, Any] = {}
+
+    def passes(k: int) -> bool:
+        records[k] = attempt(k)
+        tries.append(_try(tuple(s.node for s in ranking[:k]), records[k]))
+        return bool(records[k].accuracy["within_budget"])
+
+    low, k = 0, 1
+    while not passes(min(k, len(ranking))):
+        if k >= len(ranking):
+            raise QuantizationError(
+                f"The budget is not met even with all {len(ranking)} INT8 layers in float: "
+                + "; ".join(f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
+                            for c in records[len(ranking)].accuracy["checks"] if not c["passed"])
+                + ". The loss is elsewhere (inputs, other quantized ops) or the budget is "
+                "tighter than INT8 can reach: loosen it, or ship FP32.")
+        low, k = k, k * 2
+    high = min(k, len(ranking))
+    while high - low > 1:
+        mid = (low + high) // 2
+        if passes(mid):
+            high = mid
+        else:
+            low = mid
+    return records[high], tries
+
+
+def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
+           ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
+           recipe: Recipe, seconds: float) -> Diagnosis:
+    import shutil
+
+    from frugalml._atomic import staged
+    from frugalml.quantize.api import RECORD_NAME
+
+    feeds = next(data.batches("evaluation", batch_size=1))[0]
+    ignored = tuple(n for n in chosen.recipe["ignored_nodes"] if n not in recipe.ignored_nodes)
+    diagnosis = Diagnosis(
+        backend=backend, precision=recipe.precision.value,
+        layers=len(full.int8_activation_layers), baseline=full.accuracy, ranking=ranking,
+        ignored_nodes=ignored, final=chosen.accuracy, tries=tuple(tries),
+        size_bytes={"fp32": source.stat().st_size, "all_int8": full.size_bytes,
+                    "fixed": chosen.size_bytes},
+        latency_ms={"fp32": _latency_ms(source, feeds), "all_int8": _latency_ms(full.path, feeds),
+                    "fixed": _latency_ms(chosen.path, feeds)},
+        seconds=round(seconds, 1))
+    with staged(out_dir, error=QuantizationError) as stage:
+        for item in chosen.path.parent.iterdir():
+            shutil.copy2(item, stage / item.name)
+        write_json_atomic(stage / RECORD_NAME, dataclasses.replace(
+            chosen, path=out_dir / chosen.path.name).to_dict())
+        write_json_atomic(stage / DIAGNOSIS_NAME, diagnosis.to_dict())
+    return diagnosis
+
