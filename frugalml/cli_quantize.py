@@ -28,7 +28,8 @@ def _recipe(args: argparse.Namespace) -> Any:
     recipe = get_recipe(args.recipe)
     limits = {"max_accuracy_drop_points": args.budget, "min_mean_cosine": args.min_cosine,
               "min_top1_agreement": args.min_agreement,
-              "max_perplexity_increase_pct": args.max_ppl_increase}
+              "max_perplexity_increase_pct": args.max_ppl_increase,
+              "max_size_ratio": args.max_size_ratio}
     budget = dataclasses.replace(recipe.budget, **{k: v for k, v in limits.items()
                                                    if v is not None})
     options: dict[str, Any] = {"budget": budget}
@@ -110,6 +111,7 @@ def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.Argument
         p.add_argument("--min-cosine", type=float, help="least mean cosine to FP32")
         p.add_argument("--min-agreement", type=float, help="least top-1 agreement with FP32")
         p.add_argument("--max-ppl-increase", type=float, help="most perplexity rise, in %%")
+        p.add_argument("--max-size-ratio", type=float, help="largest size relative to FP32")
         p.add_argument("--eval-items", type=int, default=500, help="evaluation items scored")
         p.add_argument("--calibration-items", type=int, help="calibration items used")
         p.add_argument("--group-size", type=int, help="w4a8: 32, 64 or 128")

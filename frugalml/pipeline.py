@@ -46,6 +46,11 @@ class DeployOptions:
         if bad:
             raise FrugalError(f"Deploy options out of range: {bad}. Counts must be at least 1 "
                               "(threads: 0 lets the backend choose).")
+        if self.recipe.precision is not Precision.INT8:
+            raise QuantizationError(
+                f"deploy builds and compares FP32 and INT8 bundles; recipe "
+                f"{self.recipe.precision} is made with `frugal quantize --recipe "
+                f"{self.recipe.precision}`.")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

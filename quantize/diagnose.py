@@ -56,6 +56,7 @@ class Diagnosis:
     final: dict[str, Any]
     tries: tuple[dict[str, Any], ...]
     size_bytes: dict[str, int]
+    size_within_budget: bool
     latency_ms: dict[str, float]
     seconds: float
 
@@ -135,6 +136,10 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
     steps = steps or Steps(quiet=True)
     start = time.perf_counter()
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    size_limit = recipe.budget.max_size_ratio
+    # The search judges accuracy; layers in float cost size, which is reported, not searched.
+    recipe = dataclasses.replace(recipe, budget=dataclasses.replace(
+        recipe.budget, max_size_ratio=max(size_limit, 1.01)))
     if recipe.precision is not Precision.INT8:
         raise QuantizationError(f"diagnose searches INT8 layers; the recipe is "
                                 f"{recipe.precision}. Use --recipe int8.")
@@ -157,7 +162,7 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
             chosen, tries = _search(ranking, lambda k: attempt(
                 tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries)
         return _write(out_dir, chosen, full, source, data, ranking, tries, backend, recipe,
-                      time.perf_counter() - start)
+                      size_limit, time.perf_counter() - start)
 
 
 def _try(ignored: tuple[str, ...], record: Any) -> dict[str, Any]:
@@ -201,7 +206,7 @@ def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
 
 def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
            ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
-           recipe: Recipe, seconds: float) -> Diagnosis:
+           recipe: Recipe, size_limit: float, seconds: float) -> Diagnosis:
     import shutil
 
     from frugalml._atomic import staged
@@ -215,6 +220,7 @@ def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: Calibratio
         ignored_nodes=ignored, final=chosen.accuracy, tries=tuple(tries),
         size_bytes={"fp32": source.stat().st_size, "all_int8": full.size_bytes,
                     "fixed": chosen.size_bytes},
+        size_within_budget=chosen.size_bytes <= size_limit * source.stat().st_size,
         latency_ms={"fp32": _latency_ms(source, feeds), "all_int8": _latency_ms(full.path, feeds),
                     "fixed": _latency_ms(chosen.path, feeds)},
         seconds=round(seconds, 1))

@@ -1,0 +1,128 @@
+"""The quantize stage's bad inputs: each a typed error that says what to do, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.calibration import from_items, make_set
+from frugalml.cli import main
+from frugalml.errors import CalibrationError, QuantizationError
+from frugalml.quantize.api import quantize
+from frugalml.quantize.diagnose import diagnose
+from frugalml.quantize.recipe import Budget, get_recipe
+from tests.quantize.test_contract import mlp_onnx
+
+
+def _data(name: str = "x", width: int = 64, count: int = 120) -> object:
+    rng = np.random.default_rng(2)
+    items = [{name: rng.normal(0, 1, width).astype(np.float32)} for _ in range(count)]
+    return make_set(from_items(items, labels=[i % 10 for i in range(count)]),
+                    calibration_size=count // 2)
+
+
+def _relu_only(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")], "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "nncf"])
+def test_model_with_nothing_to_quantize(tmp_path: Path, backend: str) -> None:
+    with pytest.raises(QuantizationError, match="nothing to quantize"):
+        quantize(_relu_only(tmp_path / "relu.onnx"), _data(), tmp_path / "q", backend=backend)
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (lambda: _data(name="pixels"), "the model has no input 'pixels'"),
+    (lambda: _data(width=32), r"has shape \(1, 32\), the model expects"),
+])
+def test_calibration_data_that_does_not_fit_the_model(tmp_path: Path, data: object,
+                                                      message: str) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        quantize(mlp_onnx(tmp_path / "m.onnx"), data(), tmp_path / "q")  # type: ignore[operator]
+    assert not (tmp_path / "q").exists()
+
+
+def test_over_budget_is_an_error_unless_kept_and_marked(tmp_path: Path) -> None:
+    model, data = mlp_onnx(tmp_path / "m.onnx"), _data()
+    strict = get_recipe("int8", budget=Budget(min_mean_cosine=0.999999, max_size_ratio=2.0))
+    with pytest.raises(QuantizationError, match="over its budget.*frugal diagnose"):
+        quantize(model, data, tmp_path / "q", recipe=strict)
+    assert not (tmp_path / "q").exists()
+    kept = quantize(model, data, tmp_path / "q", recipe=strict, allow_over_budget=True)
+    assert kept.accuracy["over_budget_kept"] and not kept.accuracy["within_budget"]
+    saved = json.loads((tmp_path / "q" / "quantize.json").read_text())
+    assert saved["accuracy"]["over_budget_kept"] is True
+
+
+def test_budget_that_float_layers_cannot_meet(tmp_path: Path) -> None:
+    """With the Add and Relu outputs quantized too, no choice of float MatMuls is exact."""
+    recipe = get_recipe("int8", op_types=("MatMul", "Add", "Relu"),
+                        budget=Budget(min_mean_cosine=0.9999999))
+    with pytest.raises(QuantizationError, match="not met even with all 2 INT8 layers in float"):
+        diagnose(mlp_onnx(tmp_path / "m.onnx"), _data(), tmp_path / "d", recipe=recipe,
+                 eval_items=60, probe_items=16)
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--recipe", "int3"], "Unknown recipe 'int3'; known recipes: int8, w4a8, fp16, fp32"),
+    (["--backend", "tflite"], "Unknown quantization backend 'tflite'; known: onnxruntime, nncf"),
+    (["--min-agreement", "1.5"], "min_top1_agreement 1.5"),
+    (["--group-size", "48"], "group_size 48 is not one of"),
+    (["--recipe", "w4a8", "--weight-methods", "awq"], "use --backend nncf"),
+])
+def test_cli_refuses_with_advice(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 argv: list[str], message: str) -> None:
+    model = mlp_onnx(tmp_path / "m.onnx")
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "data.npz", x=rng.normal(0, 1, (80, 64)).astype(np.float32),
+             labels=np.arange(80) % 10)
+    assert main(["calibrate", str(tmp_path / "data.npz"), "--model", str(model), "--out",
+                 str(tmp_path / "calib"), "--num", "40"]) == 0
+    code = main(["quantize", str(model), "--data", str(tmp_path / "calib"), "--out",
+                 str(tmp_path / "q"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "q").exists()
+
+
+def test_cli_quantize_and_diagnose_round_trip(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    model = mlp_onnx(tmp_path / "m.onnx")
+    rng = np.random.default_rng(3)
+    # Unlabelled: the outputs' cosine to FP32 is the measure.
+    np.savez(tmp_path / "data.npz", x=rng.normal(0, 1, (120, 64)).astype(np.float32))
+    assert main(["calibrate", str(tmp_path / "data.npz"), "--model", str(model), "--out",
+                 str(tmp_path / "calib"), "--num", "60"]) == 0
+    capsys.readouterr()
+    assert main(["quantize", str(model), "--data", str(tmp_path / "calib"), "--out",
+                 str(tmp_path / "q"), "--min-cosine", "0.9", "--max-size-ratio", "1",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["precision"] == "int8" and record["accuracy"]["within_budget"]
+    assert record["accuracy"]["task"] == "outputs"
+    assert record["int8_activation_layers"] == ["fc1", "fc2"]
+    # A budget the all-INT8 model misses but one float layer meets: diagnose finds it.
+    cosine = record["accuracy"]["candidate"]["mean_cosine_to_fp32"]
+    assert main(["diagnose", str(model), "--data", str(tmp_path / "calib"), "--out",
+                 str(tmp_path / "d"), "--min-cosine", f"{cosine + (1 - cosine) / 4:.6f}",
+                 "--max-size-ratio", "1", "--eval-items", "60", "--probe-items", "16",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["ignored_nodes"]) == 1 and result["final"]["within_budget"]
+    assert not result["baseline"]["within_budget"]
+    fixed = json.loads((tmp_path / "d" / "quantize.json").read_text())
+    assert fixed["recipe"]["ignored_nodes"] == result["ignored_nodes"]
+    assert fixed["float_layers"] == result["ignored_nodes"]

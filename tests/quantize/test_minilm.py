@@ -1,0 +1,68 @@
+"""all-MiniLM-L6-v2 on Rotten Tomatoes: INT8 and W4A8 against FP32 (embedding cosine, and a
+logistic-regression probe's accuracy fitted on FP32 embeddings, paired on the same texts).
+
+Calibration: 300 reviews; evaluation: 600 other reviews (300 to fit the probe, 300 to score).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frugalml.quantize.api import model_bytes, quantize
+from frugalml.quantize.recipe import get_recipe
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    from frugalml.calibration import build_text_set, rotten_tomatoes_file
+    from frugalml.demo import default_model_dir
+    from frugalml.export.huggingface import INPUT_NAMES, export_sentence_encoder
+
+    data = build_text_set(rotten_tomatoes_file(), default_model_dir(), input_names=INPUT_NAMES,
+                          calibration_size=300)
+    path = tmp_path_factory.mktemp("minilm") / "model.onnx"
+    export_sentence_encoder(default_model_dir(), path,
+                            [i.text for i in data.items("calibration", limit=8)])
+    return path, data
+
+
+def test_int8_keeps_embeddings_and_probe_accuracy(minilm: tuple[Path, object],
+                                                  tmp_path: Path) -> None:
+    model, data = minilm
+    record = quantize(model, data, tmp_path / "int8", recipe="int8", target="x86-avx2",
+                      eval_items=600)
+    acc = record.accuracy
+    assert acc["task"] == "embedding" and acc["items"] == 600
+    assert acc["candidate"]["mean_cosine_to_fp32"] >= 0.99
+    assert acc["candidate"]["probe_drop_points"] <= 0.5
+    assert len(record.int8_activation_layers) == 30  # Q/K/V, output and FFN-up, 6 layers
+    assert model_bytes(record.path) < 0.3 * model_bytes(model)
+
+
+def test_w4a8_is_4x_smaller_and_within_its_budget(minilm: tuple[Path, object],
+                                                  tmp_path: Path) -> None:
+    model, data = minilm
+    recipe = get_recipe("w4a8", group_size=32, weight_symmetric=False)
+    record = quantize(model, data, tmp_path / "w4a8", recipe=recipe, target="x86-avx2",
+                      eval_items=600)
+    acc = record.accuracy
+    assert acc["candidate"]["mean_cosine_to_fp32"] >= 0.98
+    assert acc["candidate"]["probe_drop_points"] <= 1.5
+    assert model_bytes(record.path) * 4 <= model_bytes(model)
+    assert len(record.int4_weight_layers) == 24  # attention projections; FFN keeps int8
+    assert len(record.weight_only_layers) == 12
+
+
+def test_onnxruntime_w4a8_runs_int8_activation_kernels(minilm: tuple[Path, object],
+                                                       tmp_path: Path) -> None:
+    """accuracy_level=4 is what makes MatMulNBits W4A8 rather than a float path."""
+    import onnx
+
+    model, data = minilm
+    record = quantize(model, data, tmp_path / "w4a8", recipe="w4a8", target="x86-avx2",
+                      eval_items=64, allow_over_budget=True)
+    nbits = [n for n in onnx.load(str(record.path)).graph.node if n.op_type == "MatMulNBits"]
+    assert nbits and all(
+        next(a.i for a in n.attribute if a.name == "accuracy_level") == 4 for n in nbits)
