@@ -64,7 +64,9 @@ def _qwac(model: Path, data: object, items: int) -> tuple[float, str]:
     core = ov.Core()
 
     def validate(candidate: object, items: object) -> float:
-        compiled = core.compile_model(candidate, "CPU")
+        # NNCF hands validation_fn a compiled model, and an ov.Model elsewhere.
+        compiled = candidate if isinstance(candidate, ov.CompiledModel) else (
+            core.compile_model(candidate, "CPU"))
         outs = [compiled(f)["sentence_embedding"] for f in items]
         return float(np.mean([np.sum(r * o) / np.linalg.norm(r) / np.linalg.norm(o)
                               for r, o in zip(ref, outs, strict=True)]))

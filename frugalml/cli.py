@@ -281,6 +281,26 @@ def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column")
 
 
+def _deploy_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
+    p.add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
+    p.add_argument("--target", default="auto",
+                   help="a built-in target, a target file (.json), or auto")
+    p.add_argument("--recipe", default="int8")
+    p.add_argument("--quantizer", default="onnxruntime",
+                   help="quantization backend")
+    p.add_argument("--min-cosine", type=float, default=0.99,
+                   help="budget: least mean cosine of INT8 to FP32 outputs")
+    p.add_argument("--max-drop", type=float, default=1.0,
+                   help="budget: most accuracy drop, in points")
+    p.add_argument("--require-quantized", action="store_true",
+                   help="exit with an error if INT8 misses its budget")
+    p.add_argument("--profile-runs", type=int, default=200,
+                   help="timed runs per bundle and round")
+    p.add_argument("--profile-rounds", type=int, default=2,
+                   help="alternating FP32/INT8 profiling rounds")
+
+
 def _parser() -> argparse.ArgumentParser:
     from frugalml import cli_quantize
 
@@ -308,23 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("demo", "deploy"):
         subs[name].add_argument("--out", type=Path, default=Path("frugal-out"))
         subs[name].add_argument("--eval-items", type=int, default=2000)
-    subs["deploy"].add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
-    subs["deploy"].add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
-    subs["deploy"].add_argument("--target", default="auto",
-                                help="a built-in target, a target file (.json), or auto")
-    subs["deploy"].add_argument("--recipe", default="int8")
-    subs["deploy"].add_argument("--quantizer", default="onnxruntime",
-                                help="quantization backend")
-    subs["deploy"].add_argument("--min-cosine", type=float, default=0.99,
-                                help="budget: least mean cosine of INT8 to FP32 outputs")
-    subs["deploy"].add_argument("--max-drop", type=float, default=1.0,
-                                help="budget: most accuracy drop, in points")
-    subs["deploy"].add_argument("--require-quantized", action="store_true",
-                                help="exit with an error if INT8 misses its budget")
-    subs["deploy"].add_argument("--profile-runs", type=int, default=200,
-                                help="timed runs per bundle and round")
-    subs["deploy"].add_argument("--profile-rounds", type=int, default=2,
-                                help="alternating FP32/INT8 profiling rounds")
+    _deploy_arguments(subs["deploy"])
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
