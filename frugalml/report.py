@@ -7,20 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from frugalml._records import write_json_atomic
+from frugalml.quantize.accuracy import Check
 from frugalml.quantize.recipe import Budget
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Check:
-    """One ship criterion with the measured value, the limit and, when it fails, why."""
-
-    name: str
-    value: float
-    limit: float
-    passed: bool
-    why: str = ""
 
 
 def _speed_why(host: dict[str, Any], speedup: float, kernels: dict[str, int]) -> str:

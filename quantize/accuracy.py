@@ -39,12 +39,13 @@ _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Check:
-    """One budget limit and whether the measured value meets it."""
+    """One budget limit, the measured value, whether it meets it and, when it fails, why."""
 
     name: str
     value: float
     limit: float
     passed: bool
+    why: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
