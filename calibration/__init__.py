@@ -17,6 +17,7 @@ from frugalml.calibration.reviews import LabelledText, read_reviews, rotten_toma
 from frugalml.calibration.split import Split, hashed_split
 from frugalml.calibration.text import TextCalibrationSet, build_text_set
 from frugalml.calibration.textfile import TextSource
+from frugalml.calibration.windows import TokenWindows
 
 __all__ = [
     "PRESETS",
@@ -25,6 +26,7 @@ __all__ = [
     "ImageFolder",
     "Metric",
     "TextSource",
+    "TokenWindows",
     "from_items",
     "make_set",
     "output_cosine",

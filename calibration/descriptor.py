@@ -22,7 +22,8 @@ def open_source(data: Path, options: dict[str, Any]) -> Source:
     """Pick the reader from the path: a folder of images, .npy/.npz arrays, or a text file.
 
     ``options`` are the reader's keyword arguments (``preset``, ``layout``, ``tokenizer``,
-    ``column``, ...); unknown ones are refused.
+    ``column``, ...); unknown ones are refused. A text file with a ``window`` becomes token
+    windows for a language model.
 
     Raises:
         CalibrationError: the path is missing or of an unsupported kind, or an option is
@@ -44,6 +45,10 @@ def open_source(data: Path, options: dict[str, Any]) -> Source:
             if tokenizer is None:
                 raise CalibrationError(f"Text data {data} needs the model's tokenizer: pass "
                                        "--tokenizer DIR (or a Hugging Face model as --model).")
+            if "window" in opts:
+                from frugalml.calibration.windows import TokenWindows
+
+                return TokenWindows(data, Path(tokenizer), **opts)
             return TextSource(data, Path(tokenizer), **opts)
     except TypeError as e:  # an option the chosen reader does not take
         raise CalibrationError(f"Option not valid for {data}: {e}.") from e

@@ -25,7 +25,10 @@ def _tokenizer(tokenizer_dir: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoders ship none; the mask hides padding
+    return tokenizer
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -110,6 +110,10 @@ def _to_onnx(model: Any, stage: Path, *, opset: int, task: str | None, example: 
 
     if isinstance(model, (str, Path)):
         path = Path(model)
+        if path.suffix == ".gguf":
+            from frugalml.export.gguf import gguf_model_dir
+
+            path = gguf_model_dir(path)
         if path.suffix == ".onnx" or path.is_file():
             from frugalml.export.passthrough import import_onnx
 

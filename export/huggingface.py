@@ -132,10 +132,13 @@ def load_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ExportError(f"{model_dir} has no usable tokenizer ({e}). Pass inputs explicitly "
                           "or save the tokenizer beside the model.") from e
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoders ship none; the mask hides padding
+    return tokenizer
 
 
 def _task(task: str) -> str:

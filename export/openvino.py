@@ -80,7 +80,7 @@ def to_openvino(
             from frugalml.export.simplify import run_onnx
 
             expected = run_onnx(source, feeds, names)
-        checks = compare_outputs(expected, run_openvino(xml, feeds, names), tolerance)
+        checks = compare_outputs(expected, run_openvino(xml, feeds, names), tolerance, feeds)
     return ExportedModel(
         path=xml, format="openvino", source=str(reference.source if reference else source),
         source_digest=reference.source_digest if reference else "",
@@ -142,7 +142,7 @@ def import_ir(path: Path, out_dir: Path, *, validation: Sequence[Feeds] = (),
     checks: tuple[Any, ...] = ()
     if validation:
         checks = compare_outputs(run_openvino(xml, validation, names),
-                                 run_openvino(saved, validation, names), tolerance)
+                                 run_openvino(saved, validation, names), tolerance, validation)
     return ExportedModel(
         path=saved, format="openvino", source=str(xml),
         source_digest=digest(file_sha256(xml), file_sha256(xml.with_suffix(".bin"))),

@@ -53,7 +53,8 @@ def import_onnx(source: Path, out_dir: Path, *,
             inferred, simplified = simplify(inferred, validation, reference, outputs, tolerance)
             if simplified:
                 save_onnx(inferred, path)
-        checks = compare_outputs(reference, _run(path, validation, outputs), tolerance)
+        checks = compare_outputs(reference, _run(path, validation, outputs), tolerance,
+                                 validation)
     return ExportedModel(
         path=path, source=str(source), source_digest=file_sha256(source), exporter="passthrough",
         opset=opset_of(inferred), input_names=inputs, output_names=outputs, checks=checks,

@@ -40,7 +40,7 @@ def simplify(model: Any, feeds: Sequence[Feeds], reference: Sequence[Mapping[str
         return model, False
     try:
         slim = onnxslim.slim(model)
-        compare_outputs(reference, run_onnx(slim, feeds, output_names), tolerance)
+        compare_outputs(reference, run_onnx(slim, feeds, output_names), tolerance, feeds)
     except Exception as e:  # ExportError from the comparison, or anything onnxslim raises
         reraise_if_interrupted(e)
         return model, False

@@ -134,7 +134,8 @@ def finish_onnx(path: Path, feeds: Sequence[Feeds], reference: Sequence[Mapping[
         if simplified:
             save_onnx(model, path)
     try:
-        checks = compare_outputs(reference, run_onnx(path, feeds, spec.output_names), tolerance)
+        checks = compare_outputs(reference, run_onnx(path, feeds, spec.output_names), tolerance,
+                                 feeds)
     except ExportError as e:
         tried = "".join(f"\n  - {a}" for a in attempts)
         raise ExportError(f"{e}\nExported by {exporter}; exporters that failed before it:"

@@ -44,8 +44,13 @@ def compare_outputs(
     reference: Outputs | Sequence[Outputs],
     exported: Outputs | Sequence[Outputs],
     tolerance: Tolerance = DEFAULT_TOLERANCE,
+    feeds: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]] = (),
 ) -> tuple[OutputCheck, ...]:
     """Check every output's shape, abs/rel error and cosine over one or more input batches.
+
+    With the input ``feeds`` given, positions their ``attention_mask`` marks as padding are left
+    out of the error and cosine of per-token outputs: a decoder's output there is undefined (a
+    left-padded query attends to nothing), so two correct implementations may differ.
 
     Raises:
         ExportError: one message listing every output that is missing, has another shape, or
@@ -53,15 +58,21 @@ def compare_outputs(
     """
     refs = [reference] if isinstance(reference, Mapping) else list(reference)
     gots = [exported] if isinstance(exported, Mapping) else list(exported)
+    inputs = [feeds] if isinstance(feeds, Mapping) else list(feeds) or [{}] * len(refs)
     worst: dict[str, _Worst] = {}
     failures: list[str] = []
-    for batch, (ref_outputs, got_outputs) in enumerate(zip(refs, gots, strict=True)):
+    for batch, (ref_outputs, got_outputs, feed) in enumerate(
+            zip(refs, gots, inputs, strict=True)):
+        mask = feed.get("attention_mask")
         for name, ref in ref_outputs.items():
             problem = _shape_problem(name, ref, got_outputs.get(name), batch)
             if problem:
                 failures.append(problem)
                 continue
-            _accumulate(worst.setdefault(name, _Worst()), ref, got_outputs[name], tolerance)
+            got = got_outputs[name]
+            if mask is not None and mask.ndim == 2 and ref.shape[:2] == mask.shape:
+                ref, got = ref[mask != 0], got[mask != 0]
+            _accumulate(worst.setdefault(name, _Worst()), ref, got, tolerance)
     checks = []
     for name, w in worst.items():
         ok = w.abs_error <= w.limit and w.min_cosine >= tolerance.min_cosine

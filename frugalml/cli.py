@@ -102,8 +102,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     options: dict[str, Any] = {"preset": args.preset, "layout": args.layout,
                                "strict": args.strict or None} if args.data.is_dir() else {}
     if not args.data.is_dir() and args.data.suffix not in (".npy", ".npz"):
-        options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model),
-                   "column": args.column, "label_column": args.label_column}
+        options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model)}
+        options |= ({"window": args.window} if args.window else
+                    {"column": args.column, "label_column": args.label_column})
     data_set = make_set(open_source(args.data, options), calibration_size=args.num)
     signature = _onnx_signature(args.model)
     if signature:
@@ -118,6 +119,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def _tokenizer_dir(model: Path) -> Path | None:
+    """The tokenizer beside ``model``: a HF dir, a GGUF's converted dir, or an export's source."""
+    if model.suffix == ".gguf":
+        from frugalml.export.gguf import gguf_model_dir
+
+        return gguf_model_dir(model)
+    record = model / "export.json" if model.is_dir() else model.parent / "export.json"
+    if not (model / "config.json").is_file() and record.is_file():
+        model = Path(json.loads(record.read_text()).get("source", ""))
     return model if (model / "config.json").is_file() else None
 
 
@@ -255,7 +264,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     from frugalml.export.huggingface import TASKS
 
     p.add_argument("model", type=Path,
-                   help="Hugging Face model directory, .onnx file, or OpenVINO .xml")
+                   help="Hugging Face model directory, .onnx file, OpenVINO .xml, or .gguf")
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced whole)")
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
@@ -279,6 +288,8 @@ def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", type=Path, help="text: tokenizer dir (default: --model)")
     p.add_argument("--column", default="text")
     p.add_argument("--label-column")
+    p.add_argument("--window", type=int, help="text for a language model: cut the whole file "
+                   "into windows of this many tokens (one item each) instead of one per line")
 
 
 def _deploy_arguments(p: argparse.ArgumentParser) -> None:

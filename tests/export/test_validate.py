@@ -48,3 +48,18 @@ def test_rtol_scales_with_output_magnitude() -> None:
 def test_all_zero_rows_agree() -> None:
     ref = {"relu": np.zeros((2, 3), np.float32)}
     assert compare_outputs(ref, {"relu": ref["relu"].copy()})[0].min_cosine == 1.0
+
+
+def test_padded_positions_are_left_out_of_per_token_outputs() -> None:
+    """A left-padded decoder's logits at padding are undefined: only real tokens count."""
+    mask = np.array([[0, 0, 1, 1], [1, 1, 1, 1]], np.int64)
+    ref = {"logits": np.ones((2, 4, 5), np.float32), "pooled": np.ones((2, 5), np.float32)}
+    got = {"logits": ref["logits"].copy(), "pooled": ref["pooled"].copy()}
+    got["logits"][0, :2] = -30.0  # garbage where the mask says padding
+    checks = compare_outputs(ref, got, feeds={"attention_mask": mask})
+    assert all(c.passed and c.max_abs_error == 0.0 for c in checks)
+    got["logits"][0, 2, 0] = 1.5  # a real token that differs still fails
+    with pytest.raises(ExportError, match=r"logits: max abs error 0.5"):
+        compare_outputs(ref, got, feeds={"attention_mask": mask})
+    with pytest.raises(ExportError, match=r"logits: max abs error 31"):
+        compare_outputs(ref, got)  # without the feeds every position counts

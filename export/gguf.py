@@ -1,0 +1,73 @@
+"""GGUF checkpoints (llama.cpp's format) -> a Hugging Face model directory, cached by content.
+
+Small decoders often ship only as GGUF. Transformers can read one (dequantizing every tensor to
+float32), but that takes ~40 s for a 135M model, so the result is saved once as safetensors
+plus config and tokenizer, in a directory named by the GGUF file's sha256; later exports and
+quantizations start from that directory like any other Hugging Face model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from frugalml._atomic import staged
+from frugalml._records import file_sha256
+from frugalml.errors import ExportError, require
+
+_MAGIC = b"GGUF"
+
+
+def default_cache_root() -> Path:
+    """``$FRUGALML_CACHE/gguf`` or ``~/.cache/frugalml/gguf``."""
+    root = os.environ.get("FRUGALML_CACHE") or Path.home() / ".cache" / "frugalml"
+    return Path(root) / "gguf"
+
+
+def gguf_model_dir(gguf_file: Path, cache_root: Path | None = None) -> Path:
+    """The Hugging Face directory for ``gguf_file``, dequantized on first use.
+
+    Raises:
+        ExportError: the file is missing or not GGUF, or transformers cannot read its
+            architecture.
+        FrugalError: ``gguf`` or ``accelerate`` (the ``gguf`` extra) is not installed.
+    """
+    gguf_file = Path(gguf_file)
+    _check_magic(gguf_file)
+    dest = (cache_root or default_cache_root()) / file_sha256(gguf_file)[:24]
+    if (dest / "config.json").is_file() and (dest / "model.safetensors").is_file():
+        return dest
+    require("gguf", extra="gguf")
+    require("accelerate", extra="gguf")
+    with staged(dest, error=ExportError) as stage:
+        _dequantize_into(gguf_file, stage)
+    return dest
+
+
+def _check_magic(path: Path) -> None:
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ExportError(f"Cannot read {path}: {e}.") from e
+    if magic != _MAGIC:
+        raise ExportError(f"{path} is not a GGUF file (it does not start with 'GGUF'); it is "
+                          "truncated, or another format saved with a .gguf name.")
+
+
+def _dequantize_into(gguf_file: Path, out_dir: Path) -> None:
+    """Load through transformers' GGUF reader (float32) and save as safetensors."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where, name = str(gguf_file.parent), gguf_file.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            where, gguf_file=name, local_files_only=True, dtype="float32")
+    except (OSError, ValueError, KeyError) as e:
+        raise ExportError(f"Transformers cannot read {gguf_file} ({str(e)[:300]}). Only decoder "
+                          "architectures transformers maps from GGUF (llama, mistral, qwen2, "
+                          "...) can be converted.") from e
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)

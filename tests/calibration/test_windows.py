@@ -1,0 +1,51 @@
+"""Token windows: running text for a language model, cut into full windows of real tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.calibration import TokenWindows, make_set
+from frugalml.calibration.descriptor import open_source
+from frugalml.demo import default_model_dir
+from frugalml.errors import CalibrationError
+from tests.realdata import tiny_shakespeare
+
+
+def test_windows_cover_the_text_in_order_and_split_without_overlap(tmp_path: Path) -> None:
+    text = tmp_path / "shakespeare.txt"
+    text.write_text(tiny_shakespeare().read_text()[:20_000])
+    windows = TokenWindows(text, default_model_dir(), window=64)
+    count = len(windows.keys())
+    tokenizer_ids = windows.load(range(count))["input_ids"].ravel()
+    assert count > 50
+    data = make_set(windows, calibration_size=16)
+    feeds, labels = next(data.batches("evaluation", batch_size=4))
+    assert feeds["input_ids"].shape == (4, 64) and feeds["attention_mask"].min() == 1
+    assert (labels == -1).all()
+    assert not set(data.split.calibration) & set(data.split.evaluation)
+    # the windows are the tokenizer's own ids of the text, in order
+    from transformers import AutoTokenizer
+
+    expected = AutoTokenizer.from_pretrained(default_model_dir())(
+        text.read_text(), add_special_tokens=False)["input_ids"][:count * 64]
+    np.testing.assert_array_equal(tokenizer_ids, expected)
+    same = open_source(text, {"tokenizer": default_model_dir(), "window": 64})
+    assert make_set(same, calibration_size=16).fingerprint == data.fingerprint
+
+
+def test_bad_windows(tmp_path: Path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or not to be.")
+    with pytest.raises(CalibrationError, match=r"fewer than one window of 512"):
+        TokenWindows(short, default_model_dir(), window=512)
+    with pytest.raises(CalibrationError, match="at least 2 tokens"):
+        TokenWindows(short, default_model_dir(), window=1)
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(CalibrationError, match="as UTF-8 text"):
+        TokenWindows(binary, default_model_dir(), window=8)
+    with pytest.raises(CalibrationError, match="Option not valid"):
+        open_source(short, {"tokenizer": default_model_dir(), "window": 8, "column": "x"})
