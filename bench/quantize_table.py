@@ -5,7 +5,10 @@ agreement with FP32). all-MiniLM-L6-v2: 300 Rotten Tomatoes reviews calibrate, 6
 score (embedding cosine, probe accuracy). All on this host, for the x86-avx2 target format
 unless the host has VNNI. Quantization time is wall time of the backend call.
 
-Usage: python bench/quantize_table.py [--quick] [--json out.json]
+SmolLM2-135M (from its GGUF): 64 windows of 128 tiny-shakespeare tokens calibrate, 64 others
+score (perplexity); 4-bit g128 symmetric (576-wide inputs fall back to g64).
+
+Usage: python bench/quantize_table.py [--quick] [--json out.json] [--models A,B]
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ def _minilm(root: Path) -> tuple[Path, Any]:
     return path, data
 
 
+def _smollm2(root: Path) -> tuple[Path, Any]:
+    from frugalml.calibration import TokenWindows, make_set
+    from frugalml.export import export
+    from frugalml.export.gguf import gguf_model_dir
+    from tests.realdata import smollm2_gguf, tiny_shakespeare
+
+    model_dir = gguf_model_dir(smollm2_gguf())
+    record = export(model_dir, root / "smollm2", task="text-generation", simplify_graph=False)
+    return record.path, make_set(TokenWindows(tiny_shakespeare(), model_dir, window=128),
+                                 calibration_size=64)
+
+
+BUILDERS = {"EfficientNet-Lite0": _effnet, "all-MiniLM-L6-v2": _minilm, "SmolLM2-135M": _smollm2}
+_G128 = {"group_size": 128, "weight_symmetric": True, "calibration_items": 64}
+
 # (model, backend, format, recipe name, recipe options)
 ROWS = [
     ("EfficientNet-Lite0", "onnxruntime", "onnx", "int8", {"calibration_items": 200}),
@@ -59,7 +77,13 @@ ROWS = [
     ("all-MiniLM-L6-v2", "nncf", "openvino", "w4a8",
      {"group_size": 32, "weight_symmetric": False, "weight_methods": ("awq",
                                                                        "scale_estimation")}),
+    ("SmolLM2-135M", "nncf", "openvino", "w4a8",
+     {**_G128, "weight_methods": ("awq", "scale_estimation")}),
+    ("SmolLM2-135M", "nncf", "openvino", "w4a8", _G128),
+    ("SmolLM2-135M", "onnxruntime", "onnx", "w4a8", _G128),
 ]
+_ITEMS = {"EfficientNet-Lite0": (200, 800), "all-MiniLM-L6-v2": (200, 600),
+          "SmolLM2-135M": (16, 64)}  # (--quick, full); SmolLM2: 128-token windows
 
 
 def main() -> None:
@@ -71,9 +95,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer evaluation items")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--models", default=",".join(BUILDERS),
+                        help=f"comma-separated subset of {', '.join(BUILDERS)}")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="quantize-table-"))
-    models = {"EfficientNet-Lite0": _effnet(root), "all-MiniLM-L6-v2": _minilm(root)}
+    chosen = args.models.split(",")
+    models = {name: BUILDERS[name](root) for name in chosen}
     host = read_host()
     target = "x86-avx512" if {"avx512_vnni", "avx_vnni"} & set(host.flags) else "x86-avx2"
     print(f"host: {host.cpu_model}, {host.logical_cores} cores, target format of {target}")
@@ -82,27 +109,44 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for i, (name, backend, fmt, recipe, options) in enumerate(ROWS):
+        if name not in models:
+            continue
         model, data = models[name]
-        items = (200 if args.quick else 800) if "Efficient" in name else (
-            200 if args.quick else 600)
+        items = _ITEMS[name][0 if args.quick else 1]
         record = quantize(model, data, root / f"row{i}", recipe=get_recipe(recipe, **options),
                           backend=backend, output_format=fmt, target=target,
                           eval_items=items, allow_over_budget=True)
         acc = record.accuracy
-        metric = next(iter(acc["reference"]))
-        delta = next(v for k, v in acc["candidate"].items() if k.endswith("_drop_points"))
-        second = acc["candidate"].get("top1_agreement_with_fp32",
-                                      acc["candidate"]["mean_cosine_to_fp32"])
         ratio = record.size_bytes / model_bytes(model)
-        print(f"| {name} | {recipe} | {backend} | {fmt} | {metric} "
-              f"{acc['reference'][metric]:.4f} -> {acc['candidate'][metric]:.4f} | "
-              f"{-delta:+.2f} pt | {second:.4f} | {ratio:.3f} | {record.seconds:.0f} | "
+        print(f"| {name} | {_label(recipe, options)} | {backend} | {fmt} | {_metric(acc)} | "
+              f"{ratio:.3f} | {record.seconds:.0f} | "
               f"{'met' if acc['within_budget'] else 'MISSED'} |", flush=True)
         rows.append({"model": name, "recipe": recipe, "backend": backend, "format": fmt,
                      "items": acc["items"], "record": record.to_dict(), "size_ratio": ratio})
     if args.json:
         args.json.write_text(json.dumps({"host": host.to_dict(), "rows": rows}, indent=2,
                                         default=str))
+
+
+def _label(recipe: str, options: dict[str, Any]) -> str:
+    if recipe != "w4a8":
+        return recipe
+    sym = "sym" if options.get("weight_symmetric", True) else "asym"
+    methods = "+".join(options.get("weight_methods", ())) or "rounding"
+    return f"w4a8 g{options.get('group_size', 128)} {sym} {methods}"
+
+
+def _metric(acc: dict[str, Any]) -> str:
+    """'metric FP32 -> quantized | delta | agreement or cosine' cells."""
+    metric = next(iter(acc["reference"]))
+    cand = acc["candidate"]
+    cells = f"{metric} {acc['reference'][metric]:.4f} -> {cand[metric]:.4f}"
+    if "perplexity_increase_pct" in cand:
+        return (f"{cells} | {cand['perplexity_increase_pct']:+.1f} % | "
+                f"token cos {cand['mean_token_cosine_to_fp32']:.4f}")
+    drop = next(v for k, v in cand.items() if k.endswith("_drop_points"))
+    second = cand.get("top1_agreement_with_fp32", cand.get("mean_cosine_to_fp32"))
+    return f"{cells} | {-drop:+.2f} pt | {second:.4f}"
 
 
 if __name__ == "__main__":

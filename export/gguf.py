@@ -66,8 +66,8 @@ def _dequantize_into(gguf_file: Path, out_dir: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(
             where, gguf_file=name, local_files_only=True, dtype="float32")
     except (OSError, ValueError, KeyError) as e:
-        raise ExportError(f"Transformers cannot read {gguf_file} ({str(e)[:300]}). Only decoder "
-                          "architectures transformers maps from GGUF (llama, mistral, qwen2, "
-                          "...) can be converted.") from e
+        raise ExportError(f"Transformers cannot read {gguf_file} ({str(e)[:300]}): the file is "
+                          "truncated or corrupt, or holds an architecture transformers does not "
+                          "convert from GGUF (it converts llama, mistral, qwen2, ...).") from e
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

@@ -65,7 +65,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
         f"{len(record.int8_activation_layers)} layers int8, {len(record.int4_weight_layers)} "
         f"int4-weight, {len(record.weight_only_layers)} int8-weight-only, "
         f"{len(record.float_layers)} float; {record.size_bytes / 1e6:.1f} MB; "
-        f"{record.seconds:.0f} s", f"wrote {record.path}"]
+        f"{record.seconds:.0f} s", f"activations: {record.activations}", f"wrote {record.path}"]
     if acc.get("over_budget_kept"):
         lines.insert(0, "WARNING: OVER BUDGET, kept because of --allow-over-budget")
     _print(record.to_dict(), args.json, lines)

@@ -54,16 +54,23 @@ def weight_only_int8(model: Any, targets: dict[str, tuple[int, int]]) -> tuple[s
         index, axis = targets[node.name]
         name = node.input[index]
         init = inits.get(name)
-        if init is None or init.data_type != onnx.TensorProto.FLOAT or uses[name] != 1:
-            continue  # not a private float constant: leave it alone
+        tied = node.op_type == "Gather" and uses[name] > 1
+        if init is None or init.data_type != onnx.TensorProto.FLOAT or (
+                uses[name] != 1 and not tied):
+            continue  # not a private float constant (or a shared embedding table): leave it
         q, scale = _quantize_symmetric(numpy_helper.to_array(init), axis)
         model.graph.initializer.remove(init)
         if node.op_type == "Gather":
             new_nodes += _int8_gather(model, node, name, q, scale)
             done.append(node.name)
-            continue
+            if not tied:
+                continue
+            # A tied table (a language model's output head reads it too, transposed): the
+            # other readers get it dequantized from the same int8 rows (int8 storage, float
+            # compute, per-row scales = per-output-channel scales of the head).
+        else:
+            model.graph.initializer.append(numpy_helper.from_array(q, name + "_int8"))
         model.graph.initializer.extend([
-            numpy_helper.from_array(q, name + "_int8"),
             numpy_helper.from_array(scale, name + "_scale"),
             numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), name + "_zero"),
         ])
@@ -71,7 +78,8 @@ def weight_only_int8(model: Any, targets: dict[str, tuple[int, int]]) -> tuple[s
             "DequantizeLinear", [name + "_int8", name + "_scale", name + "_zero"], [name],
             name=name + "_weight_dq", axis=axis,
         ))
-        done.append(node.name)
+        if not tied:
+            done.append(node.name)
     # DQ nodes read only initializers, so putting them first keeps the graph topologically sorted.
     for dq in reversed([n for n in new_nodes if n.op_type == "DequantizeLinear"]):
         model.graph.node.insert(0, dq)

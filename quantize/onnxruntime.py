@@ -210,6 +210,16 @@ def _embeddings(model: Any, recipe: Recipe) -> tuple[str, ...]:
     return weight_only_int8(model, tables)
 
 
+def _activations(recipe: Recipe, model: Any) -> str:
+    if recipe.precision is Precision.INT8:
+        return "static int8"
+    if recipe.precision is not Precision.W4A8:
+        return "float"
+    static = any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    return ("dynamic int8 in MatMulNBits (accuracy_level 4)"
+            + ("; static int8 for Conv/Gemm" if static else ""))
+
+
 class OnnxRuntimeQuantizer:
     """INT8, W4A8 and FP16 ONNX models for ONNX Runtime; FP32 passes through."""
 
@@ -243,7 +253,7 @@ class OnnxRuntimeQuantizer:
             int8_format=target.int8_format.value, source_digest=source_digest,
             calibration_fingerprint=data.fingerprint, recipe=recipe.to_dict(),
             seconds=round(time.perf_counter() - start, 2), size_bytes=out.stat().st_size,
-            **summarize(result),
+            activations=_activations(recipe, result), **summarize(result),
         )
 
     def _write(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,

@@ -33,6 +33,9 @@ class QuantizedModel:
     weight_only_layers: tuple[str, ...] = ()
     int4_weight_layers: tuple[str, ...] = ()
     float_layers: tuple[str, ...] = ()
+    # How activations run: "float", "static int8" (calibrated Q/DQ or FakeQuantize), or
+    # "dynamic int8 ..." (quantized per block at run time inside the 4-bit MatMul kernels).
+    activations: str = "float"
     size_bytes: int = 0
     seconds: float = 0.0
     accuracy: dict[str, Any] | None = None

@@ -36,6 +36,23 @@ def test_windows_cover_the_text_in_order_and_split_without_overlap(tmp_path: Pat
     assert make_set(same, calibration_size=16).fingerprint == data.fingerprint
 
 
+def test_calibrate_cli_writes_a_window_descriptor_that_rebuilds(tmp_path: Path) -> None:
+    import json
+
+    from frugalml.calibration.descriptor import read_descriptor
+    from frugalml.cli import main
+
+    text = tmp_path / "shakespeare.txt"
+    text.write_text(tiny_shakespeare().read_text()[:8_000])
+    assert main(["calibrate", str(text), "--model", str(default_model_dir()), "--out",
+                 str(tmp_path / "cal"), "--window", "32", "--num", "8"]) == 0
+    desc = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert desc["kind"] == "token-windows" and desc["options"]["window"] == 32
+    rebuilt = read_descriptor(tmp_path / "cal" / "calibration.json")
+    assert rebuilt.fingerprint == desc["fingerprint"]
+    assert rebuilt.summary()["calibration_items"] == 8
+
+
 def test_bad_windows(tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("To be, or not to be.")

@@ -63,6 +63,7 @@ def test_onnxruntime_w4a8_runs_int8_activation_kernels(minilm: tuple[Path, objec
     model, data = minilm
     record = quantize(model, data, tmp_path / "w4a8", recipe="w4a8", target="x86-avx2",
                       eval_items=64, allow_over_budget=True)
+    assert record.activations == "dynamic int8 in MatMulNBits (accuracy_level 4)"
     nbits = [n for n in onnx.load(str(record.path)).graph.node if n.op_type == "MatMulNBits"]
     assert nbits and all(
         next(a.i for a in n.attribute if a.name == "accuracy_level") == 4 for n in nbits)
