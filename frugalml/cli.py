@@ -313,7 +313,7 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from frugalml import cli_quantize
+    from frugalml import cli_quantize, cli_targets
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -325,6 +325,7 @@ def _parser() -> argparse.ArgumentParser:
         "diagnose": (cli_quantize.cmd_diagnose, "find the layers that break INT8 accuracy"),
         "report": (_cmd_report, "render Profile JSONs into report.json/.md/.html"),
         "compare": (_cmd_compare, "compare Profile JSONs with the first; flag regressions"),
+        "compile": (cli_targets.cmd_compile, "bundle a model for a target, verified here"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
         "verify": (_cmd_verify, "check a bundle's hashes, target and sample outputs"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
@@ -343,6 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     _export_arguments(subs["export"])
     _calibrate_arguments(subs["calibrate"])
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
+    cli_targets.add_compile_arguments(subs["compile"])
     for name in ("report", "compare"):
         subs[name].add_argument("runs", type=Path, nargs="+",
                                 help="Profile JSONs (first = baseline) and bundle dirs")

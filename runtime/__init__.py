@@ -56,7 +56,8 @@ def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | N
     chosen = get_backend(name)
     verified = time.perf_counter()
     session = chosen.open(path / manifest.model_file, threads=threads or 0, streams=streams,
-                          profile=profile)
+                          profile=profile, device=manifest.target.device,
+                          hints=manifest.runtime_hints)
     compiled = time.perf_counter()
     return Model(path, manifest, session, backend=name,
                  load_ms={"verify": (verified - started) * 1e3,

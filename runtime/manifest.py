@@ -41,6 +41,7 @@ class TargetRequirements:
     machine: str
     required_features: tuple[str, ...]
     backend: str
+    device: str = "CPU"  # the backend's device: "GPU" for OpenVINO on an Intel GPU
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -48,12 +49,13 @@ class TargetRequirements:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetRequirements:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (manifests written before ``device`` existed mean CPU)."""
         return cls(
             name=data["name"],
             machine=data["machine"],
             required_features=tuple(data["required_features"]),
             backend=data["backend"],
+            device=data.get("device", "CPU"),
         )
 
 
@@ -77,6 +79,8 @@ class Manifest:
     libraries: dict[str, str]
     kernels: dict[str, int]
     metrics: dict[str, Any]
+    # Backend settings the target wants (OpenVINO properties such as INFERENCE_PRECISION_HINT).
+    runtime_hints: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as written to ``manifest.json``."""
@@ -149,6 +153,12 @@ def _check_fields(data: dict[str, Any]) -> None:
                     and _all(spec.get("shape"), (int, str))):
                 raise ValueError(f"an entry of {side!r} is not a tensor spec (name, dtype in "
                                  f"{sorted(DTYPES)}, shape of ints and names): {spec!r:.120}")
+    if target.get("device", "CPU") not in ("CPU", "GPU"):
+        raise ValueError(f"target device {target.get('device')!r} is not CPU or GPU")
+    hints = data.get("runtime_hints", {})
+    if not (isinstance(hints, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in hints.items())):
+        raise ValueError("field 'runtime_hints' must map text to text")
     tolerance = data["sample_tolerance"]
     if not all(isinstance(tolerance.get(k), (int, float)) and not isinstance(tolerance[k], bool)
                for k in ("min_cosine", "max_abs")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,30 @@ def assemble(
     staging: Path, *, name: str, model_file: Path, target: Target, precision: str,
     samples: dict[str, np.ndarray], source: dict[str, Any], recipe: dict[str, Any],
     calibration: dict[str, Any] | None, metrics: dict[str, Any],
-    sample_tolerance: dict[str, float],
+    sample_tolerance: dict[str, float], artifact: Mapping[str, Path] | None = None,
+    unfused_reference: bool = False, runtime_hints: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Copy the model in, record its signature, sample outputs, hashes and build facts.
+
+    ``model_file`` is the ONNX model; the bundle ships it as ``model.onnx`` unless ``artifact``
+    names the files the target runs instead (the first one is the model: ``model.ort`` and
+    its operator config, or ``model.xml`` and ``model.bin``). Expected sample outputs come
+    from ``model_file`` in ONNX Runtime on this host; with ``unfused_reference`` graph
+    optimisations are off, so they are the reference semantics rather than this CPU's fused
+    kernels (what another CPU class must match, within ``sample_tolerance``).
 
     Raises:
         BundleError: the sample inputs do not match the model's inputs.
     """
     import onnxruntime as ort
 
-    shutil.copyfile(model_file, staging / MODEL_NAME)
-    session = ort.InferenceSession(str(staging / MODEL_NAME), providers=["CPUExecutionProvider"])
+    files = dict(artifact or {MODEL_NAME: model_file})
+    for rel, path in files.items():
+        shutil.copyfile(path, staging / rel)
+    options = ort.SessionOptions()
+    if unfused_reference:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     inputs, outputs = _specs(session.get_inputs()), _specs(session.get_outputs())
     if set(samples) != {s.name for s in inputs}:
         raise BundleError(
@@ -69,12 +83,13 @@ def assemble(
     arrays |= {f"output.{s.name}": v for s, v in zip(outputs, expected, strict=True)}
     np.savez(staging / SAMPLES_NAME, **arrays)
     manifest = Manifest(
-        name=name, model_file=MODEL_NAME, precision=precision, target=target.requirements(),
-        inputs=inputs, outputs=outputs,
-        files={n: file_sha256(staging / n) for n in (MODEL_NAME, SAMPLES_NAME)},
+        name=name, model_file=next(iter(files)), precision=precision,
+        target=target.requirements(), inputs=inputs, outputs=outputs,
+        files={n: file_sha256(staging / n) for n in (*files, SAMPLES_NAME)},
         samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
-        kernels=kernel_counts(staging / MODEL_NAME), metrics=metrics,
+        kernels=kernel_counts(model_file), metrics=metrics,
+        runtime_hints=dict(runtime_hints or {}),
     )
     write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
     return manifest

@@ -39,7 +39,8 @@ class Target:
     def requirements(self) -> TargetRequirements:
         """What the runtime checks against the host before running a bundle for this target."""
         return TargetRequirements(name=self.name, machine=self.machine,
-                                  required_features=self.required_features, backend=self.backend)
+                                  required_features=self.required_features, backend=self.backend,
+                                  device=self.device)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""

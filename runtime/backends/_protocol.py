@@ -46,10 +46,13 @@ class Backend(Protocol):
     module: str
 
     def open(self, model_file: Path, *, threads: int, streams: int = 1,
-             profile: bool = False) -> Session:
+             profile: bool = False, device: str = "CPU",
+             hints: Mapping[str, str] | None = None) -> Session:
         """Load and compile ``model_file``.
 
         ``threads``: intra-op threads (0 lets the library choose); ``streams``: how many
-        inferences may run in parallel; ``profile``: record per-node times (slower runs).
+        inferences may run in parallel; ``profile``: record per-node times (slower runs);
+        ``device``: where to run (a backend without that device raises ``TargetError``);
+        ``hints``: backend properties the bundle's target asks for.
         """
         ...

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.errors import BundleError, one_line
+from frugalml.errors import BundleError, TargetError, one_line
 from frugalml.runtime.backends._protocol import OpEvent
 
 
@@ -63,15 +63,21 @@ class OnnxRuntimeBackend:
     module = "onnxruntime"
 
     def open(self, model_file: Path, *, threads: int, streams: int = 1,
-             profile: bool = False) -> OnnxRuntimeSession:
+             profile: bool = False, device: str = "CPU",
+             hints: Mapping[str, str] | None = None) -> OnnxRuntimeSession:
         """Create a CPU session with all graph optimisations (they fuse QDQ into int8 kernels).
 
-        Concurrent ``run`` calls share one session; ``streams`` needs no setting here.
+        Concurrent ``run`` calls share one session; ``streams`` and ``hints`` need no setting.
 
         Raises:
             BundleError: ONNX Runtime cannot load the file.
+            TargetError: a device other than the CPU was asked for.
         """
         import onnxruntime as ort
+
+        if device != "CPU":
+            raise TargetError(f"The onnxruntime backend here runs on the CPU only, not "
+                              f"{device}; use the openvino backend for Intel GPUs.")
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -80,27 +80,36 @@ class OpenVinoBackend:
     module = "openvino"
 
     def open(self, model_file: Path, *, threads: int, streams: int = 1,
-             profile: bool = False) -> OpenVinoSession:
-        """Compile for ``CPU`` with the latency hint (throughput hint when ``streams`` > 1).
+             profile: bool = False, device: str = "CPU",
+             hints: Mapping[str, str] | None = None) -> OpenVinoSession:
+        """Compile for ``device`` with the latency hint (throughput hint when ``streams`` > 1)
+        and the target's ``hints``.
 
         Raises:
             BundleError: OpenVINO cannot read or compile the file.
-            TargetError: the CPU device is unavailable.
+            TargetError: OpenVINO does not see ``device`` (for GPU: no Intel GPU, or no
+                compute runtime for it).
         """
         import openvino as ov
 
         core = ov.Core()
-        if "CPU" not in core.available_devices:
-            raise TargetError(f"OpenVINO sees devices {core.available_devices}, not CPU.")
+        if device not in core.available_devices:
+            advice = (" The igpu target needs an Intel GPU (a /dev/dri/renderD* node) and its "
+                      "compute runtime (intel-opencl-icd, which provides libOpenCL.so.1); run "
+                      "a CPU bundle here instead (see `frugal targets`)." if device == "GPU"
+                      else "")
+            raise TargetError(f"OpenVINO sees devices {core.available_devices}, not "
+                              f"{device}.{advice}")
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY" if streams <= 1 else "THROUGHPUT",
             "NUM_STREAMS": str(max(streams, 1)),
             "PERF_COUNT": profile,
+            **dict(hints or {}),
         }
-        if threads:
+        if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:
-            compiled = core.compile_model(core.read_model(str(model_file)), "CPU", config)
+            compiled = core.compile_model(core.read_model(str(model_file)), device, config)
         except Exception as e:  # OpenVINO raises RuntimeError subclasses without a common base
             raise BundleError(f"OpenVINO cannot compile {model_file}: {str(e)[:400]}") from e
         return OpenVinoSession(compiled, profile)

@@ -1,0 +1,52 @@
+"""`frugal compile`: the target-facing command, kept beside cli.py's dispatch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_compile(args: argparse.Namespace) -> None:
+    """Build the target's bundle(s), verify them here, gate speed where native."""
+    from frugalml._progress import Steps
+    from frugalml.cli import _print
+    from frugalml.cli_quantize import _data
+    from frugalml.targets.compile import COMPILE_RECORD, compile_model
+
+    data = _data(args.data)
+    samples = next(data.batches("evaluation", batch_size=args.samples))[0]
+    with Steps(quiet=args.json).step(f"compile {args.model} for {args.target}"):
+        result = compile_model(args.model, args.out, target=args.target, samples=samples,
+                               fp32=args.fp32, name=args.name, threads=args.threads)
+    lines = [f"{p}: {path}\n  {_verification_line(result.verification[p])}"
+             for p, path in result.bundles.items()]
+    if result.speed_gate is not None:
+        lines.append(f"speed gate: {result.speed_gate['why']}")
+    elif len(result.bundles) > 1:
+        lines.append("speed gate: not measured (the target does not run natively here)")
+    lines.append(f"default for {result.target}: {result.default} "
+                 f"({result.bundles[result.default]}); record: {args.out / COMPILE_RECORD}")
+    _print(result.to_dict(), args.json, lines)
+
+
+def _verification_line(check: dict) -> str:
+    if check["status"] == "verified":
+        return (f"verified {check['how']}: samples min cosine {check['min_cosine']:.6f}, "
+                f"max abs error {check['max_abs_error']:.3g}")
+    return f"NOT VERIFIED HERE: {check['why']}"
+
+
+def add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of `frugal compile`."""
+    p.add_argument("model", type=Path, help="an .onnx file, or a `frugal quantize`/`frugal "
+                   "export` folder holding model.onnx")
+    p.add_argument("--target", required=True, help="a target name (see `frugal targets`) or "
+                   "a target file (.json)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="a `frugal calibrate` folder: its evaluation items become the samples")
+    p.add_argument("--out", type=Path, required=True, help="folder for the bundles")
+    p.add_argument("--fp32", type=Path, help="the FP32 model a quantized one came from: built "
+                   "too, and timed against it where the target runs natively")
+    p.add_argument("--name", help="bundle name prefix (default: the model's folder name)")
+    p.add_argument("--samples", type=int, default=8, help="sample inputs kept in the bundle")
+    p.add_argument("--threads", type=int, default=1, help="threads for the speed gate")

@@ -1,0 +1,185 @@
+"""`frugal compile`: one ONNX model -> a bundle for one target, in the artifact that target runs,
+verified by whatever this host can run it with, and speed-gated where it runs natively.
+
+Artifacts: ``model.onnx`` for CPU targets run by ONNX Runtime; ``model.ort`` plus its
+reduced-build operator config for phones; an OpenVINO IR (``model.xml``/``.bin``) for
+OpenVINO targets, FP16 weights with an f16 inference hint for the Intel GPU.
+Verification (recorded in the manifest): native runs the bundle through the runtime;
+phone artifacts run in desktop ONNX Runtime; anything else says "not verified here" and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml._atomic import staged
+from frugalml.errors import BundleError, FrugalError, TargetError
+from frugalml.runtime.host import Host, read_host
+from frugalml.targets.bundle import MODEL_NAME, assemble, update_metrics
+from frugalml.targets.detect import Probes, Runs, status
+from frugalml.targets.profiles import Target, get_target
+
+COMPILE_RECORD = "compile.json"
+_TOLERANCE = {"fp32": {"min_cosine": 0.99999, "max_abs": 1e-3},
+              "fp16": {"min_cosine": 0.9999, "max_abs": 0.05}}
+_QUANTIZED_TOLERANCE = {"min_cosine": 0.999, "max_abs": 0.05}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CompileResult:
+    """Where the bundles went, how each was verified here, and which one is the default."""
+
+    target: str
+    bundles: dict[str, str]
+    verification: dict[str, dict[str, Any]]
+    speed_gate: dict[str, Any] | None
+    default: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (``compile.json``)."""
+        return dataclasses.asdict(self)
+
+
+def _onnx_of(model: Path) -> tuple[Path, dict[str, Any]]:
+    """The ONNX file of ``model`` (a file, or an export/quantize folder) and its quantize
+    record when there is one."""
+    path = Path(model) / MODEL_NAME if Path(model).is_dir() else Path(model)
+    if path.suffix != ".onnx" or not path.is_file():
+        raise TargetError(f"{model} is not an .onnx model nor a folder with model.onnx. "
+                          "compile starts from ONNX (OpenVINO IR is made here for OpenVINO "
+                          "targets); quantize with --format onnx for it.")
+    record = path.parent / "quantize.json"
+    return path, json.loads(record.read_text()) if record.is_file() else {}
+
+
+def _artifact(onnx_file: Path, target: Target, precision: str, work: Path
+              ) -> tuple[dict[str, Path], dict[str, str]]:
+    """The files ``target`` runs (bundle name -> built file) and its runtime hints."""
+    if target.artifact == "onnx":
+        return {MODEL_NAME: onnx_file}, {}
+    if target.artifact == "ort":
+        from frugalml.targets.mobile import CONFIG_NAME, ORT_NAME, to_ort
+
+        mobile = to_ort(onnx_file, work)
+        return {ORT_NAME: mobile.ort_file, CONFIG_NAME: mobile.operators_config}, {}
+    import openvino as ov
+
+    gpu = target.device == "GPU"
+    xml = work / "model.xml"
+    # FP32 weights for a GPU are stored as FP16: the GPU computes in f16 anyway.
+    ov.save_model(ov.convert_model(str(onnx_file)), str(xml),
+                  compress_to_fp16=gpu and precision in ("fp32", "fp16"))
+    hints = {"INFERENCE_PRECISION_HINT": "f16"} if gpu else {}
+    return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, hints
+
+
+def verify_here(bundle: Path, target: Target, host: Host | None = None,
+                probes: Probes | None = None) -> dict[str, Any]:
+    """Run the bundle's samples with whatever runs ``target`` here, or say why nothing can."""
+    from frugalml import runtime
+    from frugalml.runtime.backends import get_backend
+    from frugalml.runtime.bundle import read_manifest, verify_files
+    from frugalml.runtime.model import Model
+
+    support = status(target, host or read_host(), probes or Probes.read())
+    if support.runs is Runs.NATIVE:
+        with runtime.load(bundle, threads=1, host=host) as model:
+            return {"status": "verified", "how": "natively", **model.self_check()}
+    if support.runs is Runs.DESKTOP_CHECK:
+        manifest = read_manifest(bundle)
+        verify_files(bundle, manifest)
+        session = get_backend("onnxruntime").open(bundle / manifest.model_file, threads=1)
+        with Model(bundle, manifest, session, backend="onnxruntime") as model:
+            return {"status": "verified", "how": "desktop ONNX Runtime (the .ort file loads "
+                    "and matches; the phone's own kernels are not exercised)",
+                    **model.self_check()}
+    why = "; ".join(support.missing)
+    if support.runs is Runs.EMULATED:
+        why = f"runs only under QEMU emulation here ({why}); emulated verification is not built"
+    return {"status": "not verified here", "why": f"missing {why}"}
+
+
+def compile_model(model: Path, out_dir: Path, *, target: Target | str,
+                  samples: Mapping[str, np.ndarray], fp32: Path | None = None,
+                  name: str | None = None, threads: int = 1, gate_rounds: int = 5,
+                  gate_runs: int = 20, host: Host | None = None,
+                  probes: Probes | None = None) -> CompileResult:
+    """Build ``out_dir/<name>-<target>-<precision>`` bundle(s) and ``out_dir/compile.json``.
+
+    With ``fp32`` (the FP32 ONNX a quantized ``model`` came from), the FP32 bundle is built
+    too and, where the target runs natively, the speed gate decides which is the default.
+
+    Raises:
+        TargetError: unknown target, a model that is not ONNX, or an artifact that cannot be
+            built; BundleError: samples that do not fit the model.
+    """
+    target = get_target(target) if isinstance(target, str) else target
+    onnx_file, record = _onnx_of(model)
+    precision = record.get("precision", "fp32")
+    name = name or onnx_file.parent.name
+    out_dir = Path(out_dir).resolve()
+    host, probes = host or read_host(), probes or Probes.read()
+    native = status(target, host, probes).runs is Runs.NATIVE
+    plan = {precision: (onnx_file, record)}
+    if fp32 is not None and precision != "fp32":
+        plan["fp32"] = (_onnx_of(fp32)[0], {})
+    bundles, verification = {}, {}
+    for prec, (file, rec) in plan.items():
+        dest = out_dir / f"{name}-{target.name}-{prec}"
+        verification[prec] = _build(file, dest, target, prec, rec, samples, native, name,
+                                    (host, probes))
+        bundles[prec] = str(dest)
+    gate = None
+    if len(plan) == 2 and native:
+        gate = _gate(bundles, precision, samples, target, threads, gate_rounds, gate_runs)
+    default = precision if gate is None or gate["faster"] else "fp32"
+    result = CompileResult(target=target.name, bundles=bundles, verification=verification,
+                           speed_gate=gate, default=default)
+    (out_dir / COMPILE_RECORD).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: dict[str, Any],
+           samples: Mapping[str, np.ndarray], native: bool, name: str,
+           here: tuple[Host, Probes]) -> dict[str, Any]:
+    """Assemble and verify in a staging dir: a bundle that fails verification is not kept."""
+    with staged(dest, error=BundleError) as stage, tempfile.TemporaryDirectory() as work:
+        files, hints = _artifact(onnx_file, target, precision, Path(work))
+        try:
+            assemble(stage, name=f"{name}-{target.name}-{precision}", model_file=onnx_file,
+                     target=target, precision=precision, samples=dict(samples),
+                     source={"model": str(onnx_file)}, recipe=record.get("recipe", {}),
+                     calibration={"fingerprint": record["calibration_fingerprint"]}
+                     if record.get("calibration_fingerprint") else None,
+                     metrics={"accuracy": record.get("accuracy")} if record else {},
+                     sample_tolerance=_TOLERANCE.get(precision, _QUANTIZED_TOLERANCE),
+                     artifact=files, unfused_reference=not native, runtime_hints=hints)
+        except FrugalError:
+            raise
+        except Exception as e:  # ONNX Runtime rejects samples with its own error types
+            raise BundleError(f"The sample inputs do not fit {onnx_file}: {str(e)[:300]}") from e
+        verification = verify_here(stage, target, *here)
+        update_metrics(stage, {"verification": verification})
+    return verification
+
+
+def _gate(bundles: dict[str, str], precision: str, samples: Mapping[str, np.ndarray],
+          target: Target, threads: int, rounds: int, runs: int) -> dict[str, Any]:
+    """Time both bundles' model files interleaved; record the verdict in both manifests."""
+    from frugalml.runtime.bundle import read_manifest
+    from frugalml.targets.speed_gate import measure_speed
+
+    files = {p: Path(d) / read_manifest(Path(d)).model_file for p, d in bundles.items()}
+    one = {k: v[:1] for k, v in samples.items()}
+    verdict = measure_speed(files["fp32"], files[precision], one, backend=target.backend,
+                            threads=threads, rounds=rounds, runs=runs).to_dict()
+    for d in bundles.values():
+        update_metrics(Path(d), {"speed_gate": verdict})
+    return verdict
