@@ -77,14 +77,17 @@ def test_igpu_bundle_is_an_fp16_ir_and_running_it_without_a_gpu_is_a_target_erro
         mnist: dict, tmp_path: Path) -> None:
     result = compile_model(mnist["fp32"], tmp_path, target="igpu", samples=mnist["samples"],
                            name="mnist", probes=NO_GPU)
-    bundle = Path(result.bundles["fp32"])
+    bundle = Path(result.bundles["fp16"])
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["model_file"] == "model.xml" and manifest["target"]["device"] == "GPU"
+    assert manifest["precision"] == "fp16"
     assert manifest["runtime_hints"] == {"INFERENCE_PRECISION_HINT": "f16"}
     onnx_bytes = (mnist["fp32"] / "model.onnx").stat().st_size
     assert (bundle / "model.bin").stat().st_size < 0.6 * onnx_bytes  # FP16 weights
-    check = result.verification["fp32"]
+    check = result.verification["fp16"]
     assert check["status"] == "not verified here" and "Intel GPU" in check["why"]
+    assert check["cpu_numerics"]["min_cosine"] >= 0.9999  # the FP16 IR, run on the CPU
+    assert check["cpu_numerics"]["max_abs_error"] <= 0.05
     import openvino as ov
 
     if "GPU" not in ov.Core().available_devices:
