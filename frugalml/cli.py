@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # The interrupt is handled: a second one while the interpreter shuts down must not
+        # turn this clean exit 130 into death by signal (seen once in CI under heavy load).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("interrupted: the step in progress was abandoned; no partial output was left "
               "at its destination. Run the command again to redo it.", file=sys.stderr)
         return 130
