@@ -173,21 +173,6 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-def _cmd_verify(args: argparse.Namespace) -> None:
-    from frugalml.runtime import load, manifest_digest
-
-    model = load(args.bundle, expected_digest=args.digest)
-    check = model.self_check()
-    pinned = manifest_digest(args.bundle)
-    _print({"bundle": str(args.bundle), "ok": True, "manifest_sha256": pinned,
-            "digest_checked": args.digest is not None, **check}, args.json,
-           [f"ok: {args.bundle} (hashes, target, samples: min cosine "
-            f"{check['min_cosine']:.6f}, max abs error {check['max_abs_error']:.3g})",
-            f"manifest sha256 {pinned}"
-            + (" (matches --digest)" if args.digest else
-               " (pin it: frugal verify BUNDLE --digest <sha256>)")])
-
-
 def _cmd_run(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -328,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare": (_cmd_compare, "compare Profile JSONs with the first; flag regressions"),
         "compile": (cli_targets.cmd_compile, "bundle a model for a target, verified here"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
-        "verify": (_cmd_verify, "check a bundle's hashes, target and sample outputs"),
+        "verify": (cli_targets.cmd_verify, "check a bundle's hashes, target and samples"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
         "bench": (_cmd_bench, "profile a bundle's latency on this host"),
         "targets": (_cmd_targets, "show which targets this host runs"),

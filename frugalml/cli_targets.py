@@ -29,6 +29,57 @@ def cmd_compile(args: argparse.Namespace) -> None:
     _print(result.to_dict(), args.json, lines)
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Hashes, target and samples; a bundle for a target this host does not run natively is
+    checked by what can run it here (desktop ONNX Runtime for phone .ort files) or refused
+    with "not verified here" and what is missing."""
+    from frugalml.cli import _print
+    from frugalml.errors import TargetError
+    from frugalml.runtime import load, manifest_digest
+
+    try:
+        with load(args.bundle, expected_digest=args.digest) as model:
+            check = {"status": "verified", "how": "natively", **model.self_check()}
+    except TargetError as e:
+        check = _verify_elsewhere(args.bundle, args.digest)
+        if check["status"] != "verified":
+            raise TargetError(f"{e}\nNot verified here: {check['why']}.") from e
+    pinned = manifest_digest(args.bundle)
+    _print({"bundle": str(args.bundle), "ok": True, "manifest_sha256": pinned,
+            "digest_checked": args.digest is not None, **check}, args.json,
+           [f"ok: {args.bundle} (hashes, target; {_verification_line(check)})",
+            f"manifest sha256 {pinned}"
+            + (" (matches --digest)" if args.digest else
+               " (pin it: frugal verify BUNDLE --digest <sha256>)")])
+
+
+def _verify_elsewhere(bundle: Path, digest: str | None) -> dict:
+    """Integrity first, then the target's other ways of being checked here."""
+    import dataclasses
+
+    from frugalml.errors import TargetError
+    from frugalml.runtime.bundle import read_manifest, verify_files
+    from frugalml.targets.compile import verify_here
+    from frugalml.targets.profiles import TARGETS, QuantFormat, Target
+
+    manifest = read_manifest(bundle, digest)
+    verify_files(bundle, manifest)
+    need = manifest.target
+    artifact = {".ort": "ort", ".xml": "openvino-ir"}.get(Path(manifest.model_file).suffix,
+                                                          "onnx")
+    target = TARGETS.get(need.name) or Target(
+        name=need.name, machine=need.machine, required_features=need.required_features,
+        backend=need.backend, int8_format=QuantFormat.S8S8, description="from the manifest",
+        device=need.device, artifact=artifact)
+    if (target.machine, target.device, target.artifact) != (need.machine, need.device, artifact):
+        target = dataclasses.replace(target, machine=need.machine, device=need.device,
+                                     artifact=artifact)
+    try:
+        return verify_here(bundle, target)
+    except TargetError as e:
+        return {"status": "not verified here", "why": str(e)}
+
+
 def _verification_line(check: dict) -> str:
     if check["status"] == "verified":
         return (f"verified {check['how']}: samples min cosine {check['min_cosine']:.6f}, "

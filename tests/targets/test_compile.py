@@ -142,3 +142,22 @@ def test_compile_cli_prints_the_verification_and_the_default(
     assert main(["compile", str(mnist["int8"]), "--target", "nope", "--data",
                  str(tmp_path / "cal"), "--out", str(tmp_path / "o2")]) == 2
     assert "Unknown target 'nope'" in capsys.readouterr().err
+
+
+def test_verify_checks_a_phone_bundle_on_the_desktop_and_refuses_one_nothing_here_runs(
+        mnist: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from frugalml.cli import main
+
+    phone = compile_model(mnist["int8"], tmp_path / "p", target="android-arm64",
+                          samples=mnist["samples"], name="mnist").bundles["int8"]
+    if read_host().machine != "aarch64":
+        assert main(["verify", phone, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["status"] == "verified" and "desktop ONNX Runtime" in out["how"]
+    if not {"avx512f", "avx512_vnni"} <= set(read_host().flags):
+        avx512 = compile_model(mnist["int8"], tmp_path / "a", target="x86-avx512",
+                               samples=mnist["samples"], name="mnist").bundles["int8"]
+        assert main(["verify", avx512]) == 2
+        err = capsys.readouterr().err
+        assert "needs CPU features" in err and "Not verified here: missing" in err
+        assert "avx512_vnni" in err
