@@ -2,8 +2,9 @@
 
 The GGUF's weights already sit on a 4-bit group-32 asymmetric grid, so 4-bit g32 asymmetric
 would be lossless; the test uses g128 symmetric (576-wide inputs fall back to g64, which
-divides them). Calibration: 64 windows of 128 tokens; evaluation: 32 other windows (4,064
-scored tokens), paired: FP32 and quantized see the same tokens.
+divides them). Calibration: 64 windows of 128 tokens; evaluation: 16 other windows (2,032
+scored tokens), paired: FP32 and quantized see the same tokens (CI time: the whole test takes
+~6 min on 2 cores; bench/quantize_table.py scores 64 windows).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from frugalml.quantize.api import quantize
 from frugalml.quantize.recipe import get_recipe
 
-EVAL_WINDOWS = 32
+EVAL_WINDOWS = 16
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_data_aware_w4a8_stays_within_20_percent_perplexity_and_beats_rounding(
     assert 20 < fp32 < 200  # a working decoder on Shakespeare, not noise (vocabulary 49,152)
     rise = aware["candidate"]["perplexity_increase_pct"]
     assert rise <= 20.0 and aware["within_budget"]
-    # Measured here: AWQ + scale estimation +8.1 %, plain rounding +18.9 %.
+    # Measured here on these 16 windows: AWQ + scale estimation +6.7 %, rounding +16.6 %.
     assert plain["candidate"]["perplexity_increase_pct"] >= rise + 5.0
     size = next(c for c in aware["checks"] if c["name"] == "size vs FP32")
     assert size["value"] <= 0.2  # 4-bit layers, int8 embedding table shared with the head
