@@ -3,10 +3,11 @@
 Both start from the same exported ONNX model, the same 100 calibration reviews and the same
 budget: mean embedding cosine to FP32 of at least 0.99 on 200 held-out reviews (NNCF: at most
 0.01 below FP32's 1.0), starting from INT8 with every linear layer's activations quantized
-(which misses it). NNCF runs on the OpenVINO model, its main route. Prints wall times and
+(which misses it), or with --start default from frugalml's default INT8 recipe (as NNCF starts
+from its own default). NNCF runs on the OpenVINO model, its main route. Prints wall times and
 the float layers each keeps.
 
-Usage: python bench/diagnose_vs_qwac.py [--items 200] [--min-cosine 0.99]
+Usage: python bench/diagnose_vs_qwac.py [--items 200] [--min-cosine 0.99] [--start default]
 (NNCF's default transformer INT8 already reaches 0.995 here, so it searches only above that.)
 """
 
@@ -26,6 +27,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--min-cosine", type=float, default=0.99,
                         help="the budget for both (NNCF: max_drop = 1 - this)")
+    parser.add_argument("--start", choices=("all-int8", "default"), default="all-int8",
+                        help="diagnose's starting recipe: every linear layer's activations "
+                        "int8 (forces a search), or frugalml's default int8 recipe")
     args = parser.parse_args()
     from frugalml.calibration import build_text_set, rotten_tomatoes_file
     from frugalml.demo import default_model_dir
@@ -39,7 +43,8 @@ def main() -> None:
     model = root / "model.onnx"
     export_sentence_encoder(default_model_dir(), model,
                             [i.text for i in data.items("calibration", limit=8)])
-    recipe = get_recipe("int8", float_activations_after=(), calibration_items=100,
+    forced = {"float_activations_after": ()} if args.start == "all-int8" else {}
+    recipe = get_recipe("int8", calibration_items=100, **forced,
                         budget=Budget(min_mean_cosine=args.min_cosine,
                                       max_accuracy_drop_points=100.0))
     start = time.perf_counter()
