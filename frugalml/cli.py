@@ -342,6 +342,8 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("bundle", type=Path)
     subs["verify"].add_argument("--digest", metavar="SHA256",
                                 help="refuse the bundle unless manifest.json has this sha256")
+    subs["verify"].add_argument("--backend", choices=("onnxruntime", "openvino"),
+                                help="run the samples with this backend (default: the bundle's)")
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")
     subs["run"].add_argument("--output", type=Path, help="write outputs to this .npz")
     subs["run"].add_argument("--backend", choices=("onnxruntime", "openvino"))

@@ -15,9 +15,11 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
     data = _data(args.data)
     samples = next(data.batches("evaluation", batch_size=args.samples))[0]
-    with Steps(quiet=args.json).step(f"compile {args.model} for {args.target}"):
+    steps = Steps(quiet=args.json)
+    with steps.step(f"compile {args.model} for {args.target}", spinner=False):
         result = compile_model(args.model, args.out, target=args.target, samples=samples,
-                               fp32=args.fp32, name=args.name, threads=args.threads)
+                               fp32=args.fp32, name=args.name, threads=args.threads,
+                               steps=steps)
     lines = [f"{p}: {path}\n  {_verification_line(result.verification[p])}"
              for p, path in result.bundles.items()]
     if result.speed_gate is not None:
@@ -38,10 +40,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
     from frugalml.runtime import load, manifest_digest
 
     try:
-        with load(args.bundle, expected_digest=args.digest) as model:
+        with load(args.bundle, expected_digest=args.digest, backend=args.backend) as model:
             check = {"status": "verified", "how": "natively", **model.self_check()}
     except TargetError as e:
-        check = _verify_elsewhere(args.bundle, args.digest)
+        check = _verify_elsewhere(args.bundle, args.digest, args.backend, args.json)
         if check["status"] != "verified":
             raise TargetError(f"{e}\nNot verified here: {check['why']}.") from e
     pinned = manifest_digest(args.bundle)
@@ -53,10 +55,12 @@ def cmd_verify(args: argparse.Namespace) -> None:
                " (pin it: frugal verify BUNDLE --digest <sha256>)")])
 
 
-def _verify_elsewhere(bundle: Path, digest: str | None) -> dict:
+def _verify_elsewhere(bundle: Path, digest: str | None, backend: str | None,
+                      quiet: bool) -> dict:
     """Integrity first, then the target's other ways of being checked here."""
     import dataclasses
 
+    from frugalml._progress import Steps
     from frugalml.errors import TargetError
     from frugalml.runtime.bundle import read_manifest, verify_files
     from frugalml.targets.compile import verify_here
@@ -75,7 +79,7 @@ def _verify_elsewhere(bundle: Path, digest: str | None) -> dict:
         target = dataclasses.replace(target, machine=need.machine, device=need.device,
                                      artifact=artifact)
     try:
-        return verify_here(bundle, target)
+        return verify_here(bundle, target, steps=Steps(quiet=quiet), backend=backend)
     except TargetError as e:
         return {"status": "not verified here", "why": str(e)}
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from frugalml._atomic import staged
+from frugalml._progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
 from frugalml.runtime.host import Host, read_host
 from frugalml.targets.bundle import MODEL_NAME, assemble, update_metrics
@@ -79,8 +80,11 @@ def _artifact(onnx_file: Path, target: Target, precision: str, work: Path
 
 
 def verify_here(bundle: Path, target: Target, host: Host | None = None,
-                probes: Probes | None = None) -> dict[str, Any]:
-    """Run the bundle's samples with whatever runs ``target`` here, or say why nothing can."""
+                probes: Probes | None = None, steps: Steps | None = None,
+                backend: str | None = None) -> dict[str, Any]:
+    """Run the bundle's samples with whatever runs ``target`` here (natively, under QEMU for
+    arm64, desktop ONNX Runtime for phone files), or say why nothing can. ``backend``
+    overrides the target's for native and emulated runs."""
     from frugalml import runtime
     from frugalml.runtime.backends import get_backend
     from frugalml.runtime.bundle import read_manifest, verify_files
@@ -88,7 +92,7 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
 
     support = status(target, host or read_host(), probes or Probes.read())
     if support.runs is Runs.NATIVE:
-        with runtime.load(bundle, threads=1, host=host) as model:
+        with runtime.load(bundle, threads=1, host=host, backend=backend) as model:
             return {"status": "verified", "how": "natively", **model.self_check()}
     if support.runs is Runs.DESKTOP_CHECK:
         manifest = read_manifest(bundle)
@@ -98,10 +102,15 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
             return {"status": "verified", "how": "desktop ONNX Runtime (the .ort file loads "
                     "and matches; the phone's own kernels are not exercised)",
                     **model.self_check()}
-    why = "; ".join(support.missing)
+    why = f"missing {'; '.join(support.missing)}"
     if support.runs is Runs.EMULATED:
-        why = f"runs only under QEMU emulation here ({why}); emulated verification is not built"
-    result: dict[str, Any] = {"status": "not verified here", "why": f"missing {why}"}
+        from frugalml.targets.emulation import verify_emulated
+
+        try:
+            return verify_emulated(bundle, target, backend=backend, steps=steps)
+        except TargetError as e:  # emulation unavailable here; a drifting bundle still raises
+            why = f"{why}, and emulation failed: {e}"
+    result: dict[str, Any] = {"status": "not verified here", "why": why}
     if target.device == "GPU":
         result["cpu_numerics"] = _ir_on_cpu(bundle)
     return result
@@ -125,7 +134,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
                   samples: Mapping[str, np.ndarray], fp32: Path | None = None,
                   name: str | None = None, threads: int = 1, gate_rounds: int = 5,
                   gate_runs: int = 20, host: Host | None = None,
-                  probes: Probes | None = None) -> CompileResult:
+                  probes: Probes | None = None, steps: Steps | None = None) -> CompileResult:
     """Build ``out_dir/<name>-<target>-<precision>`` bundle(s) and ``out_dir/compile.json``.
 
     With ``fp32`` (the FP32 ONNX a quantized ``model`` came from), the FP32 bundle is built
@@ -151,7 +160,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     for prec, (file, rec) in plan.items():
         dest = out_dir / f"{name}-{target.name}-{prec}"
         verification[prec] = _build(file, dest, target, prec, rec, samples, native, name,
-                                    (host, probes))
+                                    (host, probes, steps))
         bundles[prec] = str(dest)
     gate = None
     if len(plan) == 2 and native:
@@ -165,7 +174,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
 
 def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: dict[str, Any],
            samples: Mapping[str, np.ndarray], native: bool, name: str,
-           here: tuple[Host, Probes]) -> dict[str, Any]:
+           here: tuple[Host, Probes, Steps | None]) -> dict[str, Any]:
     """Assemble and verify in a staging dir: a bundle that fails verification is not kept."""
     with staged(dest, error=BundleError) as stage, tempfile.TemporaryDirectory() as work:
         files, hints = _artifact(onnx_file, target, precision, Path(work))

@@ -104,6 +104,9 @@ class OpenVinoBackend:
             "PERFORMANCE_HINT": "LATENCY" if streams <= 1 else "THROUGHPUT",
             "NUM_STREAMS": str(max(streams, 1)),
             "PERF_COUNT": profile,
+            # OpenVINO's CPU default is f16 on ARM and bf16 on AMX/AVX512-BF16 CPUs: a bundle
+            # runs at the precision it was verified at unless its target asks otherwise.
+            **({"INFERENCE_PRECISION_HINT": "f32"} if device == "CPU" else {}),
             **dict(hints or {}),
         }
         if threads and device == "CPU":
