@@ -45,6 +45,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_deploy(args: argparse.Namespace) -> None:
     import dataclasses
 
+    if args.targets:
+        from frugalml.cli_targets import cmd_deploy_targets
+
+        return cmd_deploy_targets(args)
+
     from frugalml.pipeline import DeployOptions, deploy
     from frugalml.quantize.recipe import Budget, get_recipe
 
@@ -283,6 +288,8 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
     p.add_argument("--target", default="auto",
                    help="a built-in target, a target file (.json), or auto")
+    p.add_argument("--targets", help="comma-separated targets: quantize per format, compile, "
+                   "verify and gate each (see `frugal targets`); replaces --target")
     p.add_argument("--recipe", default="int8")
     p.add_argument("--quantizer", default="onnxruntime",
                    help="quantization backend")

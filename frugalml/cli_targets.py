@@ -19,7 +19,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
     with steps.step(f"compile {args.model} for {args.target}", spinner=False):
         result = compile_model(args.model, args.out, target=args.target, samples=samples,
                                fp32=args.fp32, name=args.name, threads=args.threads,
-                               steps=steps)
+                               steps=steps, backend=args.backend)
     lines = [f"{p}: {path}\n  {_verification_line(result.verification[p])}"
              for p, path in result.bundles.items()]
     if result.speed_gate is not None:
@@ -86,8 +86,11 @@ def _verify_elsewhere(bundle: Path, digest: str | None, backend: str | None,
 
 def _verification_line(check: dict) -> str:
     if check["status"] == "verified":
+        ran = check.get("kernels_ran")
+        kernels = (f"; compute nodes ran {ran['quantized']} quantized, {ran['float']} float"
+                   if ran else "")
         return (f"verified {check['how']}: samples min cosine {check['min_cosine']:.6f}, "
-                f"max abs error {check['max_abs_error']:.3g}")
+                f"max abs error {check['max_abs_error']:.3g}{kernels}")
     return f"NOT VERIFIED HERE: {check['why']}"
 
 
@@ -105,3 +108,19 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="bundle name prefix (default: the model's folder name)")
     p.add_argument("--samples", type=int, default=8, help="sample inputs kept in the bundle")
     p.add_argument("--threads", type=int, default=1, help="threads for the speed gate")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino"),
+                   help="build for this backend instead of the target's (CPU targets; "
+                   "openvino: an IR with a compiled-model cache)")
+
+
+def cmd_deploy_targets(args: argparse.Namespace) -> None:
+    """`frugal deploy MODEL DATA --targets T1,T2`: a verified bundle per target."""
+    from frugalml.cli import _print
+    from frugalml.deploy_targets import deploy_targets, summary_lines
+
+    outcomes = deploy_targets(args.model, args.data, args.out,
+                              [t.strip() for t in args.targets.split(",") if t.strip()],
+                              recipe=args.recipe, quantizer=args.quantizer,
+                              eval_items=args.eval_items, quiet=args.json)
+    _print({name: o.to_dict() for name, o in outcomes.items()}, args.json,
+           summary_lines(outcomes, args.out))

@@ -80,7 +80,8 @@ def _resolve_target(name: str) -> Any:
     return target
 
 
-def _export(model_dir: Path, cache: Path, texts: list[str], steps: Steps) -> Any:
+def export_cached(model_dir: Path, cache: Path, texts: list[str], steps: Steps) -> Any:
+    """Export a sentence encoder to ONNX, validated against torch; cached by content."""
     from frugalml.export import ExportedModel, export_sentence_encoder
     from frugalml.export.huggingface import OPSET
     from frugalml.export.records import SCHEMA_VERSION
@@ -222,7 +223,7 @@ def deploy(model_dir: Path, data_file: Path, out_dir: Path, options: DeployOptio
     steps.note(f"  {len(data.calibration)} calibration / {len(data.evaluation)} evaluation texts, "
                f"fingerprint {data.fingerprint[:12]}")
     texts = [item.text for item in data.items("calibration", limit=8)]
-    exported = _export(model_dir, cache, texts, steps)
+    exported = export_cached(model_dir, cache, texts, steps)
     quantized = _quantize(exported, data, target, options, cache, steps)
     return _build_and_measure(model_dir, out_dir, cache, data, exported, quantized, target,
                               options, steps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -82,11 +82,11 @@ def model_backend(path: Path) -> str:
     return "openvino" if Path(path).suffix == ".xml" else "onnxruntime"
 
 
-def open_model(path: Path, threads: int = 0) -> Any:
-    """A runtime session for an ONNX or OpenVINO model file."""
+def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None) -> Any:
+    """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``."""
     from frugalml.runtime.backends import get_backend
 
-    return get_backend(model_backend(path)).open(Path(path), threads=threads)
+    return get_backend(model_backend(path)).open(Path(path), threads=threads, hints=hints)
 
 
 def _task(outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], labels: np.ndarray
@@ -140,13 +140,17 @@ def _run(session: Any, feeds: dict[str, np.ndarray], which: str) -> dict[str, np
 
 
 def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Budget, *,
-            items: int = 500, threads: int = 0) -> AccuracyReport:
+            items: int = 500, threads: int = 0,
+            candidate_hints: Mapping[str, str] | None = None) -> AccuracyReport:
     """Run both models on up to ``items`` evaluation items and check ``budget``.
+
+    ``candidate_hints`` open the candidate differently from a deployed one, e.g. unfused for
+    a target that is not this CPU (see :func:`frugalml.quantize.api.quantize`).
 
     Raises:
         CalibrationError: the evaluation part is empty or does not fit the models.
     """
-    ref, cand = open_model(reference, threads), open_model(candidate, threads)
+    ref, cand = open_model(reference, threads), open_model(candidate, threads, candidate_hints)
     try:
         task, output = task_of(ref, data)
         key = _reference_key(reference, data, items, output)

@@ -104,14 +104,16 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
             record = quantizer.quantize(source, data, recipe, target, out,
                                         source_digest=file_sha256(source))
-        with steps.step(f"score against FP32 on up to {eval_items} evaluation items"):
-            report = measure(source, out, data, recipe.budget, items=eval_items)
+        hints, how = _scoring_for(target, fmt)
+        with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"):
+            report = measure(source, out, data, recipe.budget, items=eval_items,
+                             candidate_hints=hints)
         report = report.with_check(size_check(model_bytes(source), model_bytes(out),
                                               recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      size_bytes=model_bytes(out),
                                      accuracy={**report.to_dict(), "over_budget_kept":
-                                               not report.within_budget})
+                                               not report.within_budget, "scored_with": how})
         if not report.within_budget and not allow_over_budget:
             raise QuantizationError(
                 f"{recipe.precision} through {backend} is over its budget: "
@@ -119,6 +121,21 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                 "to keep in float, loosen the budget, or pass --allow-over-budget to keep it.")
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
     return record
+
+
+def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:
+    """How to run the quantized model when scoring it: with this CPU's fused kernels when
+    ``target`` is this CPU, else ONNX Runtime's unfused reference, which the target's exact
+    integer kernels match (x86 AVX2 kernels saturate on S8S8 weights meant for ARM or VNNI,
+    which would misstate the target's accuracy)."""
+    from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
+    from frugalml.runtime.host import read_host
+    from frugalml.targets import missing_for
+
+    if fmt != "onnx" or not missing_for(target, read_host()):
+        return {}, "this host's kernels"
+    return ({OPTIMIZATION_HINT: "DISABLE_ALL"},
+            f"unfused reference: {target.name} is not this host's CPU class")
 
 
 def read_record(out_dir: Path) -> QuantizedModel:

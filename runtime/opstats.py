@@ -40,3 +40,15 @@ def summarize_ops(events: list[OpEvent], runs: int) -> dict[str, Any]:
         "by_node": nodes,
         "kernels": {**kernels, **{f"{k}_share": v / total_us for k, v in kernel_us.items()}},
     }
+
+
+def kernels_ran(events: list[OpEvent]) -> dict[str, Any]:
+    """Compute nodes that ran quantized or in float, and the float ones by name: in a
+    quantized bundle those are where the backend fell back (or the recipe kept float)."""
+    ran: dict[str, Any] = {"quantized": set(), "float": set()}
+    for e in events:
+        cls = kernel_class(e.op_type, e.exec_type)
+        if cls in ran:
+            ran[cls].add(e.node)
+    return {"quantized": len(ran["quantized"]), "float": len(ran["float"]),
+            "float_nodes": sorted(ran["float"])}

@@ -28,6 +28,7 @@ from frugalml.targets.detect import Probes, Runs, status
 from frugalml.targets.profiles import Target, get_target
 
 COMPILE_RECORD = "compile.json"
+OV_CACHE_HINT = "~/.cache/frugalml/openvino"
 _TOLERANCE = {"fp32": {"min_cosine": 0.99999, "max_abs": 1e-3},
               "fp16": {"min_cosine": 0.9999, "max_abs": 0.05}}
 _QUANTIZED_TOLERANCE = {"min_cosine": 0.999, "max_abs": 0.05}
@@ -75,8 +76,25 @@ def _artifact(onnx_file: Path, target: Target, precision: str, work: Path
     gpu = target.device == "GPU"
     xml = work / "model.xml"
     ov.save_model(ov.convert_model(str(onnx_file)), str(xml), compress_to_fp16=precision == "fp16")
-    hints = {"INFERENCE_PRECISION_HINT": "f16"} if gpu else {}
+    # CPU: OpenVINO keeps the compiled model in a per-user cache, so the device compiles
+    # once and later loads import it (see the openvino backend's CACHE_DIR handling).
+    hints = {"INFERENCE_PRECISION_HINT": "f16"} if gpu else {"CACHE_DIR": OV_CACHE_HINT}
     return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, hints
+
+
+def with_backend(target: Target, backend: str) -> Target:
+    """``target`` run by another backend on the same CPU: OpenVINO IR or plain ONNX.
+
+    Raises:
+        TargetError: the target is not a CPU target with an ONNX or IR artifact, or the
+            backend is unknown.
+    """
+    artifacts = {"openvino": "openvino-ir", "onnxruntime": "onnx"}
+    if backend not in artifacts or target.device != "CPU" or target.artifact == "ort":
+        raise TargetError(f"{target.name} cannot be built for backend {backend!r}: CPU "
+                          f"targets take {' or '.join(artifacts)}; phone targets run the "
+                          "ONNX Runtime Mobile format only.")
+    return dataclasses.replace(target, backend=backend, artifact=artifacts[backend])
 
 
 def verify_here(bundle: Path, target: Target, host: Host | None = None,
@@ -89,11 +107,14 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
     from frugalml.runtime.backends import get_backend
     from frugalml.runtime.bundle import read_manifest, verify_files
     from frugalml.runtime.model import Model
+    from frugalml.runtime.opstats import kernels_ran
 
     support = status(target, host or read_host(), probes or Probes.read())
     if support.runs is Runs.NATIVE:
-        with runtime.load(bundle, threads=1, host=host, backend=backend) as model:
-            return {"status": "verified", "how": "natively", **model.self_check()}
+        with runtime.load(bundle, threads=1, host=host, backend=backend, profile=True) as model:
+            check = model.self_check()
+            ran = kernels_ran(model.session.op_events())
+        return {"status": "verified", "how": "natively", **check, "kernels_ran": ran}
     if support.runs is Runs.DESKTOP_CHECK:
         manifest = read_manifest(bundle)
         verify_files(bundle, manifest)
@@ -134,17 +155,23 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
                   samples: Mapping[str, np.ndarray], fp32: Path | None = None,
                   name: str | None = None, threads: int = 1, gate_rounds: int = 5,
                   gate_runs: int = 20, host: Host | None = None,
-                  probes: Probes | None = None, steps: Steps | None = None) -> CompileResult:
+                  probes: Probes | None = None, steps: Steps | None = None,
+                  backend: str | None = None) -> CompileResult:
     """Build ``out_dir/<name>-<target>-<precision>`` bundle(s) and ``out_dir/compile.json``.
 
     With ``fp32`` (the FP32 ONNX a quantized ``model`` came from), the FP32 bundle is built
     too and, where the target runs natively, the speed gate decides which is the default.
+    ``backend="openvino"`` builds an OpenVINO IR for a CPU target instead of its default
+    (bundle names then end in ``-openvino``).
 
     Raises:
         TargetError: unknown target, a model that is not ONNX, or an artifact that cannot be
             built; BundleError: samples that do not fit the model.
     """
     target = get_target(target) if isinstance(target, str) else target
+    suffix = ""
+    if backend is not None and backend != target.backend:
+        target, suffix = with_backend(target, backend), f"-{backend}"
     onnx_file, record = _onnx_of(model)
     precision = record.get("precision", "fp32")
     if target.device == "GPU" and precision == "fp32":
@@ -158,7 +185,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
         plan["fp32"] = (_onnx_of(fp32)[0], {})
     bundles, verification = {}, {}
     for prec, (file, rec) in plan.items():
-        dest = out_dir / f"{name}-{target.name}-{prec}"
+        dest = out_dir / f"{name}-{target.name}-{prec}{suffix}"
         verification[prec] = _build(file, dest, target, prec, rec, samples, native, name,
                                     (host, probes, steps))
         bundles[prec] = str(dest)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
+import pytest
+
+from frugalml.errors import TargetError
 from frugalml.pipeline import DeployResult
 from tests.conftest import SMALL
 
@@ -27,3 +31,47 @@ def test_second_run_reuses_cached_stages(deployed: DeployResult, tmp_path: Path)
     assert before == after  # nothing rebuilt, nothing added
     assert again.report["int8"]["mean_cosine"] == deployed.report["int8"]["mean_cosine"]
     assert again.bundles["int8"].is_dir()
+
+
+def test_deploy_to_several_targets_quantizes_per_format_and_verifies_each(
+        deployed: DeployResult, tmp_path: Path) -> None:
+    """x86-avx2 natively (speed-gated), android-arm64 on the desktop runtime, x86-avx512 not
+    verified on an AVX2 host; the two S8S8 targets share one quantized model."""
+    from frugalml.calibration import rotten_tomatoes_file
+    from frugalml.demo import default_model_dir
+    from frugalml.deploy_targets import SUMMARY_NAME, deploy_targets
+    from frugalml.runtime.host import read_host
+
+    shutil.copytree(deployed.report_json.parent / "cache", tmp_path / "cache")  # the export
+    outcomes = deploy_targets(default_model_dir(), rotten_tomatoes_file(), tmp_path,
+                              ["x86-avx2", "android-arm64", "x86-avx512"], eval_items=200,
+                              quiet=True)
+    assert list(outcomes) == ["x86-avx2", "android-arm64", "x86-avx512"]
+    assert sorted(p.name for p in (tmp_path / "quantized").iterdir()) == [
+        "s8s8-unfused" if "avx512_vnni" not in read_host().flags else "s8s8-native",
+        "u8s8-reduce-range-native"]
+    avx2, phone, vnni = outcomes.values()
+    assert avx2.accuracy["scored_with"] == "this host's kernels"
+    assert avx2.accuracy["within_budget"], avx2.accuracy["checks"]
+    assert all(v["status"] == "verified" and v["how"] == "natively"
+               for v in avx2.verification.values())
+    assert avx2.speed_gate is not None and avx2.note == avx2.speed_gate["why"]
+    assert avx2.default == ("int8" if avx2.speed_gate["faster"] else "fp32")
+    assert phone.accuracy == vnni.accuracy  # one S8S8 model for both
+    assert phone.verification["int8"]["how"].startswith("desktop ONNX Runtime")
+    assert phone.verification["int8"]["min_cosine"] >= 0.999
+    if "avx512_vnni" not in read_host().flags:
+        assert vnni.verification["int8"]["status"] == "not verified here"
+        assert vnni.speed_gate is None and "not timed here" in vnni.note
+    saved = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert saved["x86-avx2"]["default"] == avx2.default
+
+
+def test_deploy_to_an_unknown_target_fails_before_any_work(tmp_path: Path) -> None:
+    from frugalml.deploy_targets import deploy_targets
+
+    with pytest.raises(TargetError, match="Unknown target 'x86-sse'.*x86-avx2"):
+        deploy_targets(tmp_path, tmp_path / "none.csv", tmp_path / "out", ["x86-avx2", "x86-sse"])
+    with pytest.raises(TargetError, match="No target given"):
+        deploy_targets(tmp_path, tmp_path / "none.csv", tmp_path / "out", [])
+    assert not (tmp_path / "out").exists()

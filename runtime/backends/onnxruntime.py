@@ -56,6 +56,23 @@ class OnnxRuntimeSession:
             self._profile_dir.cleanup()
 
 
+OPTIMIZATION_HINT = "GRAPH_OPTIMIZATION_LEVEL"
+
+
+def _optimization_level(name: str) -> Any:
+    """ONNX Runtime's GraphOptimizationLevel for a hint value.
+
+    Raises:
+        TargetError: the value is not one of ONNX Runtime's levels.
+    """
+    import onnxruntime as ort
+
+    levels = ("DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_ALL")
+    if name not in levels:
+        raise TargetError(f"{OPTIMIZATION_HINT}={name!r} is not one of {', '.join(levels)}.")
+    return getattr(ort.GraphOptimizationLevel, f"ORT_{name}")
+
+
 class OnnxRuntimeBackend:
     """Opens ``.onnx`` and ``.ort`` files on the CPU execution provider."""
 
@@ -67,7 +84,10 @@ class OnnxRuntimeBackend:
              hints: Mapping[str, str] | None = None) -> OnnxRuntimeSession:
         """Create a CPU session with all graph optimisations (they fuse QDQ into int8 kernels).
 
-        Concurrent ``run`` calls share one session; ``streams`` and ``hints`` need no setting.
+        Concurrent ``run`` calls share one session; ``streams`` needs no setting. Of ``hints``
+        only ``GRAPH_OPTIMIZATION_LEVEL`` applies here (``DISABLE_ALL`` runs Q/DQ as written:
+        the reference semantics any CPU class must match, not this CPU's fused kernels);
+        other backends' hints are ignored.
 
         Raises:
             BundleError: ONNX Runtime cannot load the file.
@@ -82,7 +102,8 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = _optimization_level(
+            (hints or {}).get(OPTIMIZATION_HINT, "ENABLE_ALL"))
         options.log_severity_level = 3
         profile_dir = tempfile.TemporaryDirectory(prefix="frugal-ort-profile-") if profile else None
         if profile_dir is not None:

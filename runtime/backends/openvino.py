@@ -6,6 +6,7 @@ A compiled model is shared; each concurrent ``run`` takes an idle infer request 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import defaultdict
@@ -73,6 +74,17 @@ class OpenVinoSession:
         self._compiled = None
 
 
+def _cache_dir(hint: str) -> str:
+    """The compiled-model cache a bundle asks for (``~`` expanded), or "" when it cannot be
+    created (a read-only home): the model then compiles at every load, as without the hint."""
+    path = os.path.expanduser(hint)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return ""
+    return path
+
+
 class OpenVinoBackend:
     """Compiles ``.onnx`` or ``.xml`` models for OpenVINO's CPU plugin."""
 
@@ -111,6 +123,10 @@ class OpenVinoBackend:
         }
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
+        if "CACHE_DIR" in config:
+            config["CACHE_DIR"] = _cache_dir(str(config["CACHE_DIR"]))
+            if not config["CACHE_DIR"]:
+                del config["CACHE_DIR"]
         try:
             compiled = core.compile_model(core.read_model(str(model_file)), device, config)
         except Exception as e:  # OpenVINO raises RuntimeError subclasses without a common base

@@ -44,6 +44,9 @@ def test_x86_avx2_bundles_verify_natively_and_the_gate_picks_the_default(
     assert set(result.bundles) == {"int8", "fp32"}
     assert all(v["status"] == "verified" and v["how"] == "natively"
                for v in result.verification.values())
+    ran = {p: v["kernels_ran"] for p, v in result.verification.items()}  # profiled, not counted
+    assert ran["fp32"]["quantized"] == 0 and ran["fp32"]["float"] >= 3
+    assert ran["int8"]["quantized"] >= 3 and ran["int8"]["float"] == 0, ran
     gate = result.speed_gate
     assert gate is not None and len(gate["fp32_p50_ms"]) == len(gate["quantized_p50_ms"]) == 3
     assert result.default == ("int8" if gate["faster"] else "fp32")
@@ -53,6 +56,33 @@ def test_x86_avx2_bundles_verify_natively_and_the_gate_picks_the_default(
     assert manifest["metrics"]["accuracy"]["within_budget"]
     saved = json.loads((tmp_path / "compile.json").read_text())
     assert saved["default"] == result.default
+
+
+def test_openvino_cpu_bundles_carry_an_ir_and_reuse_the_compiled_model_cache(
+        mnist: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the cache hint is under ~
+    result = compile_model(mnist["int8"], tmp_path / "out", target="x86-avx2",
+                           fp32=mnist["fp32"], samples=mnist["samples"], name="mnist",
+                           backend="openvino", gate_rounds=3, gate_runs=10)
+    bundle = Path(result.bundles["int8"])
+    assert bundle.name == "mnist-x86-avx2-int8-openvino"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model_file"] == "model.xml" and manifest["target"]["backend"] == "openvino"
+    assert manifest["runtime_hints"] == {"CACHE_DIR": "~/.cache/frugalml/openvino"}
+    check = result.verification["int8"]
+    assert check["status"] == "verified" and check["max_abs_error"] <= 0.05
+    assert check["kernels_ran"]["quantized"] >= 3  # OpenVINO's exec types say I8/U8
+    assert result.speed_gate is not None
+    assert result.speed_gate["settings"]["backend"] == "openvino"
+    cache = tmp_path / "home" / ".cache" / "frugalml" / "openvino"
+    blobs = sorted(cache.glob("*.blob"))
+    assert blobs, "verification compiled the model into the cache"
+    with runtime.load(bundle) as model:  # a later load imports the cached blob
+        model.self_check()
+    assert sorted(cache.glob("*.blob")) == blobs
+    with pytest.raises(TargetError, match="phone targets run the ONNX Runtime Mobile format"):
+        compile_model(mnist["int8"], tmp_path / "o2", target="android-arm64",
+                      samples=mnist["samples"], backend="openvino")
 
 
 def test_android_bundle_ships_ort_and_ops_config_checked_on_the_desktop(

@@ -1,0 +1,173 @@
+"""frugalml side by side with what users would pick instead, measured in one run on this host.
+
+For EfficientNet-Lite0 (ImageNet-sample top-1), all-MiniLM-L6-v2 (Rotten Tomatoes probe
+accuracy, cosine) and, for 4-bit rows, SmolLM2-135M (tiny-shakespeare perplexity): FP32 in ONNX
+Runtime and OpenVINO, each peer's default route (bench/peers.py) and frugalml's. Per row:
+p50/p99 latency at 1 and 2 threads (all rows interleaved, same input, batch 1), the ratio to
+FP32 of the same backend, size on disk, metric and delta vs FP32 on held-out items (scored by
+one scorer for every row), quantization wall time and peak RSS (each route in its own
+process), whether the recipe's budget is met, and frugalml's speed-gate verdict.
+
+Usage: python bench/compare_peers.py [--quick] [--json out.json] [--models a,b]
+(optimum-intel rows need `pip install -c constraints.txt -e ".[peers]"`; without it they
+say so.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata and bench
+
+from bench import peers  # noqa: E402
+
+ROUTES = {  # name -> (label, route, precision of its budget)
+    "ort-static": ("ORT quantize_static defaults", peers.ort_static_default, "int8"),
+    "ort-dynamic": ("ORT quantize_dynamic defaults", peers.ort_dynamic_default, "int8"),
+    "optimum-ort": ("optimum ORTQuantizer avx2 dynamic", peers.optimum_ort_dynamic, "int8"),
+    "optimum-ov": ("optimum-intel OVQuantizer defaults", peers.optimum_ov_static, "int8"),
+    "nncf-onnx": ("NNCF quantize defaults (ONNX)", peers.nncf_onnx_default, "int8"),
+    "nncf-ov": ("NNCF quantize defaults (OpenVINO)", peers.nncf_openvino_default, "int8"),
+    "frugalml-int8": ("frugalml int8 (host target)", peers.frugalml_recipe("int8"), "int8"),
+    "ort-int4": ("ORT MatMulNBits defaults", peers.ort_matmulnbits_default, "w4a8"),
+    "nncf-int4": ("NNCF compress_weights INT4_SYM", peers.nncf_int4_default, "w4a8"),
+    "frugalml-w4a8": ("frugalml w4a8", peers.frugalml_recipe("w4a8"), "w4a8"),
+    "frugalml-w4a8-awq": ("frugalml w4a8 NNCF AWQ+SE g128",
+                          peers.frugalml_recipe("w4a8", "nncf", "openvino", group_size=128,
+                                                weight_symmetric=True,
+                                                weight_methods=("awq", "scale_estimation")),
+                          "w4a8"),
+}
+PLAN = {
+    "EfficientNet-Lite0": ["ort-static", "nncf-onnx", "nncf-ov", "frugalml-int8"],
+    "all-MiniLM-L6-v2": ["ort-static", "ort-dynamic", "optimum-ort", "optimum-ov", "nncf-onnx",
+                         "nncf-ov", "frugalml-int8", "ort-int4", "nncf-int4", "frugalml-w4a8"],
+    "SmolLM2-135M": ["ort-int4", "nncf-int4", "frugalml-w4a8", "frugalml-w4a8-awq"],
+}
+# (calibration items, evaluation items, timing rounds, runs per round) for (--quick, full)
+SIZES = {"EfficientNet-Lite0": ((32, 100, 3, 10), (200, 800, 5, 30)),
+         "all-MiniLM-L6-v2": ((64, 150, 3, 10), (300, 600, 5, 30)),
+         "SmolLM2-135M": ((16, 8, 2, 3), (64, 32, 3, 5))}
+QUICK_MODELS = ("EfficientNet-Lite0", "all-MiniLM-L6-v2")
+
+
+def data_for(model: str, calibration_items: int) -> Any:
+    """The model's real data, split the same way in every process."""
+    from frugalml.calibration import ImageFolder, TokenWindows, build_text_set, make_set
+
+    if model == "EfficientNet-Lite0":
+        from tests.realdata import IMAGENET
+
+        return make_set(ImageFolder(IMAGENET, preset="tflite", input_name="image"),
+                        calibration_size=calibration_items)
+    if model == "all-MiniLM-L6-v2":
+        from frugalml.calibration import rotten_tomatoes_file
+        from frugalml.demo import default_model_dir
+        from frugalml.export.huggingface import INPUT_NAMES
+
+        return build_text_set(rotten_tomatoes_file(), default_model_dir(),
+                              input_names=INPUT_NAMES, calibration_size=calibration_items)
+    from frugalml.export.gguf import gguf_model_dir
+    from tests.realdata import smollm2_gguf, tiny_shakespeare
+
+    return make_set(TokenWindows(tiny_shakespeare(), gguf_model_dir(smollm2_gguf()), window=128),
+                    calibration_size=calibration_items)
+
+
+def child(model: str, route: str, fp32: Path, out: Path, calibration_items: int) -> None:
+    """Run one route in this process and print where its model went."""
+    path = ROUTES[route][1](fp32, data_for(model, calibration_items), out)
+    print("ROUTE-OUTPUT " + str(path), flush=True)
+
+
+def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: int
+              ) -> dict[str, Any]:
+    """Quantize in a child process: its output path, wall time and peak RSS (wait4's)."""
+    out.mkdir(parents=True)
+    log = out.parent / f"{out.name}.log"
+    start = time.perf_counter()
+    with log.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, __file__, "--child", model, route, str(fp32),
+                                 str(out), str(calibration_items)], stdout=sink, stderr=sink)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    text = log.read_text(errors="replace")
+    found = [ln.split(" ", 1)[1] for ln in text.splitlines() if ln.startswith("ROUTE-OUTPUT ")]
+    result = {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+    if os.waitstatus_to_exitcode(status) != 0 or not found:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["no output"]
+        return {**result, "error": last[0][:200]}
+    return {**result, "path": found[-1]}
+
+
+def main() -> None:
+    """Build, quantize, score, time; print the table and the goals; write JSON."""
+    from bench.compare_table import print_model, write_json
+    from bench.compare_timing import time_rows
+    from bench.quantize_table import BUILDERS
+    from frugalml.quantize.accuracy import measure
+    from frugalml.quantize.api import model_bytes
+    from frugalml.quantize.recipe import get_recipe
+    from frugalml.runtime.host import read_host
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{' and '.join(QUICK_MODELS)} on fewer items (under 5 minutes)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--models", help=f"comma-separated subset of {', '.join(PLAN)}")
+    args = parser.parse_args()
+    models = args.models.split(",") if args.models else list(QUICK_MODELS if args.quick
+                                                              else PLAN)
+    root = Path(tempfile.mkdtemp(prefix="compare-peers-"))
+    host = read_host()
+    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores, flags with "
+          f"{', '.join(f for f in host.flags if f.startswith(('avx', 'fma', 'amx')))}")
+    results = {}
+    for model in models:
+        calib, items, rounds, runs = SIZES[model][0 if args.quick else 1]
+        fp32 = BUILDERS[model](root)[0]
+        data = data_for(model, calib)
+        rows = {"fp32-ort": {"label": "FP32 ONNX Runtime", "path": str(fp32), "seconds": 0.0},
+                "fp32-ov": {"label": "FP32 OpenVINO", "path": str(_fp32_ir(fp32)),
+                            "seconds": 0.0}}
+        for route in PLAN[model]:
+            rows[route] = {"label": ROUTES[route][0], "precision": ROUTES[route][2],
+                           **run_route(model, route, fp32, root / model / route, calib)}
+        for row in rows.values():
+            if "path" in row:
+                budget = get_recipe(row.get("precision", "int8")).budget
+                report = measure(fp32, Path(row["path"]), data, budget, items=items)
+                row |= {"accuracy": report.to_dict(), "size_bytes": model_bytes(Path(
+                    row["path"])), "size_ratio": model_bytes(Path(row["path"]))
+                    / model_bytes(fp32)}
+        feeds = next(data.batches("evaluation", batch_size=1))[0]
+        time_rows(rows, feeds, rounds=rounds, runs=runs)
+        results[model] = rows
+        print_model(model, rows)
+    if args.json:
+        write_json(args.json, host, results)
+
+
+def _fp32_ir(fp32: Path) -> Path:
+    """The FP32 model as an OpenVINO IR with FP32 weights (the OpenVINO baseline)."""
+    import openvino as ov
+
+    xml = fp32.parent / "fp32-ir" / "model.xml"
+    xml.parent.mkdir(exist_ok=True)
+    ov.save_model(ov.convert_model(str(fp32)), str(xml), compress_to_fp16=False)
+    return xml
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]),
+              int(sys.argv[6]))
+    else:
+        main()
