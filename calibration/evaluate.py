@@ -34,7 +34,9 @@ class EmbeddingScore:
     @property
     def accuracy_drop_points(self) -> float:
         """Reference minus candidate probe accuracy, in percentage points (positive = worse)."""
-        return 100.0 * (self.reference_accuracy - self.candidate_accuracy)
+        from frugalml.calibration.metrics import drop_points
+
+        return drop_points(self.reference_accuracy, self.candidate_accuracy)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form including the derived drop."""

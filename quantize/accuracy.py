@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.calibration.metrics import perplexity, top1_agreement, top_k_accuracy
+from frugalml.calibration.metrics import drop_points, perplexity, top1_agreement, top_k_accuracy
 from frugalml.errors import CalibrationError, InputError, QuantizationError
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Budget
@@ -225,7 +225,7 @@ def _score(task: Task, output: str, kept: dict[str, Any], budget: Budget) -> Acc
                       passed=cosine >= budget.min_mean_cosine)
     if task is Task.CLASSIFICATION:
         top1_ref, top1_cand = top_k_accuracy(ref, labels), top_k_accuracy(cand, labels)
-        drop = 100.0 * (top1_ref.value - top1_cand.value)
+        drop = drop_points(top1_ref.value, top1_cand.value)
         agreement = top1_agreement(ref, cand).value
         return AccuracyReport(
             task=task.value, output=output, items=len(labels),

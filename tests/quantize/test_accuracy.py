@@ -37,3 +37,15 @@ def test_reference_outputs_are_reused_only_for_the_same_file_and_data(tmp_path: 
     os.utime(fp32, ns=(1, 1))  # same size and path: only the modification time tells
     flipped = accuracy.measure(fp32, same, data, Budget(), items=64)
     assert flipped.candidate["mean_cosine_to_fp32"] < -0.99
+
+
+def test_a_drop_of_exactly_the_budget_meets_it() -> None:
+    """2 of 200 items: 0.71 - 0.70 is 1.0000000000000009 points in floating point."""
+    from frugalml.calibration.evaluate import EmbeddingScore
+    from frugalml.calibration.metrics import drop_points
+
+    assert 100.0 * (0.71 - 0.70) > 1.0 and drop_points(0.71, 0.70) == 1.0
+    assert drop_points(0.70, 0.71) == -1.0
+    fields = {f: 0 for f in EmbeddingScore.__dataclass_fields__}
+    score = EmbeddingScore(**{**fields, "reference_accuracy": 0.71, "candidate_accuracy": 0.70})
+    assert score.accuracy_drop_points == 1.0
