@@ -15,7 +15,7 @@ from typing import Any
 
 from frugalml._progress import Steps
 from frugalml._records import write_json_atomic
-from frugalml.errors import TargetError
+from frugalml.errors import FrugalError, TargetError
 
 SUMMARY_NAME = "targets.json"
 
@@ -45,9 +45,13 @@ def deploy_targets(model_dir: Path, data_file: Path, out_dir: Path, targets: Seq
     format, compile a bundle per target under ``out_dir/targets/<target>``, and write
     ``out_dir/targets.json``.
 
+    A target whose quantization or compile fails (e.g. its bundle does not reproduce its
+    samples where it is checked) records the typed error and the others go on; nothing of
+    the failed bundle is left on disk.
+
     Raises:
         TargetError: no target, or an unknown one (before any work starts).
-        FrugalError: a stage failed; bundles already compiled for other targets are kept.
+        FrugalError: the export or the calibration set failed (every target needs them).
     """
     from frugalml.calibration import build_text_set
     from frugalml.export.huggingface import INPUT_NAMES
@@ -72,10 +76,16 @@ def deploy_targets(model_dir: Path, data_file: Path, out_dir: Path, targets: Seq
     outcomes = {}
     for target in resolved:
         steps.note(f"target {target.name}: {target.description}")
-        q = _quantized_for(target, exported.path, data, out_dir, chosen, quantizer, eval_items,
-                           quantized, steps)
-        outcomes[target.name] = _compile(target, exported.path, q, out_dir, samples,
-                                         Path(model_dir).name, steps)
+        try:
+            q = _quantized_for(target, exported.path, data, out_dir, chosen, quantizer,
+                               eval_items, quantized, steps)
+            outcomes[target.name] = _compile(target, exported.path, q, out_dir, samples,
+                                             Path(model_dir).name, steps)
+        except FrugalError as e:
+            steps.note(f"  {target.name} FAILED: {type(e).__name__}: {e}")
+            outcomes[target.name] = TargetOutcome(
+                target=target.name, default="", bundles={}, verification={}, speed_gate=None,
+                accuracy=None, note=f"failed: {type(e).__name__}: {e}")
     write_json_atomic(out_dir / SUMMARY_NAME,
                       {name: o.to_dict() for name, o in outcomes.items()})
     return outcomes
@@ -129,6 +139,9 @@ def summary_lines(outcomes: dict[str, TargetOutcome], out_dir: Path) -> list[str
     """One block per target for the terminal."""
     lines = []
     for o in outcomes.values():
+        if not o.default:
+            lines.append(f"{o.target}: {o.note}")
+            continue
         lines.append(f"{o.target}: default {o.default} ({o.bundles[o.default]})")
         for precision, check in o.verification.items():
             how = check.get("how") if check["status"] == "verified" else check.get("why")

@@ -35,8 +35,12 @@ def test_second_run_reuses_cached_stages(deployed: DeployResult, tmp_path: Path)
 
 def test_deploy_to_several_targets_quantizes_per_format_and_verifies_each(
         deployed: DeployResult, tmp_path: Path) -> None:
-    """x86-avx2 natively (speed-gated), android-arm64 on the desktop runtime, x86-avx512 not
-    verified on an AVX2 host; the two S8S8 targets share one quantized model."""
+    """x86-avx2 natively (speed-gated), x86-avx512 not verified on an AVX2 host, android-arm64
+    failing its check without stopping the others; the two S8S8 targets share one model.
+
+    The phone's S8S8 MiniLM .ort does not reproduce the unfused reference on the desktop
+    (worst-token cosine 0.979, as under emulated ARM: 0.98): transformer INT8 token outputs
+    differ across CPU classes by more than the bundle's 0.999 tolerance, so it is refused."""
     from frugalml.calibration import rotten_tomatoes_file
     from frugalml.demo import default_model_dir
     from frugalml.deploy_targets import SUMMARY_NAME, deploy_targets
@@ -57,9 +61,10 @@ def test_deploy_to_several_targets_quantizes_per_format_and_verifies_each(
                for v in avx2.verification.values())
     assert avx2.speed_gate is not None and avx2.note == avx2.speed_gate["why"]
     assert avx2.default == ("int8" if avx2.speed_gate["faster"] else "fp32")
-    assert phone.accuracy == vnni.accuracy  # one S8S8 model for both
-    assert phone.verification["int8"]["how"].startswith("desktop ONNX Runtime")
-    assert phone.verification["int8"]["min_cosine"] >= 0.999
+    assert vnni.accuracy["scored_with"].startswith("unfused reference")
+    assert phone.default == "" and phone.bundles == {}
+    assert phone.note.startswith("failed: BundleError") and "reproduces its samples" in phone.note
+    assert not (tmp_path / "targets" / "android-arm64" / "model-android-arm64-int8").exists()
     if "avx512_vnni" not in read_host().flags:
         assert vnni.verification["int8"]["status"] == "not verified here"
         assert vnni.speed_gate is None and "not timed here" in vnni.note
