@@ -16,7 +16,6 @@ say so.)
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -51,11 +50,12 @@ PLAN = {
                          "nncf-ov", "frugalml-int8", "ort-int4", "nncf-int4", "frugalml-w4a8"],
     "SmolLM2-135M": ["ort-int4", "nncf-int4", "frugalml-w4a8", "frugalml-w4a8-awq"],
 }
+QUICK_PLAN = {"EfficientNet-Lite0": PLAN["EfficientNet-Lite0"],
+              "all-MiniLM-L6-v2": ["ort-static", "ort-dynamic", "nncf-ov", "frugalml-int8"]}
 # (calibration items, evaluation items, timing rounds, runs per round) for (--quick, full)
 SIZES = {"EfficientNet-Lite0": ((32, 100, 3, 10), (200, 800, 5, 30)),
          "all-MiniLM-L6-v2": ((64, 150, 3, 10), (300, 600, 5, 30)),
          "SmolLM2-135M": ((16, 8, 2, 3), (64, 32, 3, 5))}
-QUICK_MODELS = ("EfficientNet-Lite0", "all-MiniLM-L6-v2")
 
 
 def data_for(model: str, calibration_items: int) -> Any:
@@ -82,26 +82,38 @@ def data_for(model: str, calibration_items: int) -> Any:
 
 
 def child(model: str, route: str, fp32: Path, out: Path, calibration_items: int) -> None:
-    """Run one route in this process and print where its model went."""
-    path = ROUTES[route][1](fp32, data_for(model, calibration_items), out)
+    """Run one route in this process; print where its model went and the peak RSS of the
+    quantization alone (the high-water mark is reset after the data is read: Linux's
+    clear_refs "5")."""
+    data = data_for(model, calibration_items)
+    Path("/proc/self/clear_refs").write_text("5")
+    start = time.perf_counter()
+    path = ROUTES[route][1](fp32, data, out)
+    print(f"ROUTE-SECONDS {time.perf_counter() - start:.3f}", flush=True)
+    hwm = next(ln for ln in Path("/proc/self/status").read_text().splitlines()
+               if ln.startswith("VmHWM:"))
+    print(f"ROUTE-PEAK-KIB {hwm.split()[1]}", flush=True)
     print("ROUTE-OUTPUT " + str(path), flush=True)
 
 
 def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: int
               ) -> dict[str, Any]:
-    """Quantize in a child process: its output path, wall time and peak RSS (wait4's)."""
+    """Quantize in a child process: its output path, and the wall time and peak RSS of the
+    quantization call alone (not the process start or the data loading)."""
     out.mkdir(parents=True)
     log = out.parent / f"{out.name}.log"
-    start = time.perf_counter()
     with log.open("w") as sink:
         proc = subprocess.Popen([sys.executable, __file__, "--child", model, route, str(fp32),
                                  str(out), str(calibration_items)], stdout=sink, stderr=sink)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
+        status = proc.wait()
     text = log.read_text(errors="replace")
     found = [ln.split(" ", 1)[1] for ln in text.splitlines() if ln.startswith("ROUTE-OUTPUT ")]
-    result = {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
-    if os.waitstatus_to_exitcode(status) != 0 or not found:
+    peak = [int(ln.split()[1]) for ln in text.splitlines() if ln.startswith("ROUTE-PEAK-KIB")]
+    seconds = [float(ln.split()[1]) for ln in text.splitlines()
+               if ln.startswith("ROUTE-SECONDS")]
+    result = {"seconds": seconds[-1] if seconds else 0.0,
+              "peak_rss_mib": peak[-1] / 1024 if peak else 0.0}
+    if status != 0 or not found:
         last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["no output"]
         return {**result, "error": last[0][:200]}
     return {**result, "path": found[-1]}
@@ -112,18 +124,16 @@ def main() -> None:
     from bench.compare_table import print_model, write_json
     from bench.compare_timing import time_rows
     from bench.quantize_table import BUILDERS
-    from frugalml.quantize.accuracy import measure
-    from frugalml.quantize.api import model_bytes
-    from frugalml.quantize.recipe import get_recipe
     from frugalml.runtime.host import read_host
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true",
-                        help=f"{' and '.join(QUICK_MODELS)} on fewer items (under 5 minutes)")
+                        help=f"{' and '.join(QUICK_PLAN)}, fewer routes and items (under 5 "
+                        "minutes)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--models", help=f"comma-separated subset of {', '.join(PLAN)}")
     args = parser.parse_args()
-    models = args.models.split(",") if args.models else list(QUICK_MODELS if args.quick
+    models = args.models.split(",") if args.models else list(QUICK_PLAN if args.quick
                                                               else PLAN)
     root = Path(tempfile.mkdtemp(prefix="compare-peers-"))
     host = read_host()
@@ -137,22 +147,38 @@ def main() -> None:
         rows = {"fp32-ort": {"label": "FP32 ONNX Runtime", "path": str(fp32), "seconds": 0.0},
                 "fp32-ov": {"label": "FP32 OpenVINO", "path": str(_fp32_ir(fp32)),
                             "seconds": 0.0}}
-        for route in PLAN[model]:
+        for route in (QUICK_PLAN if args.quick else PLAN)[model]:
             rows[route] = {"label": ROUTES[route][0], "precision": ROUTES[route][2],
                            **run_route(model, route, fp32, root / model / route, calib)}
         for row in rows.values():
             if "path" in row:
-                budget = get_recipe(row.get("precision", "int8")).budget
-                report = measure(fp32, Path(row["path"]), data, budget, items=items)
-                row |= {"accuracy": report.to_dict(), "size_bytes": model_bytes(Path(
-                    row["path"])), "size_ratio": model_bytes(Path(row["path"]))
-                    / model_bytes(fp32)}
+                _score(row, fp32, data, items)
         feeds = next(data.batches("evaluation", batch_size=1))[0]
         time_rows(rows, feeds, rounds=rounds, runs=runs)
         results[model] = rows
         print_model(model, rows)
     if args.json:
         write_json(args.json, host, results)
+
+
+def _score(row: dict[str, Any], fp32: Path, data: Any, items: int) -> None:
+    """Accuracy against FP32 and size; a model the runtime cannot load becomes an error row
+    (NNCF's ONNX INT8 of MiniLM did: QuantizeLinear output INT8 with a UINT8 zero point)."""
+    from frugalml.errors import FrugalError
+    from frugalml.quantize.accuracy import measure
+    from frugalml.quantize.api import model_bytes
+    from frugalml.quantize.recipe import get_recipe
+
+    path = Path(row["path"])
+    try:
+        report = measure(fp32, path, data, get_recipe(row.get("precision", "int8")).budget,
+                         items=items)
+    except FrugalError as e:
+        row["error"] = f"{type(e).__name__}: {str(e)[:160]}"
+        del row["path"]
+        return
+    row |= {"accuracy": report.to_dict(), "size_bytes": model_bytes(path),
+            "size_ratio": model_bytes(path) / model_bytes(fp32)}
 
 
 def _fp32_ir(fp32: Path) -> Path:
