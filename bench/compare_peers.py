@@ -81,14 +81,15 @@ def data_for(model: str, calibration_items: int) -> Any:
                     calibration_size=calibration_items)
 
 
-def child(model: str, route: str, fp32: Path, out: Path, calibration_items: int) -> None:
+def child(model: str, route: str, fp32: Path, out: Path, calibration_items: int,
+          eval_items: int) -> None:
     """Run one route in this process; print where its model went and the peak RSS of the
     quantization alone (the high-water mark is reset after the data is read: Linux's
     clear_refs "5")."""
     data = data_for(model, calibration_items)
     Path("/proc/self/clear_refs").write_text("5")
     start = time.perf_counter()
-    path = ROUTES[route][1](fp32, data, out)
+    path = ROUTES[route][1](fp32, data, out, eval_items)
     print(f"ROUTE-SECONDS {time.perf_counter() - start:.3f}", flush=True)
     hwm = next(ln for ln in Path("/proc/self/status").read_text().splitlines()
                if ln.startswith("VmHWM:"))
@@ -96,15 +97,16 @@ def child(model: str, route: str, fp32: Path, out: Path, calibration_items: int)
     print("ROUTE-OUTPUT " + str(path), flush=True)
 
 
-def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: int
-              ) -> dict[str, Any]:
+def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: int,
+              eval_items: int) -> dict[str, Any]:
     """Quantize in a child process: its output path, and the wall time and peak RSS of the
     quantization call alone (not the process start or the data loading)."""
     out.mkdir(parents=True)
     log = out.parent / f"{out.name}.log"
     with log.open("w") as sink:
         proc = subprocess.Popen([sys.executable, __file__, "--child", model, route, str(fp32),
-                                 str(out), str(calibration_items)], stdout=sink, stderr=sink)
+                                 str(out), str(calibration_items), str(eval_items)],
+                                stdout=sink, stderr=sink)
         status = proc.wait()
     text = log.read_text(errors="replace")
     found = [ln.split(" ", 1)[1] for ln in text.splitlines() if ln.startswith("ROUTE-OUTPUT ")]
@@ -149,7 +151,8 @@ def main() -> None:
                             "seconds": 0.0}}
         for route in (QUICK_PLAN if args.quick else PLAN)[model]:
             rows[route] = {"label": ROUTES[route][0], "precision": ROUTES[route][2],
-                           **run_route(model, route, fp32, root / model / route, calib)}
+                           **run_route(model, route, fp32, root / model / route, calib,
+                                       items)}
         for row in rows.values():
             if "path" in row:
                 _score(row, fp32, data, items)
@@ -194,6 +197,6 @@ def _fp32_ir(fp32: Path) -> Path:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]),
-              int(sys.argv[6]))
+              int(sys.argv[6]), int(sys.argv[7]))
     else:
         main()

@@ -3,8 +3,9 @@ documented defaults, and frugalml's own, all fed the same calibration items.
 
 A route writes one model file into ``out`` and returns its path. Peers get only what their
 quick-start passes: the model and calibration data (plus the 4-bit mode where a call has no
-4-bit default). Every route runs in its own process (see compare_peers), so its wall time and
-peak RSS are its own.
+4-bit default). ``eval_items`` is what frugalml's own accuracy check scores before it writes
+a model (part of its time); peers have no such step and ignore it. Every route runs in its
+own process (see compare_peers), so its wall time and peak RSS are its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-Route = Callable[[Path, Any, Path], Path]
+Route = Callable[[Path, Any, Path, int], Path]
 
 
 def calibration_feeds(data: Any, limit: int | None = None) -> list[dict[str, Any]]:
@@ -34,7 +35,7 @@ def _ort_reader(feeds: list[dict[str, Any]]) -> Any:
     return Reader()
 
 
-def ort_static_default(fp32: Path, data: Any, out: Path) -> Path:
+def ort_static_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """onnxruntime.quantization.quantize_static with its defaults (QDQ, S8 activations and
     weights, per-tensor, MinMax), no pre-processing."""
     from onnxruntime.quantization import quantize_static
@@ -44,7 +45,7 @@ def ort_static_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def ort_dynamic_default(fp32: Path, data: Any, out: Path) -> Path:
+def ort_dynamic_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """onnxruntime.quantization.quantize_dynamic with its defaults (weights int8, activations
     quantized at run time): the transformer route ONNX Runtime's docs recommend."""
     from onnxruntime.quantization import quantize_dynamic
@@ -54,7 +55,7 @@ def ort_dynamic_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def ort_matmulnbits_default(fp32: Path, data: Any, out: Path) -> Path:
+def ort_matmulnbits_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """ONNX Runtime's 4-bit weight quantizer with its defaults (block 128, asymmetric, no
     accuracy_level: float activations)."""
     import onnx
@@ -67,7 +68,7 @@ def ort_matmulnbits_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def nncf_onnx_default(fp32: Path, data: Any, out: Path) -> Path:
+def nncf_onnx_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """nncf.quantize on the ONNX model with defaults; run in ONNX Runtime."""
     import nncf
     import onnx
@@ -78,7 +79,7 @@ def nncf_onnx_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def nncf_openvino_default(fp32: Path, data: Any, out: Path) -> Path:
+def nncf_openvino_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """nncf.quantize on the OpenVINO model with defaults; saved with ov.save_model's defaults;
     run in OpenVINO."""
     import nncf
@@ -91,7 +92,7 @@ def nncf_openvino_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def nncf_int4_default(fp32: Path, data: Any, out: Path) -> Path:
+def nncf_int4_default(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """nncf.compress_weights on the OpenVINO model in INT4_SYM, other parameters default
     (group 128, no data-aware method); run in OpenVINO."""
     import nncf
@@ -104,7 +105,7 @@ def nncf_int4_default(fp32: Path, data: Any, out: Path) -> Path:
     return path
 
 
-def optimum_ort_dynamic(fp32: Path, data: Any, out: Path) -> Path:
+def optimum_ort_dynamic(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """optimum-onnx's ORTQuantizer with AutoQuantizationConfig.avx2(is_static=False), its
     quick-start configuration (its static mode needs a `datasets` Dataset to calibrate)."""
     from optimum.onnxruntime import ORTQuantizer
@@ -116,7 +117,7 @@ def optimum_ort_dynamic(fp32: Path, data: Any, out: Path) -> Path:
     return next(out.glob("*quantized.onnx"))
 
 
-def optimum_ov_static(fp32: Path, data: Any, out: Path) -> Path:
+def optimum_ov_static(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
     """optimum-intel's OVQuantizer with a default OVQuantizationConfig, on the same model
     read into OpenVINO; run in OpenVINO."""
     import nncf
@@ -144,13 +145,13 @@ def frugalml_recipe(recipe: str, backend: str = "onnxruntime", output_format: st
     """frugalml's quantize for this host's target (its accuracy check is part of its time:
     it scores the result on the evaluation part before writing it)."""
 
-    def route(fp32: Path, data: Any, out: Path) -> Path:
+    def route(fp32: Path, data: Any, out: Path, eval_items: int) -> Path:
         from frugalml.quantize.api import quantize
         from frugalml.quantize.recipe import get_recipe
 
         record = quantize(fp32, data, out / "q", recipe=get_recipe(recipe, **options),
-                          backend=backend, output_format=output_format, eval_items=200,
-                          allow_over_budget=True)
+                          backend=backend, output_format=output_format,
+                          eval_items=eval_items, allow_over_budget=True)
         return record.path
 
     return route
