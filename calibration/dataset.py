@@ -58,9 +58,14 @@ class CalibrationSet:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of content, preprocessing and split rule: the cache key downstream."""
+        """Hash of content, preprocessing and split rule: the cache key downstream.
+
+        Where the data lives is left out: the same files read from another path (or the same
+        path spelled relative, then absolute) are the same set.
+        """
+        where = {k: v for k, v in self.source.describe().items() if k != "path"}
         return digest("calibration-set", self.source.kind, self.source.content_digest(),
-                      self.source.describe(), self.salt, self.split_rule)
+                      where, self.salt, self.split_rule)
 
     def part_fingerprint(self, part: str) -> str:
         """Hash of the identities in one part (two sets with equal parts share it)."""

@@ -30,6 +30,21 @@ def test_calibrate_arrays_against_the_bundle_model(mnist_bundle: Path, tmp_path:
         read_descriptor(tmp_path / "cal" / "calibration.json")
 
 
+def test_a_relative_data_path_reads_back_from_anywhere(mnist_bundle: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """The fingerprint is the data's, not where it was read from (a relative path once made
+    every descriptor written with one refuse to load: "changed since")."""
+    digits, _ = mnist_batch(40)
+    np.savez(tmp_path / "digits.npz", image=digits)
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", "digits.npz", "--model", str(mnist_bundle / "model.onnx"),
+                 "--out", "cal", "--num", "10", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)["fingerprint"]
+    monkeypatch.chdir("/")
+    assert read_descriptor(tmp_path / "cal" / "calibration.json").fingerprint == written
+
+
 def test_calibrate_refuses_inputs_that_do_not_fit(mnist_bundle: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     rng = np.random.default_rng(0)
