@@ -93,3 +93,17 @@ def read_descriptor(path: Path) -> CalibrationSet:
             f"{data_set.fingerprint[:12]} != {desc['fingerprint'][:12]}). Run frugal calibrate "
             "again, and re-quantize with the new set.")
     return data_set
+
+
+def open_descriptor(path: Path) -> CalibrationSet:
+    """The set a descriptor, or the folder `frugal calibrate --out` wrote it into, describes.
+
+    Raises:
+        CalibrationError: no descriptor there, or its data changed since it was written.
+    """
+    path = Path(path)
+    path = path / DESCRIPTOR_NAME if path.is_dir() else path
+    if not path.is_file():
+        raise CalibrationError(f"{path} is not a calibration descriptor. Make one with "
+                               "`frugal calibrate DATA --model MODEL --out DIR`, then pass DIR.")
+    return read_descriptor(path)

@@ -6,18 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from frugalml.errors import CalibrationError
-
 
 def _data(path: Path) -> Any:
-    """The calibration set a `frugal calibrate` descriptor (or its folder) describes."""
-    from frugalml.calibration.descriptor import DESCRIPTOR_NAME, read_descriptor
+    from frugalml.calibration.descriptor import open_descriptor
 
-    path = path / DESCRIPTOR_NAME if path.is_dir() else path
-    if not path.is_file():
-        raise CalibrationError(f"{path} is not a calibration descriptor. Make one with "
-                               "`frugal calibrate DATA --model MODEL --out DIR`, then pass DIR.")
-    return read_descriptor(path)
+    return open_descriptor(path)
 
 
 def _recipe(args: argparse.Namespace) -> Any:
