@@ -278,6 +278,11 @@ class OnnxRuntimeQuantizer:
                           skip_optimization=True)
         prepared = onnx.load(str(pre))
         require_linear_layers(prepared, model)
+        if opset(prepared) < 13:
+            # Per-channel DequantizeLinear (axis) exists from opset 13; ONNX Runtime's quantizer
+            # writes it into older graphs anyway, which then fail to load.
+            prepared = onnx.version_converter.convert_version(prepared, 13)
+            onnx.save(prepared, str(pre))
         if recipe.precision is Precision.INT8:
             op_types, excluded, weight_only = _plan(prepared, recipe)
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types, excluded)
