@@ -51,6 +51,7 @@ def assemble(
     calibration: dict[str, Any] | None, metrics: dict[str, Any],
     sample_tolerance: dict[str, float], artifact: Mapping[str, Path] | None = None,
     unfused_reference: bool = False, runtime_hints: Mapping[str, str] | None = None,
+    reference_backend: str = "onnxruntime",
 ) -> Manifest:
     """Copy the model in, record its signature, sample outputs, hashes and build facts.
 
@@ -59,7 +60,10 @@ def assemble(
     its operator config, or ``model.xml`` and ``model.bin``). Expected sample outputs come
     from ``model_file`` in ONNX Runtime on this host; with ``unfused_reference`` graph
     optimisations are off, so they are the reference semantics rather than this CPU's fused
-    kernels (what another CPU class must match, within ``sample_tolerance``).
+    kernels (what another CPU class must match, within ``sample_tolerance``). With
+    ``reference_backend="openvino"`` (an IR bundle built on its own CPU class) they come from
+    the IR in OpenVINO, which computes INT8 its own way; how far that is from ONNX Runtime's
+    outputs goes into ``metrics["samples_vs_onnxruntime"]``.
 
     Raises:
         BundleError: the sample inputs do not match the model's inputs.
@@ -79,6 +83,9 @@ def assemble(
             f"Sample inputs {sorted(samples)} do not match model inputs {[s.name for s in inputs]}."
         )
     expected = session.run([s.name for s in outputs], samples)
+    if reference_backend == "openvino":
+        expected, metrics = _openvino_expected(staging / next(iter(files)), samples, outputs,
+                                               expected, runtime_hints, metrics)
     arrays = {f"input.{k}": v for k, v in samples.items()}
     arrays |= {f"output.{s.name}": v for s, v in zip(outputs, expected, strict=True)}
     np.savez(staging / SAMPLES_NAME, **arrays)
@@ -93,6 +100,28 @@ def assemble(
     )
     write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
     return manifest
+
+
+def _openvino_expected(model_file: Path, samples: dict[str, np.ndarray], outputs: list[Any],
+                       onnxruntime_outputs: list[np.ndarray],
+                       hints: Mapping[str, str] | None, metrics: dict[str, Any]
+                       ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The IR's outputs in OpenVINO, opened as the runtime opens it (same hints), and their
+    distance from ONNX Runtime's."""
+    from frugalml.runtime.backends import get_backend
+    from frugalml.runtime.numerics import max_abs_error, row_cosine
+
+    session = get_backend("openvino").open(model_file, threads=1, hints=dict(hints or {}))
+    try:
+        got = session.run(samples)
+    finally:
+        session.close()
+    expected = [got[s.name].astype(ref.dtype, copy=False)
+                for s, ref in zip(outputs, onnxruntime_outputs, strict=True)]
+    distance = {s.name: {"min_cosine": float(row_cosine(ref, mine).min()),
+                         "max_abs": max_abs_error(ref, mine)}
+                for s, ref, mine in zip(outputs, onnxruntime_outputs, expected, strict=True)}
+    return expected, {**metrics, "samples_vs_onnxruntime": distance}
 
 
 def update_metrics(bundle_dir: Path, metrics: dict[str, Any]) -> None:

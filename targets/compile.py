@@ -213,7 +213,9 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
                      if record.get("calibration_fingerprint") else None,
                      metrics={"accuracy": record.get("accuracy")} if record else {},
                      sample_tolerance=_TOLERANCE.get(precision, _QUANTIZED_TOLERANCE),
-                     artifact=files, unfused_reference=not native, runtime_hints=hints)
+                     artifact=files, unfused_reference=not native, runtime_hints=hints,
+                     reference_backend="openvino" if native and target.artifact ==
+                     "openvino-ir" else "onnxruntime")
         except FrugalError:
             raise
         except Exception as e:  # ONNX Runtime rejects samples with its own error types
