@@ -6,8 +6,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -154,14 +152,10 @@ def _read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _profile(bundle: Path, options: DeployOptions) -> dict[str, Any]:
-    """Profile in a fresh interpreter so cold start and peak RSS are the bundle's own."""
-    cmd = [sys.executable, "-m", "frugalml.runtime.profile", str(bundle),
-           "--runs", str(options.profile_runs), "--threads", str(options.threads)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise FrugalError(f"Profiling {bundle} failed:\n{done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    from frugalml.runtime.profile import profile_in_fresh_process
+
+    return profile_in_fresh_process(bundle, ["--runs", str(options.profile_runs),
+                                             "--threads", str(options.threads)])
 
 
 def profile_alternating(bundles: dict[str, Path], options: DeployOptions,
@@ -292,7 +286,6 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
 def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],
                 bundles: dict[str, Path]) -> Path:
     """report.html: the benchmark view (plots) of the bundles this deploy profiled."""
-    import json
 
     from frugalml.bench_html import render_bench_html
     from frugalml.bench_report import build_bench_report

@@ -180,6 +180,32 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     )
 
 
+def profile_in_fresh_process(bundle_dir: Path, options: Sequence[str] = ()) -> dict[str, Any]:
+    """Profile in a new interpreter (``options`` as for ``python -m frugalml.runtime.profile``),
+    so cold start and peak RSS are the bundle's own, not the caller's.
+
+    Raises:
+        FrugalError: the profiler's own typed error (e.g. TargetError for a host that cannot
+            run the bundle); BundleError: the profiler failed otherwise (stderr in the message).
+    """
+    import subprocess
+
+    from frugalml import errors
+
+    cmd = [sys.executable, "-m", "frugalml.runtime.profile", str(bundle_dir), *options]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        _, marker, said = done.stderr.partition("error: ")
+        kind, _, message = said.partition(": ")
+        error = getattr(errors, kind, None)
+        if marker and isinstance(error, type) and issubclass(error, errors.FrugalError):
+            raise error(message.strip())
+        raise errors.BundleError(f"Profiling {bundle_dir} failed:\n"
+                                 f"{done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Profile a bundle in this process and print (or save) the Profile as JSON."""
     parser = argparse.ArgumentParser(prog="python -m frugalml.runtime.profile")
@@ -192,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         result = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
                                 threads=args.threads)
     except FrugalError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     text = json.dumps(result.to_dict(), indent=2)
     if args.out:
