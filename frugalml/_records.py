@@ -65,6 +65,13 @@ def write_json_atomic(path: Path, value: Any) -> None:
     tmp.replace(path)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text through a temp file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def tree_digest(root: Path, exclude: tuple[str, ...] = ()) -> str:
     """Digest of every file under ``root`` (names and contents), independent of walk order.
 

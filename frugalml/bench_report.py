@@ -7,11 +7,11 @@ accuracy-latency-size Pareto front with dominated runs marked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalml._records import write_json_atomic
+from frugalml._records import write_json_atomic, write_text_atomic
 from frugalml.compare import compare_runs
 from frugalml.runs import Run
 
@@ -52,15 +52,21 @@ def build_bench_report(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 def _mark_pareto(entries: list[dict[str, Any]]) -> None:
-    """``dominated_by``: a run at least as good on latency, size and accuracy, better on one."""
+    """``dominated_by``: a run at least as good on latency, size and accuracy, better on one,
+    on the same target and host (latencies on different devices do not compete)."""
+    mark_pareto(entries, lambda e: (e["latency_ms"]["p50"], e["size_mb"] or 0.0,
+                                    -(e["accuracy"] or 0.0)),
+                lambda e: (e.get("target"), e["host"]))
 
-    def axes(e: dict[str, Any]) -> tuple[float, float, float]:
-        return (e["latency_ms"]["p50"], e["size_mb"] or 0.0, -(e["accuracy"] or 0.0))
 
+def mark_pareto(entries: list[dict[str, Any]], axes: Callable[[dict[str, Any]], tuple[float, ...]],
+                group: Callable[[dict[str, Any]], Any]) -> None:
+    """Set each entry's ``dominated_by`` to the label of an entry of the same ``group`` that
+    is no worse on every axis (lower is better) and better on one, or None (on the front)."""
     for e in entries:
         mine = axes(e)
         e["dominated_by"] = next(
-            (o["label"] for o in entries if o is not e
+            (o["label"] for o in entries if o is not e and group(o) == group(e)
              and all(a <= b for a, b in zip(axes(o), mine, strict=True))
              and axes(o) != mine), None)
 
@@ -119,17 +125,11 @@ def write_bench_report(report: dict[str, Any], out_dir: Path,
         write_json_atomic(out_dir / "report.json", report)
         written["json"] = out_dir / "report.json"
     if "md" in formats:
-        _write_text(out_dir / "report.md", render_bench_markdown(report))
+        write_text_atomic(out_dir / "report.md", render_bench_markdown(report))
         written["md"] = out_dir / "report.md"
     if "html" in formats:
         from frugalml.bench_html import render_bench_html
 
-        _write_text(out_dir / "report.html", render_bench_html(report))
+        write_text_atomic(out_dir / "report.html", render_bench_html(report))
         written["html"] = out_dir / "report.html"
     return written
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

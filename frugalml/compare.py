@@ -56,11 +56,12 @@ def compare_runs(runs: Sequence[Run]) -> list[Comparison]:
             if run is runs[0]:
                 continue
             base = runs[0]
-        results.append(_compare(base, run))
+        results.append(compare_pair(base, run))
     return results
 
 
-def _compare(base: Run, new: Run) -> Comparison:
+def compare_pair(base: Run, new: Run) -> Comparison:
+    """``new`` against ``base``: p50 ratio with its interval, p99 ratio, noise, verdict."""
     b, b_low, b_high = _interval(base.profile)
     n, n_low, n_high = _interval(new.profile)
     noise = (b_high - b_low) / (2 * b) + (n_high - n_low) / (2 * n)

@@ -53,7 +53,9 @@ class Run:
         if built_for != self.profile["backend"]:
             return None
         metrics = (self.manifest or {}).get("metrics", {})
-        value = metrics.get("probe_accuracy", metrics.get("top1_accuracy"))
+        # Deploy bundles record the task metric itself; compiled ones, their quantize scores.
+        scored = {**((metrics.get("accuracy") or {}).get("candidate") or {}), **metrics}
+        value = scored.get("probe_accuracy", scored.get("top1_accuracy"))
         return float(value) if value is not None else None
 
 
