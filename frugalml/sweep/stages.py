@@ -1,0 +1,119 @@
+"""The work of one sweep stage, as plain functions Ray runs as tasks (no Ray import here).
+
+Each takes and returns small JSON-able dicts, so results travel through Ray's object store and
+land in cell records unchanged. Export and quantize are content-addressed cache entries under
+``artifacts/`` (see ``_cache.cached_stage``): a task whose key is already built returns at once
+with ``reused: True``. Bundles travel to device nodes as tar bytes and are checked against
+their manifest's sha256 on arrival before anything runs.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from frugalml._cache import cached_stage
+from frugalml.calibration.descriptor import open_descriptor
+from frugalml.errors import BundleError
+
+_VALIDATION_ITEMS = 4
+
+
+def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
+    """Export ``model`` to ONNX, checked against its source on the data's first evaluation
+    items (an ONNX file is checked, and simplified only if outputs stay the same)."""
+    from frugalml.export import ExportedModel, export
+
+    started = time.perf_counter()
+    feeds = next(open_descriptor(Path(data)).batches("evaluation",
+                                                     batch_size=_VALIDATION_ITEMS))[0]
+    record, reused = cached_stage(
+        Path(artifacts), "export", key,
+        lambda tmp: export(Path(model), tmp / "export", validation=[feeds]),
+        ExportedModel.from_dict)
+    return {"path": str(record.path), "reused": reused, "exporter": record.exporter,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str,
+                   recipe: dict[str, Any], target: str, eval_items: int) -> dict[str, Any]:
+    """Quantize for ``target``'s format and score against FP32 on the evaluation split; a
+    model over its budget is kept (the sweep reports it) rather than failing the cell."""
+    from frugalml.quantize import QuantizedModel
+    from frugalml.quantize.api import quantize
+    from frugalml.quantize.recipe import get_recipe
+
+    started = time.perf_counter()
+    chosen = get_recipe(recipe["recipe"], **recipe["options"])
+    record, reused = cached_stage(
+        Path(artifacts), "quantize", key,
+        lambda tmp: quantize(Path(exported["path"]), open_descriptor(Path(data)),
+                             tmp / "quantized", recipe=chosen, backend=recipe["quantizer"],
+                             target=target, output_format="onnx", eval_items=eval_items,
+                             allow_over_budget=True),
+        QuantizedModel.from_dict)
+    return {"path": str(record.path), "reused": reused, "precision": record.precision,
+            "size_bytes": record.size_bytes, "accuracy": record.accuracy,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str, target: str,
+                  backend: str, name: str, samples: int) -> dict[str, Any]:
+    """Bundle the quantized model for ``target`` and ``backend``, verified here however this
+    host can run it (natively, under emulation, desktop check, or "not verified here")."""
+    import json
+
+    from frugalml.runtime import manifest_digest
+    from frugalml.targets.compile import COMPILE_RECORD, compile_model
+
+    started = time.perf_counter()
+    out = Path(artifacts) / f"compile-{key[:24]}"
+    reused = (out / COMPILE_RECORD).is_file()
+    if reused:
+        result = json.loads((out / COMPILE_RECORD).read_text())
+    else:
+        feeds = next(open_descriptor(Path(data)).batches("evaluation", batch_size=samples))[0]
+        result = compile_model(Path(quantized["path"]).parent, out, target=target,
+                               samples=feeds, name=name, backend=backend).to_dict()
+    precision, bundle = next(iter(result["bundles"].items()))
+    return {"bundle": bundle, "digest": manifest_digest(Path(bundle)), "reused": reused,
+            "verification": result["verification"][precision],
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def pack_bundle(compiled: dict[str, Any]) -> bytes:
+    """The bundle folder as tar bytes, to travel through Ray's object store."""
+    buffer = io.BytesIO()
+    bundle = Path(compiled["bundle"])
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    return buffer.getvalue()
+
+
+def bench_stage(archive: bytes, compiled: dict[str, Any], threads: int,
+                bench: dict[str, int]) -> dict[str, Any]:
+    """Unpack the bundle on this (device) node, refuse it unless its manifest has the sha256
+    recorded at build time (the runtime then checks every file against the manifest), and
+    profile it in a fresh process."""
+    from frugalml.runtime import manifest_digest
+    from frugalml.runtime.profile import profile_in_fresh_process
+
+    with tempfile.TemporaryDirectory(prefix="frugal-sweep-") as tmp:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as e:
+            raise BundleError(f"The bundle {compiled['bundle']} arrived unreadable: {e}.") from e
+        bundle = Path(tmp) / Path(compiled["bundle"]).name
+        arrived = manifest_digest(bundle)
+        if arrived != compiled["digest"]:
+            raise BundleError(f"The bundle {compiled['bundle']} arrived altered: manifest "
+                              f"sha256 {arrived[:16]}, built as {compiled['digest'][:16]}.")
+        profile = profile_in_fresh_process(bundle, [
+            "--threads", str(threads), "--runs", str(bench["runs"]),
+            "--warmup", str(bench["warmup"])])
+    return {"profile": profile}

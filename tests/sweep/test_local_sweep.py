@@ -1,0 +1,101 @@
+"""A 2 models x 2 recipes x 2 backends sweep on the embedded Ray: killed mid-way, re-run,
+only the missing cells run; the table's numbers are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.sweep.conftest import write_spec
+
+SPEC = """
+name: small
+models:
+  - {name: mnist, model: mnist.onnx, data: cal-mnist}
+  - {name: ppocr-cls, model: ppocr-cls.onnx, data: cal-cls}
+recipes: [fp32, int8]
+backends: [onnxruntime, openvino]
+eval_items: 64
+bench: {runs: 20, warmup: 3}
+"""
+
+
+def _measured(cells: Path) -> dict[str, bytes]:
+    done = {}
+    for path in cells.glob("*.json"):
+        data = path.read_bytes()
+        if json.loads(data)["status"] == "measured":
+            done[path.name] = data
+    return done
+
+
+def _kill_after(cmd: list[str], cells: Path, count: int, timeout: float) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while len(_measured(cells)) < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the sweep measured too few cells in time"
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_sweep_resumes_after_kill_and_reports_every_cell(sweep_models: Path,
+                                                         tmp_path: Path) -> None:
+    spec = write_spec(sweep_models / "small.yaml", SPEC)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "frugalml.cli", "sweep", str(spec), "--out", str(out),
+           "--json"]
+    _kill_after(cmd, out / "cells", count=3, timeout=600)
+    before = _measured(out / "cells")
+    assert 3 <= len(before) < 8
+
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    records = json.loads((out / "sweep.json").read_text())["records"]
+    by_file = {f"{r['key']}.json": r["label"] for r in records}
+    assert sorted(result["reused"]) == sorted(by_file[name] for name in before)
+    assert sorted(result["ran"]) == sorted(set(by_file.values()) - set(result["reused"]))
+    after = _measured(out / "cells")
+    assert len(after) == 8
+    assert all(after[name] == data for name, data in before.items()), "a done cell re-ran"
+    artifacts = [p.name.split("-")[0] for p in (out / "artifacts").iterdir()]
+    assert (artifacts.count("export"), artifacts.count("quantize"),
+            artifacts.count("compile")) == (2, 4, 8), "a stage was built twice"
+    _check_table(result["rows"])
+    assert (out / "sweep.md").read_text().count("| measured |") == 8
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert len(report["runs"]) == 8 and len(report["comparisons"]) == 4
+    assert (out / "report" / "report.html").stat().st_size > 10_000
+
+    again = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["ran"] == []
+
+
+def _check_table(rows: list[dict]) -> None:
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"measured"}
+    by = {(r["model"], r["recipe"], r["backend"]): r for r in rows}
+    for model in ("mnist", "ppocr-cls"):
+        for backend in ("onnxruntime", "openvino"):
+            fp32, int8 = by[(model, "fp32", backend)], by[(model, "int8", backend)]
+            assert fp32["cosine"] >= 0.99999 and fp32["x_fp32"] == 1.0
+            assert fp32["verified"] == int8["verified"] == "verified"
+            assert int8["size_mb"] < 0.7 * fp32["size_mb"]
+            assert int8["x_fp32"] == round(fp32["p50_ms"] / int8["p50_ms"], 3)
+            assert fp32["p50_ms"] > 0 and int8["p99_ms"] >= int8["p50_ms"]
+        # both backends run the same quantized ONNX: same scores, measured once
+        assert by[(model, "int8", "onnxruntime")]["cosine"] == by[
+            (model, "int8", "openvino")]["cosine"]
+        front = [r for r in rows if r["model"] == model and r["dominated_by"] is None]
+        assert front, f"{model}: nothing on the Pareto front"
+        fastest = min((r for r in rows if r["model"] == model), key=lambda r: r["p50_ms"])
+        assert fastest["dominated_by"] is None
+    assert by[("mnist", "int8", "onnxruntime")]["cosine"] >= 0.99
+    assert 0.8 <= by[("ppocr-cls", "int8", "onnxruntime")]["cosine"] < 0.999
