@@ -1,0 +1,104 @@
+"""Wall time of one build-heavy sweep on the embedded Ray with 1 worker vs all cores.
+
+Cells: EfficientNet-Lite0 (exported from torch; ImageNet-sample photos calibrate) and PP-OCR's
+text-direction classifier (ONNX as shipped; photos in its preprocessing) x two INT8 recipes
+(per-channel, per-tensor) x ONNX Runtime, on this host's target. Quantizing EfficientNet
+dominates. Each run starts from an empty results folder (nothing reused) in a fresh process.
+
+Usage: python bench/sweep_workers.py [--workers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata
+
+SPEC = {
+    "name": "build-heavy",
+    "models": [{"name": "efficientnet-lite0", "model": "effnet.onnx", "data": "cal-effnet"},
+               {"name": "ppocr-cls", "model": "ppocr-cls.onnx", "data": "cal-cls"}],
+    "recipes": ["int8", {"recipe": "int8", "per_channel": False, "label": "int8-per-tensor"}],
+    "backends": ["onnxruntime"],
+    "eval_items": 200,
+    "bench": {"runs": 50, "warmup": 5},
+}
+
+
+def _prepare(root: Path) -> Path:
+    """Models and `frugal calibrate` descriptors in ``root``; returns the spec's path."""
+    import numpy as np
+
+    from frugalml.cli import main
+    from frugalml.export import GraphSpec, export
+    from tests.realdata import (
+        IMAGENET,
+        efficientnet_lite0,
+        imagenet_batch,
+        ppocr_cls_batch,
+        ppocr_cls_model,
+    )
+
+    x, _ = imagenet_batch(4)
+    record = export(efficientnet_lite0(), root / "effnet-export", example={"image": x[:2]},
+                    spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
+                    validation=[{"image": x}])
+    shutil.copy(record.path, root / "effnet.onnx")
+    shutil.copy(ppocr_cls_model(), root / "ppocr-cls.onnx")
+    np.savez(root / "photos.npz", x=ppocr_cls_batch(400))
+    for args in ([str(IMAGENET), "--model", str(root / "effnet.onnx"), "--preset", "tflite",
+                  "--num", "200", "--out", str(root / "cal-effnet")],
+                 [str(root / "photos.npz"), "--model", str(root / "ppocr-cls.onnx"),
+                  "--num", "200", "--out", str(root / "cal-cls")]):
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = main(["calibrate", *args, "--json"])
+        if code != 0:
+            raise SystemExit("frugal calibrate failed")
+    spec = root / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    return spec
+
+
+def main() -> None:
+    """Prepare once, then run the sweep once per worker count and print the ratio."""
+    from frugalml.runtime.host import read_host
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", default=f"1,{os.cpu_count()}")
+    args = parser.parse_args()
+    host = read_host()
+    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores, flags "
+          f"{' '.join(f for f in host.flags if f.startswith(('avx', 'fma', 'amx')))}")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = _prepare(Path(tmp))
+        walls = {}
+        for workers in (int(w) for w in args.workers.split(",")):
+            out = Path(tmp) / f"out-{workers}"
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "frugalml.cli", "sweep", str(spec),
+                                   "--out", str(out), "--workers", str(workers), "--json"],
+                                  capture_output=True, text=True, check=False)
+            walls[workers] = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"sweep with {workers} workers failed:\n{done.stderr[-3000:]}")
+            rows = json.loads(done.stdout)["rows"]
+            statuses = sorted({r["status"] for r in rows})
+            print(f"{workers} worker(s): {walls[workers]:.1f} s wall for {len(rows)} cells "
+                  f"({', '.join(statuses)})")
+        base = walls[min(walls)]
+        for workers, wall in walls.items():
+            print(f"  {workers} worker(s): {base / wall:.2f}x the speed of {min(walls)}")
+
+
+if __name__ == "__main__":
+    main()
