@@ -136,7 +136,7 @@ def run_cells(plans: Sequence[CellPlan], spec: SweepSpec, store: CellStore, flee
     pack = ray.remote(stages.pack_bundle).options(**build)
     bench = ray.remote(_bench_on_device)
     art, done = str(store.artifacts), _Submitted()
-    chains: dict[Any, tuple[CellPlan, list[tuple[str, Any]]]] = {}
+    chains: dict[Any, list[tuple[CellPlan, list[tuple[str, Any]]]]] = {}
     for p in plans:
         c, data = p.cell, str(p.cell.model.data)
         e = done.once("export", p.export_key, lambda c=c, p=p, data=data: export.remote(
@@ -155,22 +155,21 @@ def run_cells(plans: Sequence[CellPlan], spec: SweepSpec, store: CellStore, flee
                 archive, b, c.threads, dict(spec.bench))
             done.kind[m] = "bench"
             chain.append(("bench", m))
-        chains[chain[-1][1]] = (p, chain)
+        chains.setdefault(chain[-1][1], []).append((p, chain))  # unmeasured cells share one
     pending, records = list(done.kind), {}
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, fetch_local=False)
         for ref in ready:
             if done.kind[ref] != "pack":
                 on_event(done.kind[ref], "")
-            if ref in chains:
-                plan, chain = chains[ref]
-                records[plan.key] = _record(plan, chain, fleet)
+            for plan, chain in chains.get(ref, ()):
+                records[plan.key] = _record(plan, chain)
                 store.write(plan.key, records[plan.key])
                 on_event("cell", _outcome_line(records[plan.key]))
     return records
 
 
-def _record(plan: CellPlan, chain: list[tuple[str, Any]], fleet: Fleet) -> dict[str, Any]:
+def _record(plan: CellPlan, chain: list[tuple[str, Any]]) -> dict[str, Any]:
     """The cell's record from its finished chain: results per stage, or the first failure."""
     import ray
 
