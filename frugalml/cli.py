@@ -382,14 +382,19 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # The interrupt is handled: a second one while the interpreter shuts down must not
-        # turn this clean exit 130 into death by signal (seen once in CI under heavy load).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # one "interrupted" line if pressed twice
         print("interrupted: the step in progress was abandoned; no partial output was left "
               "at its destination. Run the command again to redo it.", file=sys.stderr)
         return 130
     return 0
 
 
+def run() -> None:
+    """`frugal` and ``python -m frugalml.cli``: :func:`main`, exit 130 on Ctrl-C (_interrupt)."""
+    from frugalml._interrupt import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

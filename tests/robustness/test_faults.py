@@ -118,14 +118,57 @@ def test_sigkill_at_each_stage_never_leaves_partial_output(tmp_path: Path,
     _assert_complete_or_absent(out)
 
 
-def test_ctrl_c_during_export_exits_130_and_cleans_up(tmp_path: Path) -> None:
+def _group_members(pgid: int) -> list[str]:
+    """Command lines of the live (not zombie) processes in process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(cmdline.strip())
+    return members
+
+
+def _profiling(pgid: int) -> Callable[[], bool]:
+    return lambda: any("frugalml.runtime.profile" in c for c in _group_members(pgid))
+
+
+def _seed(cache: Path, warm_cache: Path, stages: tuple[str, ...]) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        for entry in [*_final_entries(warm_cache, stage), *warm_cache.glob(f"{stage}-*.npz")]:
+            (shutil.copytree if entry.is_dir() else shutil.copy)(entry, cache / entry.name)
+
+
+@pytest.mark.parametrize("during", ["export", "quantize", "profile"])
+def test_ctrl_c_during_each_long_step_exits_130_and_leaves_nothing_behind(
+        tmp_path: Path, warm_cache: Path, during: str) -> None:
     out = tmp_path / "out"
-    proc = _run_until(out, _staging(out / "cache", ".export-*.staging-*"), sig=signal.SIGINT,
-                      delay=1.0)
-    err = proc.stderr.read()
+    seeded = {"export": (), "quantize": ("export",), "profile": ("export", "quantize", "embed")}
+    _seed(out / "cache", warm_cache, seeded[during])
+    proc = _start(out)
+    seen = (_profiling(proc.pid) if during == "profile"
+            else _staging(out / "cache", f".{during}-*.staging-*"))
+    deadline = time.monotonic() + 300
+    while not seen():
+        assert proc.poll() is None, f"deploy ended before {during}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"{during} never started"
+        time.sleep(0.02)
+    time.sleep(1.0 if during != "profile" else 0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert not list((out / "cache").glob("*export*"))
+    assert err.count("interrupted:") == 1 and "Traceback" not in err, err
+    assert not list(out.rglob(".*staging*")), "a staging directory was left behind"
+    assert not list((out / "bundles").glob("[!.]*")), "a bundle appeared at its final path"
+    assert _final_entries(out / "cache", during) == []
+    deadline = time.monotonic() + 10  # children are reaped by init once the CLI is gone
+    while (alive := _group_members(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"processes of the interrupted command still run: {alive}"
 
 
 def test_a_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path: Path) -> None:
