@@ -36,13 +36,13 @@ def print_model(model: str, rows: dict[str, dict[str, Any]]) -> None:
 
 def goals(rows: dict[str, dict[str, Any]]) -> list[str]:
     """frugalml's speed gate on this run, and the two goals of issue 12 for its INT8 row."""
-    from frugalml.targets.speed_gate import judge
+    from frugalml.runtime.speed import from_rounds
 
     ours = rows.get("frugalml-int8")
     if not ours or "latency" not in ours:
         return []
     fp32 = rows["fp32-ort"]["latency"][1]["round_p50_ms"]
-    verdict = judge(fp32, ours["latency"][1]["round_p50_ms"])
+    verdict = from_rounds(fp32, ours["latency"][1]["round_p50_ms"])
     ships = "INT8" if verdict.faster and ours["accuracy"]["within_budget"] else "FP32"
     peers = [r for n, r in rows.items() if "latency" in r and not n.startswith(("fp32",
              "frugalml")) and r["accuracy"]["within_budget"] and r.get("precision") == "int8"]

@@ -4,7 +4,7 @@ the gate's verdict (interleaved rounds in one process, batch 1, 1 thread).
 EfficientNet-Lite0 (200 ImageNet-sample images calibrate) and all-MiniLM-L6-v2 (300 Rotten
 Tomatoes reviews calibrate), both quantized with ONNX Runtime static INT8 in the target's format.
 
-Usage: python bench/compile_gate.py [--rounds 7] [--runs 50] [--threads 1]
+Usage: python bench/compile_gate.py [--time-cap 60] [--threads 1]
 """
 
 from __future__ import annotations
@@ -21,18 +21,20 @@ def main() -> None:
     """Build, gate and print one line per model."""
     from bench.quantize_table import _effnet, _minilm
     from frugalml.quantize.api import quantize
-    from frugalml.runtime.host import read_host
+    from frugalml.runtime.host import describe_host, read_host
+    from frugalml.runtime.speed import Plan as SpeedPlan
     from frugalml.targets.compile import compile_model
     from frugalml.targets.detect import detect
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--time-cap", type=float, default=60.0,
+                        help="seconds the speed protocol may take per model")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="compile-gate-"))
     host, target = read_host(), detect()
-    print(f"host: {host.cpu_model}, {host.logical_cores} cores; target {target.name}")
+    print(f"host: {describe_host(host.to_dict())}, {host.logical_cores} cores; "
+          f"target {target.name}")
     for name, build in (("EfficientNet-Lite0", _effnet), ("all-MiniLM-L6-v2", _minilm)):
         model, data = build(root)
         q = quantize(model, data, root / f"{name}-int8", recipe="int8", target=target,
@@ -40,11 +42,11 @@ def main() -> None:
         samples = next(data.batches("evaluation", batch_size=1))[0]
         result = compile_model(q.path.parent, root / f"{name}-bundles", target=target,
                                samples=samples, fp32=model, name=name, threads=args.threads,
-                               gate_rounds=args.rounds, gate_runs=args.runs)
+                               gate_plan=SpeedPlan(time_cap_s=args.time_cap))
         gate = result.speed_gate or {}
         print(f"{name}: default {result.default}; {gate.get('why', 'gate not run')} "
-              f"(FP32 p50s {[round(v, 2) for v in gate.get('fp32_p50_ms', ())]} ms, INT8 "
-              f"{[round(v, 2) for v in gate.get('quantized_p50_ms', ())]} ms)", flush=True)
+              f"(FP32 p50 {gate.get('baseline_p50_ms')} ms, INT8 "
+              f"{gate.get('candidate_p50_ms')} ms)", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,21 @@ SCHEMA_VERSION = 1
 FORMATS = ("json", "md", "html")
 
 
-def build_bench_report(runs: Sequence[Run]) -> dict[str, Any]:
-    """Collect runs, hosts, comparisons and the Pareto front into one JSON-able dict."""
+def build_bench_report(runs: Sequence[Run], *, speed: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """Collect runs, hosts, comparisons and the Pareto front into one JSON-able dict.
+
+    ``speed``: the speed protocol's verdict for the pair, when one was measured; it then is
+    the report's only speed-up (the fresh-process profiles' ratios are not shown beside it).
+    """
     hosts: dict[str, dict[str, Any]] = {}
     entries = []
     for run in runs:
         host = run.profile["host"]
         host_id = f"{host['cpu_model']} / {host.get('machine', '')} / {host['logical_cores']}c"
-        hosts[host_id] = {k: host.get(k) for k in ("cpu_model", "machine", "logical_cores",
-                                                    "governor", "python", "libraries")}
+        hosts[host_id] = {k: host.get(k) for k in (
+            "cpu_model", "vendor", "family", "model", "stepping", "microarchitecture",
+            "machine", "logical_cores", "governor", "python", "libraries")}
         hosts[host_id]["isa"] = [f for f in host.get("flags", []) if f.startswith(
             ("avx", "fma", "amx", "sse4", "asimd", "sve", "neon"))]
         entries.append({
@@ -47,8 +53,10 @@ def build_bench_report(runs: Sequence[Run]) -> dict[str, Any]:
             "settings": run.profile.get("settings", {}),
         })
     _mark_pareto(entries)
+    comparisons = [] if speed else [c.to_dict() for c in compare_runs(list(runs),
+                                                                      cross_host=True)]
     return {"schema_version": SCHEMA_VERSION, "hosts": hosts, "runs": entries,
-            "comparisons": [c.to_dict() for c in compare_runs(list(runs))]}
+            "comparisons": comparisons, "speed": speed}
 
 
 def _mark_pareto(entries: list[dict[str, Any]]) -> None:
@@ -76,7 +84,9 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
     lines = ["# Benchmark report", "", "## Hosts", ""]
     for host_id, host in report["hosts"].items():
         libs = ", ".join(f"{k} {v}" for k, v in (host.get("libraries") or {}).items())
-        lines.append(f"- **{host_id}**: ISA {' '.join(host['isa']) or 'unknown'}; "
+        lines.append(f"- **{host_id}** ({host.get('microarchitecture') or 'unknown'}, family "
+                     f"{host.get('family')} model {host.get('model')}): "
+                     f"ISA {' '.join(host['isa']) or 'unknown'}; "
                      f"governor {host.get('governor')}; {libs}")
     lines += ["", "## Latency (ms)", "",
               "| run | p50 [95% CI] | p90 | p95 | p99 | max | runs | size MB | accuracy | "
@@ -100,6 +110,13 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
             f"| {r['label']} | {streams} | {cold.get('verify', 0):.0f} + "
             f"{cold.get('compile', cold.get('load', 0)):.0f} + {cold['first_inference']:.1f} | "
             f"{_num(r['peak_rss_mib'], 0)} | {k.get('quantized', '-')} / {k.get('float', '-')} |")
+    speed = report.get("speed")
+    if speed and speed.get("ratio_p50"):
+        low, high = speed["ci95"]
+        lines += ["", "## Speed-up (speed protocol)", "",
+                  f"INT8 runs at **{speed['ratio_p50']:.2f}x** FP32 speed (95 % CI {low:.2f}-"
+                  f"{high:.2f}): **{speed['verdict']}**; {speed['rounds']} interleaved rounds "
+                  f"in one process, {speed['repeated_rounds']} repeated for load."]
     if report["comparisons"]:
         lines += ["", "## Against the baseline", "",
                   "| candidate | baseline | p50 ratio [95% CI] | p99 ratio | noise | verdict |",

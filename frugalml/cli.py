@@ -149,35 +149,6 @@ def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
     return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
 
 
-def _cmd_report(args: argparse.Namespace) -> None:
-    from frugalml.bench_report import FORMATS, build_bench_report, write_bench_report
-    from frugalml.runs import load_runs
-
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise FrugalError(f"Unknown report format(s) {unknown}; choose from {list(FORMATS)}.")
-    written = write_bench_report(build_bench_report(load_runs(args.runs)), args.out, formats)
-    _print({k: str(v) for k, v in written.items()}, args.json,
-           [f"{k}: {v}" for k, v in written.items()])
-
-
-def _cmd_compare(args: argparse.Namespace) -> None:
-    from frugalml.compare import compare_runs, failing
-    from frugalml.runs import load_runs
-
-    comparisons = compare_runs(load_runs(args.runs))
-    if not comparisons:
-        raise FrugalError("Nothing to compare: pass a baseline Profile JSON and at least one "
-                          "more.")
-    lines = [f"{'REGRESSION' if c.regression else 'ok        '} {c.candidate} vs {c.baseline}: "
-             f"p50 x{c.p50_ratio:.3f} [{c.p50_ratio_low:.3f}, {c.p50_ratio_high:.3f}], "
-             f"p99 x{c.p99_ratio:.3f}, noise ±{c.noise:.1%}" for c in comparisons]
-    _print({"comparisons": [c.to_dict() for c in comparisons]}, args.json, lines)
-    if args.fail_on_regression is not None and failing(comparisons, args.fail_on_regression):
-        raise SystemExit(1)
-
-
 def _cmd_run(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -192,34 +163,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
            args.json, [f"{k}: {v.dtype} {tuple(v.shape)}" for k, v in outputs.items()])
 
 
-def _cmd_bench(args: argparse.Namespace) -> None:
-    from frugalml.runtime.profile import plan_from, profile_bundle
-
-    prof = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
-                          threads=args.threads)
-    lat, cold = prof.latency_ms, prof.cold_start_ms
-    lines = [f"{prof.bundle} on {prof.backend}, {prof.host['cpu_model']} "
-             f"({prof.settings['runs']} runs, {prof.settings['distinct_inputs']} distinct inputs)",
-             f"latency ms: p50 {lat['p50']:.2f} [{lat['p50_ci95'][0]:.2f}, "
-             f"{lat['p50_ci95'][1]:.2f}], p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f} "
-             f"[{lat['p99_ci95'][0]:.2f}, {lat['p99_ci95'][1]:.2f}], max {lat['max']:.2f}",
-             f"cold start ms: verify {cold['verify']:.0f}, compile {cold['compile']:.0f}, "
-             f"first inference {cold['first_inference']:.1f}",
-             "throughput /s: " + ", ".join(f"{k} stream(s) {v:.1f}"
-                                           for k, v in prof.streams_per_s.items()),
-             f"memory: peak RSS {prof.peak_rss_mib:.0f} MiB, model {prof.model_mib:.0f} MiB"]
-    if prof.ops:
-        k = prof.ops["kernels"]
-        lines.append(f"kernels: {k['quantized']} quantized ({k['quantized_share']:.0%} of op "
-                     f"time), {k['float']} float ({k['float_share']:.0%})")
-        lines += [f"  {t['op_type']:<24} {t['ms_per_run']:7.3f} ms  {t['share']:5.1%}  "
-                  f"{t['kernel']}" for t in prof.ops["by_type"][:8]]
-    _print(prof.to_dict(), args.json, lines)
-
-
 def _cmd_targets(args: argparse.Namespace) -> None:
     from frugalml.errors import TargetError
-    from frugalml.runtime.host import read_host
+    from frugalml.runtime.host import describe_host, read_host
     from frugalml.targets import TARGETS, detect, support
 
     host = read_host()
@@ -228,7 +174,9 @@ def _cmd_targets(args: argparse.Namespace) -> None:
         best: str | None = detect(host).name
     except TargetError:
         best = None
-    lines = [f"host: {host.cpu_model} ({host.machine}, {host.logical_cores} logical cores); "
+    lines = [f"host: {describe_host(host.to_dict())} ({host.machine}, {host.logical_cores} "
+             f"logical cores, L2 {host.l2_kib} KiB, L3 {host.l3_kib} KiB, hypervisor "
+             f"{host.hypervisor}, governor {host.governor}); "
              f"ISA: {', '.join(f for f in _ISA_FLAGS if f in host.flags) or 'baseline'}"]
     for name, s in table.items():
         why = f" ({_RUNS_NOTE[s.runs.value]}{'; '.join(s.missing)})" if s.missing else ""
@@ -306,7 +254,7 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from frugalml import cli_quantize, cli_sweep, cli_targets
+    from frugalml import cli_measure, cli_quantize, cli_sweep, cli_targets
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -316,13 +264,13 @@ def _parser() -> argparse.ArgumentParser:
         "calibrate": (_cmd_calibrate, "split and fingerprint a calibration set for a model"),
         "quantize": (cli_quantize.cmd_quantize, "quantize to int8/w4a8/fp16, scored against FP32"),
         "diagnose": (cli_quantize.cmd_diagnose, "find the layers that break INT8 accuracy"),
-        "report": (_cmd_report, "render Profile JSONs into report.json/.md/.html"),
-        "compare": (_cmd_compare, "compare Profile JSONs with the first; flag regressions"),
+        "report": (cli_measure.cmd_report, "render Profile JSONs into report.json/.md/.html"),
+        "compare": (cli_measure.cmd_compare, "compare Profiles with the first; flag slowdowns"),
         "compile": (cli_targets.cmd_compile, "bundle a model for a target, verified here"),
         "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
         "verify": (cli_targets.cmd_verify, "check a bundle's hashes, target and samples"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
-        "bench": (_cmd_bench, "profile a bundle's latency on this host"),
+        "bench": (cli_measure.cmd_bench, "profile a bundle's latency on this host"),
         "targets": (_cmd_targets, "show which targets this host runs"),
         "sweep": (cli_sweep.cmd_sweep, "run a models x recipes x backends x targets grid on Ray"),
     }
@@ -340,13 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
     cli_targets.add_compile_arguments(subs["compile"])
     cli_sweep.add_arguments(subs["sweep"])
-    for name in ("report", "compare"):
-        subs[name].add_argument("runs", type=Path, nargs="+",
-                                help="Profile JSONs (first = baseline) and bundle dirs")
-    subs["report"].add_argument("--out", type=Path, required=True)
-    subs["report"].add_argument("--format", default="json,md,html")
-    subs["compare"].add_argument("--fail-on-regression", type=float, metavar="PCT",
-                                 help="exit 1 if a regression is slower by more than PCT %%")
+    cli_measure.add_arguments(subs["report"], subs["compare"], subs["bench"])
     for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
     subs["verify"].add_argument("--digest", metavar="SHA256",
@@ -356,9 +298,6 @@ def _parser() -> argparse.ArgumentParser:
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")
     subs["run"].add_argument("--output", type=Path, help="write outputs to this .npz")
     subs["run"].add_argument("--backend", choices=("onnxruntime", "openvino"))
-    from frugalml.runtime.profile import add_arguments
-
-    add_arguments(subs["bench"])
     return parser
 
 

@@ -180,6 +180,22 @@ def profile_alternating(bundles: dict[str, Path], options: DeployOptions,
     return best
 
 
+def _speed(models: dict[str, Any], samples: dict[str, np.ndarray], options: DeployOptions,
+           steps: Steps) -> dict[str, Any]:
+    """INT8 against FP32 by the speed protocol (one process, interleaved, on one sample)."""
+    from frugalml.targets.speed_gate import measure_speed
+
+    files = {p: m.bundle_dir / m.manifest.model_file for p, m in models.items()}
+    one = {k: v[:1] for k, v in samples.items()}
+    with steps.step("time INT8 against FP32 (speed protocol: interleaved rounds until the "
+                    "95 % interval decides)"):
+        verdict = measure_speed(files["fp32"], files["int8"], one, threads=options.threads)
+    if verdict.busy_warning():
+        steps.note(f"  warning: {verdict.busy_warning()}")
+    steps.note(f"  {verdict.why}")
+    return verdict.to_dict()
+
+
 def _metrics(model: Any, profile: dict[str, Any], options: DeployOptions) -> dict[str, Any]:
     size = sum((model.bundle_dir / f).stat().st_size for f in model.manifest.files
                if f == model.manifest.model_file)
@@ -255,6 +271,7 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
             cand, _ = _embeddings(models["int8"], data, options, cache, steps, "int8")
             score = score_embeddings(ref, cand, labels)
         profiles = profile_alternating(stage_dirs, options, steps)
+        speed = _speed(models, samples, options, steps)
         metrics = {p: _metrics(models[p], profiles[p], options) for p in plan}
         metrics["fp32"]["probe_accuracy"] = score.reference_accuracy
         metrics["int8"] |= {"probe_accuracy": score.candidate_accuracy,
@@ -263,11 +280,11 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
         for p in plan:
             update_metrics(stage_dirs[p], metrics[p])
     host = profiles["int8"]["host"]
-    checks = decide(options.recipe.budget, metrics["fp32"], metrics["int8"], host)
+    checks = decide(options.recipe.budget, metrics["fp32"], metrics["int8"], host, speed)
     report = build_report(model=model_name, target=target.to_dict(), host=host,
                           fp32=metrics["fp32"], int8=metrics["int8"], checks=checks,
                           bundles={p: str(d) for p, d in dests.items()},
-                          calibration=data.summary(), export=exported.to_dict())
+                          calibration=data.summary(), export=exported.to_dict(), speed=speed)
     json_path, md_path = write_report(out_dir, report)
     if options.require_quantized and report["shipped"] != "int8":
         failed = [f"{c['name']} {c['value']:.4f} (limit {c['limit']}): {c['why']}"
@@ -280,11 +297,11 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
         )
     return DeployResult(shipped_bundle=Path(report["shipped_bundle"]), bundles=dests,
                         report_json=json_path, report_md=md_path,
-                        report_html=_write_html(out_dir, profiles, dests), report=report)
+                        report_html=_write_html(out_dir, profiles, dests, speed), report=report)
 
 
 def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],
-                bundles: dict[str, Path]) -> Path:
+                bundles: dict[str, Path], speed: dict[str, Any]) -> Path:
     """report.html: the benchmark view (plots) of the bundles this deploy profiled."""
 
     from frugalml.bench_html import render_bench_html
@@ -295,6 +312,6 @@ def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],
                 str(bundles[p])) for p in bundles]
     path = out_dir / "report.html"
     tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(render_bench_html(build_bench_report(runs)))
+    tmp.write_text(render_bench_html(build_bench_report(runs, speed=speed)))
     tmp.replace(path)
     return path

@@ -29,7 +29,7 @@ __all__ = [
 
 def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | None = None,
          streams: int = 1, profile: bool = False, host: Host | None = None,
-         expected_digest: str | None = None) -> Model:
+         expected_digest: str | None = None, hints: dict[str, str] | None = None) -> Model:
     """Verify a bundle (hashes, listed files, target vs host), then open it with a backend.
 
     Args:
@@ -41,6 +41,7 @@ def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | N
         host: the host to check against; read from /proc/cpuinfo when omitted.
         expected_digest: sha256 of ``manifest.json`` you trust (printed by ``frugal deploy``
             and ``frugal verify``); pins every file of the bundle.
+        hints: backend hints over the manifest's own (e.g. ``{"ALLOW_SPINNING": "1"}``).
 
     Raises:
         BundleError: missing, corrupt or tampered bundle, or the backend cannot load it.
@@ -57,7 +58,7 @@ def load(bundle_dir: str | Path, *, backend: str | None = None, threads: int | N
     verified = time.perf_counter()
     session = chosen.open(path / manifest.model_file, threads=threads or 0, streams=streams,
                           profile=profile, device=manifest.target.device,
-                          hints=manifest.runtime_hints)
+                          hints={**manifest.runtime_hints, **(hints or {})})
     compiled = time.perf_counter()
     return Model(path, manifest, session, backend=name,
                  load_ms={"verify": (verified - started) * 1e3,

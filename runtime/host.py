@@ -1,4 +1,5 @@
-"""Read the host this process runs on: CPU model, ISA flags, cores, governor, library versions."""
+"""Read the host this process runs on: CPU vendor, family/model/stepping and microarchitecture,
+caches, ISA flags, cores, hypervisor, governor, library versions."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from frugalml.runtime.microarch import microarchitecture
+
 _CPUINFO = Path("/proc/cpuinfo")
 _GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+PERFORMANCE, NO_CPUFREQ = "performance", "none (no cpufreq)"  # governors that need no advice
 _LIBRARIES = ("numpy", "onnxruntime", "openvino")
 
 
@@ -17,7 +22,7 @@ _LIBRARIES = ("numpy", "onnxruntime", "openvino")
 class Host:
     """A fingerprint of the machine, recorded beside every measurement made on it."""
 
-    schema_version: int = 1
+    schema_version: int = 2
     machine: str
     cpu_model: str
     flags: tuple[str, ...]
@@ -25,6 +30,14 @@ class Host:
     governor: str
     python: str
     libraries: tuple[tuple[str, str], ...]
+    vendor: str = "unknown"
+    family: int | None = None  # CPUID family (x86) or MIDR implementer (Arm)
+    model: int | None = None  # CPUID model (x86) or MIDR part number (Arm)
+    stepping: int | None = None  # stepping (x86) or variant.revision as variant*16+rev (Arm)
+    microarchitecture: str = "unknown"
+    l2_kib: int | None = None
+    l3_kib: int | None = None
+    hypervisor: str = "unknown"
 
     def has(self, *features: str) -> bool:
         """True when every named ISA feature (a /proc/cpuinfo flag) is present."""
@@ -39,7 +52,10 @@ class Host:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Host:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; records written before schema 2 read as unknown CPUs."""
+        extra = {f: data[f] for f in ("vendor", "family", "model", "stepping",
+                                      "microarchitecture", "l2_kib", "l3_kib", "hypervisor")
+                 if f in data}
         return cls(
             schema_version=int(data.get("schema_version", 1)),
             machine=data["machine"],
@@ -49,7 +65,60 @@ class Host:
             governor=data["governor"],
             python=data["python"],
             libraries=tuple(sorted(data["libraries"].items())),
+            **extra,
         )
+
+
+def describe_host(host: dict[str, Any]) -> str:
+    """One phrase naming the CPU down to its microarchitecture, e.g. for a speed verdict."""
+    name = host.get("cpu_model", "unknown CPU")
+    arch = host.get("microarchitecture", "unknown")
+    ids = (f"family {host['family']} model {host['model']}"
+           if host.get("family") is not None and host.get("model") is not None else "")
+    inner = ", ".join(x for x in (arch if arch != "unknown" else "", ids) if x)
+    return f"{name} ({inner})" if inner else name
+
+
+def cpu_identity(text: str) -> dict[str, Any]:
+    """Vendor, family, model, stepping and microarchitecture from /proc/cpuinfo text."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() not in fields:
+            fields[key.strip().lower()] = value.strip()
+
+    def number(key: str) -> int | None:
+        value = fields.get(key, "")
+        try:
+            return int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            return None
+
+    if "cpu implementer" in fields:  # Arm: MIDR fields, hexadecimal
+        vendor, family, model = "ARM", number("cpu implementer"), number("cpu part")
+        variant, revision = number("cpu variant"), number("cpu revision")
+        stepping = None if variant is None or revision is None else variant * 16 + revision
+    else:
+        vendor = fields.get("vendor_id", "unknown")
+        family, model, stepping = number("cpu family"), number("model"), number("stepping")
+    return {"vendor": vendor, "family": family, "model": model, "stepping": stepping,
+            "microarchitecture": microarchitecture(vendor, family, model, stepping)}
+
+
+def cache_sizes(folder: Path = _CACHES) -> tuple[int | None, int | None]:
+    """(L2, L3) of cpu0 in KiB from sysfs; None where the kernel does not say."""
+    sizes: dict[str, int] = {}
+    for index in sorted(folder.glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        factor = 1024 if size.endswith("M") else 1
+        digits = size.rstrip("KM")
+        if digits.isdigit():
+            sizes[level] = int(digits) * factor
+    return sizes.get("2"), sizes.get("3")
 
 
 def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
@@ -78,12 +147,15 @@ def library_versions(names: tuple[str, ...] = _LIBRARIES) -> tuple[tuple[str, st
     return tuple(found)
 
 
-def read_host(cpuinfo: Path = _CPUINFO) -> Host:
+def read_host(cpuinfo: Path = _CPUINFO, caches: Path = _CACHES) -> Host:
     """Fingerprint this machine from /proc/cpuinfo and /sys; never assumes a feature."""
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
     model, flags = parse_cpuinfo(text)
-    governor = _GOVERNOR.read_text().strip() if _GOVERNOR.exists() else "unknown"
+    governor = _GOVERNOR.read_text().strip() if _GOVERNOR.exists() else NO_CPUFREQ
+    l2, l3 = cache_sizes(caches)
     return Host(
+        **cpu_identity(text), l2_kib=l2, l3_kib=l3,
+        hypervisor="present (cpuinfo flag)" if "hypervisor" in flags else "none seen",
         machine=platform.machine(),
         cpu_model=model,
         flags=flags,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
 from frugalml.runtime.host import read_host
 from frugalml.runtime.stats import summarize
 
@@ -144,14 +145,19 @@ def streams_throughput(call: Callable[[Any], object], feeds: Sequence[Any], stre
 
 
 def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None = None,
-                   threads: int = 0) -> Profile:
-    """Measure cold start, steady-state latency, stream throughput and per-op time."""
+                   threads: int = 0, spin: bool = False) -> Profile:
+    """Measure cold start, steady-state latency, stream throughput and per-op time.
+
+    ONNX Runtime's threads do not spin between runs unless ``spin`` (recorded either way).
+    """
     from frugalml.runtime import load
     from frugalml.runtime.bench_inputs import bench_feeds
     from frugalml.runtime.opstats import summarize_ops
 
     rss_before = _status_mib("VmRSS")
-    model = load(bundle_dir, backend=backend, threads=threads, streams=max(plan.streams))
+    hints = {SPINNING_HINT: "1" if spin else "0"}
+    model = load(bundle_dir, backend=backend, threads=threads, streams=max(plan.streams),
+                 hints=hints)
     model_mib = _status_mib("VmRSS") - rss_before
     feeds = bench_feeds(model, plan.inputs, batch=plan.batch)
     first = time.perf_counter()
@@ -165,12 +171,14 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     model.close()
     ops: dict[str, Any] = {}
     if plan.op_profile:
-        with load(bundle_dir, backend=backend, threads=threads, profile=True) as profiled:
+        with load(bundle_dir, backend=backend, threads=threads, profile=True,
+                  hints=hints) as profiled:
             time_calls(profiled.run, feeds, runs=OP_PROFILE_RUNS, duration_s=None)
             ops = summarize_ops(profiled.session.op_events(), OP_PROFILE_RUNS)
     return Profile(
         bundle=model.manifest.name, backend=model.backend, host=read_host().to_dict(),
-        settings={"threads": threads, "streams": list(plan.streams), "warmup_runs": warmed,
+        settings={"threads": threads, "spinning": spin, "streams": list(plan.streams),
+                  "warmup_runs": warmed,
                   "runs": int(latency["count"]), "duration_s": plan.duration_s,
                   "inputs": str(plan.inputs), "distinct_inputs": len(feeds), "batch": plan.batch,
                   "input_shapes": {n: list(v.shape) for n, v in feeds[0].items()}},
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
-                                threads=args.threads)
+                                threads=args.threads, spin=args.spin)
     except FrugalError as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -244,6 +252,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'samples' (bundle's), 'synthetic', or an .npz of real inputs")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--no-ops", action="store_true", help="skip the per-op profile")
+    parser.add_argument("--spin", action="store_true",
+                        help="let ONNX Runtime's threads spin between runs (off by default)")
 
 
 def plan_from(args: argparse.Namespace) -> Plan:

@@ -12,7 +12,7 @@ import numpy as np
 
 from frugalml._records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
-from frugalml.runtime.host import library_versions
+from frugalml.runtime.host import library_versions, read_host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec
 from frugalml.targets.kernels import kernel_counts
 from frugalml.targets.profiles import Target
@@ -95,7 +95,8 @@ def assemble(
         files={n: file_sha256(staging / n) for n in (*files, SAMPLES_NAME)},
         samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
-        kernels=kernel_counts(model_file), metrics=metrics,
+        kernels=kernel_counts(model_file),
+        metrics={**metrics, "built_on": read_host().to_dict()},  # the CPU, down to its uarch
         runtime_hints=dict(runtime_hints or {}),
     )
     write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())

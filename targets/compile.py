@@ -23,6 +23,7 @@ from frugalml._atomic import staged
 from frugalml._progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
 from frugalml.runtime.host import Host, read_host
+from frugalml.runtime.speed import Plan as SpeedPlan
 from frugalml.targets.bundle import MODEL_NAME, assemble, update_metrics
 from frugalml.targets.detect import Probes, Runs, status
 from frugalml.targets.profiles import Target, get_target
@@ -153,8 +154,8 @@ def _ir_on_cpu(bundle: Path) -> dict[str, Any]:
 
 def compile_model(model: Path, out_dir: Path, *, target: Target | str,
                   samples: Mapping[str, np.ndarray], fp32: Path | None = None,
-                  name: str | None = None, threads: int = 1, gate_rounds: int = 5,
-                  gate_runs: int = 20, host: Host | None = None,
+                  name: str | None = None, threads: int = 1,
+                  gate_plan: SpeedPlan | None = None, host: Host | None = None,
                   probes: Probes | None = None, steps: Steps | None = None,
                   backend: str | None = None) -> CompileResult:
     """Build ``out_dir/<name>-<target>-<precision>`` bundle(s) and ``out_dir/compile.json``.
@@ -191,7 +192,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
         bundles[prec] = str(dest)
     gate = None
     if len(plan) == 2 and native:
-        gate = _gate(bundles, precision, samples, target, threads, gate_rounds, gate_runs)
+        gate = _gate(bundles, precision, samples, target, threads, gate_plan or SpeedPlan(), host)
     default = precision if gate is None or gate["faster"] else "fp32"
     result = CompileResult(target=target.name, bundles=bundles, verification=verification,
                            speed_gate=gate, default=default)
@@ -226,15 +227,15 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
 
 
 def _gate(bundles: dict[str, str], precision: str, samples: Mapping[str, np.ndarray],
-          target: Target, threads: int, rounds: int, runs: int) -> dict[str, Any]:
-    """Time both bundles' model files interleaved; record the verdict in both manifests."""
+          target: Target, threads: int, plan: SpeedPlan, host: Host) -> dict[str, Any]:
+    """Time both bundles' model files by the speed protocol; record it in both manifests."""
     from frugalml.runtime.bundle import read_manifest
     from frugalml.targets.speed_gate import measure_speed
 
     files = {p: Path(d) / read_manifest(Path(d)).model_file for p, d in bundles.items()}
     one = {k: v[:1] for k, v in samples.items()}
     verdict = measure_speed(files["fp32"], files[precision], one, backend=target.backend,
-                            threads=threads, rounds=rounds, runs=runs).to_dict()
+                            threads=threads, plan=plan, host=host).to_dict()
     for d in bundles.values():
         update_metrics(Path(d), {"speed_gate": verdict})
     return verdict

@@ -124,7 +124,7 @@ def _against_fp32(records: Sequence[dict[str, Any]], runs: dict[str, Run]
     """Each measured quantized cell against its FP32 sibling (not against the first run)."""
     rows = {r["key"]: _row(r) for r in records if r["key"] in runs}
     fp32 = {_sibling(row): key for key, row in rows.items() if row["precision"] == "fp32"}
-    return [compare_pair(runs[fp32[_sibling(row)]], runs[key]).to_dict()
+    return [compare_pair(runs[fp32[_sibling(row)]], runs[key], cross_host=True).to_dict()
             for key, row in rows.items()
             if row["precision"] != "fp32" and _sibling(row) in fp32]
 

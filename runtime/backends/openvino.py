@@ -18,6 +18,7 @@ import numpy as np
 
 from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.backends._protocol import OpEvent
+from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT, SPINNING_HINT
 
 
 class OpenVinoSession:
@@ -74,6 +75,10 @@ class OpenVinoSession:
         self._compiled = None
 
 
+# Hints that only ONNX Runtime understands (OpenVINO refuses unknown properties).
+_ONNXRUNTIME_HINTS = frozenset({OPTIMIZATION_HINT, SPINNING_HINT})
+
+
 def _cache_dir(hint: str) -> str:
     """The compiled-model cache a bundle asks for (``~`` expanded), or "" when it cannot be
     created (a read-only home): the model then compiles at every load, as without the hint."""
@@ -119,7 +124,7 @@ class OpenVinoBackend:
             # OpenVINO's CPU default is f16 on ARM and bf16 on AMX/AVX512-BF16 CPUs: a bundle
             # runs at the precision it was verified at unless its target asks otherwise.
             **({"INFERENCE_PRECISION_HINT": "f32"} if device == "CPU" else {}),
-            **dict(hints or {}),
+            **{k: v for k, v in (hints or {}).items() if k not in _ONNXRUNTIME_HINTS},
         }
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads

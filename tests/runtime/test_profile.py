@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -74,11 +75,13 @@ def test_cold_start_never_enters_steady_state(monkeypatch: pytest.MonkeyPatch) -
 def test_real_int8_bundle_profile_has_per_op_and_kernel_view(int8_bundle: Path) -> None:
     prof = profile_bundle(int8_bundle, plan=Plan(warmup_runs=2, runs=10, streams=(1, 2)))
     kernels = prof.ops["kernels"]
-    # The manifest counted these kernels statically; the profiler saw them execute.
-    assert kernels["quantized"] == 36 and kernels["float"] == 12
+    # The manifest counted these kernels statically; the profiler saw them execute. How many
+    # run int8 depends on the target's INT8 format (U8S8 on AVX2, S8S8 on VNNI).
+    counted = json.loads((int8_bundle / "manifest.json").read_text())["kernels"]
+    assert kernels["quantized"] == counted["int8"] >= 6 and kernels["float"] == counted["float"]
     types = {t["op_type"]: t for t in prof.ops["by_type"]}
     assert types["MatMulIntegerToFloat"]["kernel"] == "quantized"
-    assert types["MatMulIntegerToFloat"]["nodes"] == 30
+    assert types["MatMulIntegerToFloat"]["nodes"] == counted["MatMulIntegerToFloat"]
     assert sum(t["share"] for t in prof.ops["by_type"]) == pytest.approx(1.0)
     assert prof.settings["distinct_inputs"] > 1  # fresh inputs, not one pre-filled tensor
     assert set(prof.streams_per_s) == {"1", "2"} and min(prof.streams_per_s.values()) > 0

@@ -12,9 +12,12 @@ import pytest
 from frugalml import runtime
 from frugalml.errors import TargetError
 from frugalml.runtime.host import read_host
+from frugalml.runtime.speed import Plan
 from frugalml.targets.compile import compile_model
 from frugalml.targets.detect import Probes
 from tests.realdata import mnist_batch, mnist_net
+
+QUICK = Plan(min_rounds=4, time_cap_s=5.0, round_s=0.05)
 
 NO_GPU = Probes(qemu_aarch64=False, intel_gpu=False, opencl=False)
 
@@ -40,7 +43,7 @@ def mnist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_x86_avx2_bundles_verify_natively_and_the_gate_picks_the_default(
         mnist: dict, tmp_path: Path) -> None:
     result = compile_model(mnist["int8"], tmp_path, target="x86-avx2", fp32=mnist["fp32"],
-                           samples=mnist["samples"], name="mnist", gate_rounds=3, gate_runs=10)
+                           samples=mnist["samples"], name="mnist", gate_plan=QUICK)
     assert set(result.bundles) == {"int8", "fp32"}
     assert all(v["status"] == "verified" and v["how"] == "natively"
                for v in result.verification.values())
@@ -48,8 +51,11 @@ def test_x86_avx2_bundles_verify_natively_and_the_gate_picks_the_default(
     assert ran["fp32"]["quantized"] == 0 and ran["fp32"]["float"] >= 3
     assert ran["int8"]["quantized"] >= 3 and ran["int8"]["float"] == 0, ran
     gate = result.speed_gate
-    assert gate is not None and len(gate["fp32_p50_ms"]) == len(gate["quantized_p50_ms"]) == 3
-    assert result.default == ("int8" if gate["faster"] else "fp32")
+    assert gate is not None and gate["rounds"] >= QUICK.min_rounds
+    assert gate["verdict"] in ("faster", "slower", "inconclusive")
+    assert gate["ci95"][0] <= gate["ratio_p50"] <= gate["ci95"][1]
+    assert gate["settings"]["spinning"] is False and "family" in gate["why"]
+    assert result.default == ("int8" if gate["verdict"] == "faster" else "fp32")
     manifest = json.loads((Path(result.bundles["int8"]) / "manifest.json").read_text())
     assert manifest["metrics"]["speed_gate"]["why"] == gate["why"]
     assert manifest["precision"] == "int8" and manifest["kernels"]["int8"] > 0
@@ -63,7 +69,7 @@ def test_openvino_cpu_bundles_carry_an_ir_and_reuse_the_compiled_model_cache(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the cache hint is under ~
     result = compile_model(mnist["int8"], tmp_path / "out", target="x86-avx2",
                            fp32=mnist["fp32"], samples=mnist["samples"], name="mnist",
-                           backend="openvino", gate_rounds=3, gate_runs=10)
+                           backend="openvino", gate_plan=QUICK)
     bundle = Path(result.bundles["int8"])
     assert bundle.name == "mnist-x86-avx2-int8-openvino"
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -1,4 +1,4 @@
-"""The speed gate: quantized ships only when faster than FP32 beyond the run's own noise."""
+"""The speed gate: quantized ships only when the speed protocol shows it faster than FP32."""
 
 from __future__ import annotations
 
@@ -8,27 +8,12 @@ import numpy as np
 import pytest
 
 from frugalml.errors import TargetError
-from frugalml.targets.speed_gate import judge, measure_speed
+from frugalml.runtime.host import read_host
+from frugalml.runtime.speed import Plan, from_rounds
+from frugalml.targets.speed_gate import measure_speed
 from tests.quantize.test_contract import mlp_onnx
 
-
-def test_judge_needs_a_speedup_beyond_the_noise() -> None:
-    clear = judge([10.0, 10.2, 10.1], [5.0, 5.1, 5.0])
-    assert clear.faster and clear.speedup == pytest.approx(2.0, rel=0.01)
-    assert "ships as the default" in clear.why
-    # 8 % faster, but FP32 itself varied 20 % between rounds: not proven.
-    noisy = judge([10.0, 12.0, 11.0], [9.2, 11.1, 10.2])
-    assert not noisy.faster and noisy.margin == pytest.approx(0.2)
-    assert "FP32 stays the default" in noisy.why
-    # 2 % faster on a quiet machine is still under the 3 % floor.
-    assert not judge([10.0, 10.0, 10.0], [9.8, 9.8, 9.8]).faster
-    assert not judge([10.0], [12.0]).faster
-
-
-@pytest.mark.parametrize(("fp32", "quant"), [([], []), ([1.0, 2.0], [1.0]), ([1.0], [0.0])])
-def test_judge_refuses_malformed_rounds(fp32: list[float], quant: list[float]) -> None:
-    with pytest.raises(TargetError, match="same number"):
-        judge(fp32, quant)
+QUICK = Plan(min_rounds=4, time_cap_s=8.0, round_s=0.05)
 
 
 def test_a_model_that_quantization_slows_down_is_refused(tmp_path: Path) -> None:
@@ -43,28 +28,55 @@ def test_a_model_that_quantization_slows_down_is_refused(tmp_path: Path) -> None
     fp32 = mlp_onnx(tmp_path / "fp32.onnx")
     int8 = quantize(fp32, data, tmp_path / "int8", recipe="int8", target="x86-avx2",
                     eval_items=32, allow_over_budget=True)
-    verdict = measure_speed(fp32, int8.path, {"x": items[0]["x"][None]}, rounds=5, runs=200)
-    assert not verdict.faster, verdict.why
-    assert len(verdict.fp32_p50_ms) == len(verdict.quantized_p50_ms) == 5
+    verdict = measure_speed(fp32, int8.path, {"x": items[0]["x"][None]}, plan=QUICK)
+    assert verdict.verdict == "slower" and not verdict.faster, verdict.why
+    assert verdict.ci95 is not None and verdict.ci95[1] < 1 / 1.03
     assert verdict.settings["threads"] == 1 and verdict.settings["input_shapes"] == {"x": [1, 64]}
-    with pytest.raises(TargetError, match="rounds >= 1"):
-        measure_speed(fp32, int8.path, {"x": items[0]["x"][None]}, rounds=0)
+    assert verdict.settings["spinning"] is False
+    host = read_host()
+    assert host.microarchitecture in verdict.why and f"family {host.family}" in verdict.why
+    assert "FP32 stays the default" in verdict.why
+    with pytest.raises(TargetError, match="could not time"):
+        measure_speed(fp32, int8.path, {"x": np.zeros((1, 3), np.float32)}, plan=QUICK)
 
 
-def test_deploy_keeps_fp32_when_int8_is_only_within_noise_faster() -> None:
-    """The deploy report uses the same rule on its alternating profile rounds."""
+def _metrics() -> dict:
+    return {"size_bytes": 100, "mean_cosine": 0.999, "accuracy_drop_points": 0.0, "kernels": {}}
+
+
+def test_deploy_report_ships_int8_only_on_a_faster_verdict() -> None:
     from frugalml.quantize.recipe import Budget
     from frugalml.report import decide
 
-    def metrics(rounds: list[float]) -> dict:
-        return {"size_bytes": 100, "latency_ms": {"p50": min(rounds)}, "p50_rounds": rounds,
-                "mean_cosine": 0.999, "accuracy_drop_points": 0.0, "kernels": {}}
-
-    host = {"cpu_model": "AMD EPYC", "flags": ["avx2", "fma"]}
-    fp32 = metrics([10.0, 11.0])
-    checks = decide(Budget(max_size_ratio=1.0), fp32, metrics([9.6, 10.4]), host)
-    speed = checks[-1]
+    host = {"cpu_model": "AMD EPYC", "flags": ["avx2", "fma"], "family": 23, "model": 49,
+            "microarchitecture": "Zen 2"}
+    budget = Budget(max_size_ratio=1.0)
+    within = from_rounds([10.0, 11.0, 10.5, 10.2], [9.9, 11.1, 10.4, 10.3]).to_dict()
+    speed = decide(budget, _metrics(), _metrics(), host, within)[-1]
     assert speed.name.startswith("p50 speed-up") and not speed.passed
-    assert "FP32 varied 10.0%" in speed.why and "no VNNI" in speed.why
-    assert all(c.passed for c in decide(Budget(max_size_ratio=1.0), fp32,
-                                        metrics([5.0, 5.2]), host))
+    assert "Zen 2" in speed.why and "no VNNI" in speed.why
+    faster = from_rounds([10.0, 10.1, 10.2, 10.0], [5.0, 5.1, 5.0, 5.05]).to_dict()
+    assert faster["verdict"] == "faster"
+    assert all(c.passed for c in decide(budget, _metrics(), _metrics(), host, faster))
+
+
+def test_from_rounds_refuses_malformed_rounds() -> None:
+    with pytest.raises(ValueError):
+        from_rounds([10.0, 11.0], [9.0])
+    with pytest.raises(ValueError, match="positive"):
+        from_rounds([10.0, 0.0], [9.0, 9.0])
+
+
+def test_explain_names_the_microarchitecture_and_advises_on_the_governor() -> None:
+    import dataclasses
+
+    from frugalml.targets.speed_gate import explain
+
+    verdict = from_rounds([10.0, 10.1, 10.2, 10.0], [5.0, 5.1, 5.0, 5.05])
+    zen3 = dataclasses.replace(read_host(), vendor="AuthenticAMD", family=25, model=1,
+                               microarchitecture="Zen 3", governor="powersave")
+    why = explain(verdict, zen3).why
+    assert "Zen 3, family 25 model 1" in why and "it ships as the default" in why
+    assert "'powersave': set 'performance'" in why
+    calm = explain(verdict, dataclasses.replace(zen3, governor="performance")).why
+    assert "governor" not in calm

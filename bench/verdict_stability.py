@@ -1,0 +1,112 @@
+"""Does the speed protocol give the same verdict twice? FP32 + two INT8 variants of
+EfficientNet-Lite0 (ImageNet sample) and all-MiniLM-L6-v2 (Rotten Tomatoes) are built once, then
+each (FP32, INT8) pair is judged 5 times in a row by the protocol (1 thread, batch 1), with a
+second process spinning on one core beside runs 2 and 4. A pair is stable when its 5 verdicts
+agree, or are `inconclusive` and one other verdict (never faster once and slower once).
+
+Usage: python bench/verdict_stability.py [--runs 5] [--threads 1] [--time-cap 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = (("int8 S8S8", "x86-avx512"), ("int8 U8S8-rr", "x86-avx2"))
+LOADED_RUNS = (1, 3)  # 0-based: the 2nd and 4th run
+
+
+def _spin(core: int) -> None:
+    os.sched_setaffinity(0, {core})
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def _load(on: bool) -> Iterator[None]:
+    """A second process busy on the last core while the block runs."""
+    if not on:
+        yield
+        return
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_spin, args=(max(os.sched_getaffinity(0)),), daemon=True)
+    proc.start()
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.join()
+
+
+def _build(root: Path) -> list[tuple[str, str, Path, Path, dict[str, Any]]]:
+    """(model, variant, fp32 file, int8 file, one-sample feeds) for every pair."""
+    from bench.quantize_table import _effnet, _minilm
+    from frugalml.quantize.api import quantize
+
+    pairs = []
+    for name, build in (("EfficientNet-Lite0", _effnet), ("all-MiniLM-L6-v2", _minilm)):
+        fp32, data = build(root)
+        feeds = {k: v[:1] for k, v in next(data.batches("evaluation", batch_size=1))[0].items()}
+        for label, target in VARIANTS:
+            q = quantize(fp32, data, root / f"{name}-{target}", recipe="int8", target=target,
+                         eval_items=100, allow_over_budget=True)
+            pairs.append((name, label, fp32, q.path, feeds))
+            print(f"built {name} {label} ({target})", flush=True)
+    return pairs
+
+
+def stable(verdicts: list[str]) -> bool:
+    """Never faster once and slower once."""
+    return not {"faster", "slower"} <= set(verdicts)
+
+
+def main() -> None:
+    """Build once, judge each pair ``--runs`` times, print a table and a stability line."""
+    from frugalml.runtime.host import describe_host, read_host
+    from frugalml.runtime.speed import Plan
+    from frugalml.targets.speed_gate import measure_speed
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--time-cap", type=float, default=60.0)
+    args = parser.parse_args()
+    host = read_host()
+    print(f"host: {describe_host(host.to_dict())}, stepping {host.stepping}, "
+          f"{host.logical_cores} cores, L2 {host.l2_kib} KiB, L3 {host.l3_kib} KiB, "
+          f"hypervisor {host.hypervisor}, governor {host.governor}, "
+          f"ISA {' '.join(f for f in host.flags if f.startswith(('avx2', 'avx512', 'fma')))}")
+    pairs = _build(Path(tempfile.mkdtemp(prefix="verdict-stability-")))
+    plan = Plan(time_cap_s=args.time_cap)
+    print("\n| model | INT8 variant | run | other core | ratio FP32/INT8 | 95 % CI | verdict "
+          "| rounds (repeated) | others' cores max | s |\n" + "|---" * 10 + "|")
+    summary = []
+    for name, label, fp32, int8, feeds in pairs:
+        verdicts = []
+        for run in range(args.runs):
+            loaded = run in LOADED_RUNS
+            with _load(loaded):
+                v = measure_speed(fp32, int8, feeds, threads=args.threads, plan=plan,
+                                  host=host)
+            verdicts.append(v.verdict)
+            ci = f"{v.ci95[0]:.3f}-{v.ci95[1]:.3f}" if v.ci95 else "-"
+            print(f"| {name} | {label} | {run + 1} | {'busy' if loaded else 'idle'} | "
+                  f"{v.ratio_p50 or 0:.3f} | {ci} | {v.verdict} | {v.rounds} "
+                  f"({v.repeated_rounds}) | {v.load['max_other_cores']} | {v.seconds:.0f} |",
+                  flush=True)
+        summary.append(f"{name} {label}: {', '.join(verdicts)} -> "
+                       f"{'STABLE' if stable(verdicts) else 'FLIPPED'}")
+    print("\n" + "\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
