@@ -23,10 +23,14 @@ IR_NAME = "model.xml"
 
 def run_openvino(xml: Path, feeds: Sequence[Feeds], output_names: Sequence[str]
                  ) -> list[dict[str, np.ndarray]]:
-    """Compile ``xml`` for the CPU and run it once per feed dict, outputs by name."""
+    """Compile ``xml`` for the CPU and run it once per feed dict, outputs by name.
+
+    At f32, as the runtime runs CPU bundles: OpenVINO's CPU default is bf16 on CPUs with
+    AVX512_BF16 or AMX (a Zen 4 validated MiniLM's IR at min cosine 0.998 against torch).
+    """
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     results = []
     for f in feeds:
         out = compiled(dict(f))

@@ -17,11 +17,12 @@ from frugalml.quantize.recipe import Budget, get_recipe
 from tests.quantize.test_contract import mlp_onnx
 
 
-def _data(name: str = "x", width: int = 64, count: int = 120) -> object:
+def _data(name: str = "x", width: int = 64, count: int = 120, labelled: bool = True) -> object:
+    """Random items; ``labelled=False`` makes the task output cosine (no top-1 checks)."""
     rng = np.random.default_rng(2)
     items = [{name: rng.normal(0, 1, width).astype(np.float32)} for _ in range(count)]
-    return make_set(from_items(items, labels=[i % 10 for i in range(count)]),
-                    calibration_size=count // 2)
+    labels = [i % 10 for i in range(count)] if labelled else None
+    return make_set(from_items(items, labels=labels), calibration_size=count // 2)
 
 
 def _relu_only(path: Path) -> Path:
@@ -55,7 +56,7 @@ def test_calibration_data_that_does_not_fit_the_model(tmp_path: Path, data: obje
 
 
 def test_over_budget_is_an_error_unless_kept_and_marked(tmp_path: Path) -> None:
-    model, data = mlp_onnx(tmp_path / "m.onnx"), _data()
+    model, data = mlp_onnx(tmp_path / "m.onnx"), _data(labelled=False)  # scored by cosine
     strict = get_recipe("int8", budget=Budget(min_mean_cosine=0.999999, max_size_ratio=2.0))
     with pytest.raises(QuantizationError, match="over its budget.*frugal diagnose"):
         quantize(model, data, tmp_path / "q", recipe=strict)
@@ -71,7 +72,8 @@ def test_budget_that_float_layers_cannot_meet(tmp_path: Path) -> None:
     recipe = get_recipe("int8", op_types=("MatMul", "Add", "Relu"),
                         budget=Budget(min_mean_cosine=0.9999999))
     with pytest.raises(QuantizationError, match="not met even with all 2 INT8 layers in float"):
-        diagnose(mlp_onnx(tmp_path / "m.onnx"), _data(), tmp_path / "d", recipe=recipe,
+        diagnose(mlp_onnx(tmp_path / "m.onnx"), _data(labelled=False), tmp_path / "d",
+                 recipe=recipe,
                  eval_items=60, probe_items=16)
     assert not (tmp_path / "d").exists()
 
