@@ -26,9 +26,10 @@ VARIANTS = (("int8 U8S8", "x86-avx512"), ("int8 U8S8-rr", "x86-avx2"), ("int8 S8
 LOADED_RUNS = (1, 3)  # 0-based: the 2nd and 4th run
 
 
-def _spin(core: int) -> None:
+def _spin(core: int, parent: int) -> None:
+    """Keep one core busy until the parent is gone (a killed bench must not leave it running)."""
     os.sched_setaffinity(0, {core})
-    while True:
+    while os.getppid() == parent:
         pass
 
 
@@ -39,7 +40,7 @@ def _load(on: bool) -> Iterator[None]:
         yield
         return
     proc = multiprocessing.get_context("spawn").Process(
-        target=_spin, args=(max(os.sched_getaffinity(0)),), daemon=True)
+        target=_spin, args=(max(os.sched_getaffinity(0)), os.getpid()), daemon=True)
     proc.start()
     try:
         yield

@@ -46,6 +46,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from frugalml.runtime.host import describe_host
     from frugalml.runtime.profile import plan_from, profile_bundle
 
+    if args.against is not None:
+        return _bench_pair(args)
     prof = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
                           threads=args.threads, spin=args.spin)
     lat, cold = prof.latency_ms, prof.cold_start_ms
@@ -68,6 +70,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _print(prof.to_dict(), args.json, lines)
 
 
+def _bench_pair(args: argparse.Namespace) -> None:
+    """`frugal bench CANDIDATE --against BASELINE`: the speed protocol's verdict for the pair."""
+    from frugalml.cli import _print
+    from frugalml.runtime.host import describe_host, read_host
+    from frugalml.runtime.speed import Plan, measure_bundles
+
+    verdict = measure_bundles(args.against, args.bundle, backend=args.backend,
+                              threads=args.threads, spin=args.spin,
+                              plan=Plan(time_cap_s=args.time_cap))
+    host = read_host().to_dict()
+    lines = [f"{args.bundle} against {args.against} on {describe_host(host)}: {verdict.why}"]
+    if verdict.busy_warning():
+        lines.append(f"warning: {verdict.busy_warning()}")
+    _print({**verdict.to_dict(), "host": host}, args.json, lines)
+
+
 def add_arguments(report: argparse.ArgumentParser, compare: argparse.ArgumentParser,
                   bench: argparse.ArgumentParser) -> None:
     """Options of `frugal report`, `frugal compare` and `frugal bench`."""
@@ -84,3 +102,8 @@ def add_arguments(report: argparse.ArgumentParser, compare: argparse.ArgumentPar
     subs["compare"].add_argument("--cross-host", action="store_true",
                                  help="compare runs from different CPUs (labelled)")
     add_profile_arguments(bench)
+    bench.add_argument("--against", type=Path, metavar="BASELINE",
+                       help="instead of a profile: is BUNDLE faster than BASELINE? (speed "
+                            "protocol: interleaved rounds until the 95 %% interval decides)")
+    bench.add_argument("--time-cap", type=float, default=60.0,
+                       help="seconds the --against comparison may take (default 60)")

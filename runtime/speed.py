@@ -248,3 +248,32 @@ def measure_files(baseline: Path, candidate: Path, feeds: Mapping[str, np.ndarra
     finally:
         for session in sessions:
             session.close()
+
+
+def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = None,
+                    threads: int = 1, spin: bool = False, plan: Plan = Plan()) -> Verdict:
+    """Verify and open both bundles, then :func:`compare` them on the candidate's first sample.
+
+    Raises:
+        BundleError: a bundle fails verification; InputError: their inputs differ.
+    """
+    from frugalml.errors import InputError
+    from frugalml.runtime import load
+    from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
+    from frugalml.runtime.bench_inputs import bench_feeds
+
+    hints = {SPINNING_HINT: "1" if spin else "0"}
+    with load(baseline, backend=backend, threads=threads, hints=hints) as base, \
+            load(candidate, backend=backend, threads=threads, hints=hints) as cand:
+        names = ({i.name for i in base.manifest.inputs}, {i.name for i in cand.manifest.inputs})
+        if names[0] != names[1]:
+            raise InputError(f"{candidate} takes inputs {sorted(names[1])} and {baseline} "
+                             f"{sorted(names[0])}: only bundles of one model can be compared.")
+        feeds = bench_feeds(cand, "samples", batch=1)[0]
+        runs = [lambda m=m: m.run(feeds) for m in (base, cand)]
+        calls = max(calls_per_round(r, plan.round_s) for r in runs)
+        return compare(*(round_timer(r, calls) for r in runs), plan=plan, settings={
+            "backend": cand.backend, "threads": threads, "spinning": spin,
+            "calls_per_round": calls, "baseline": str(baseline), "candidate": str(candidate),
+            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "time_cap_s": plan.time_cap_s, "load_limit_cores": plan.load_limit})
