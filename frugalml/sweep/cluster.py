@@ -85,9 +85,14 @@ def disconnect() -> None:
 
 
 def _bench_on_device(archive: bytes, compiled: dict[str, Any], threads: int,
-                     bench: dict[str, int]) -> dict[str, Any]:
+                     bench: dict[str, int], baseline_refs: list[Any] | None = None
+                     ) -> dict[str, Any]:
     """The bench stage, plus where and when it ran, even when it failed there (a device
-    that refuses a bundle, e.g. lacking a CPU feature, is worth naming)."""
+    that refuses a bundle, e.g. lacking a CPU feature, is worth naming).
+
+    ``baseline_refs`` (nested, so Ray does not resolve them for us): the FP32 sibling's packed
+    bundle and compile record; when they failed, the cell is still profiled, its speed "not
+    measured"."""
     import platform
     import time
 
@@ -95,10 +100,19 @@ def _bench_on_device(archive: bytes, compiled: dict[str, Any], threads: int,
 
     where = {"node_id": ray.get_runtime_context().get_node_id(), "hostname": platform.node(),
              "started": time.time()}
+    baseline, missing = None, None
+    if baseline_refs:
+        try:
+            baseline = tuple(ray.get(baseline_refs))
+        except Exception as e:  # the FP32 sibling failed to build: its own record says why
+            missing = {"verdict": "not measured", "why": f"FP32 sibling not built: "
+                       f"{one_line(getattr(e, 'cause', None) or e, 300)}"}
     try:
-        result = stages.bench_stage(archive, compiled, threads, bench)
+        result = stages.bench_stage(archive, compiled, threads, bench, baseline)
     except Exception as e:  # recorded as the cell's typed error by _record
         result = {"failed": {"type": type(e).__name__, "message": one_line(e, 800)}}
+    if missing and "failed" not in result:
+        result["speed"] = missing
     return {**result, **where, "ended": time.time()}
 
 
@@ -117,11 +131,14 @@ class _Submitted:
 
 
 def run_cells(plans: Sequence[CellPlan], spec: SweepSpec, store: CellStore, fleet: Fleet,
-              on_event: Callable[[str, str], None]) -> dict[str, dict[str, Any]]:
+              on_event: Callable[[str, str], None], baselines: Sequence[CellPlan] = ()
+              ) -> dict[str, dict[str, Any]]:
     """Submit every plan's stages, wait for them, write each cell's record as it ends.
 
     ``on_event(kind, detail)`` reports progress: a stage kind when one of its tasks ends, or
-    "cell" with the cell's one-line outcome. Returns the new records by cell key.
+    "cell" with the cell's one-line outcome. ``baselines``: FP32 cells already measured whose
+    bundles the quantized ``plans`` are timed against (rebuilt from the stage caches, not
+    benchmarked or recorded again). Returns the new records by cell key.
     """
     import ray
 
@@ -134,39 +151,68 @@ def run_cells(plans: Sequence[CellPlan], spec: SweepSpec, store: CellStore, flee
     quantize = ray.remote(stages.quantize_stage).options(**build)
     compile_ = ray.remote(stages.compile_stage).options(**build)
     pack = ray.remote(stages.pack_bundle).options(**build)
-    bench = ray.remote(_bench_on_device)
     art, done = str(store.artifacts), _Submitted()
     chains: dict[Any, list[tuple[CellPlan, list[tuple[str, Any]]]]] = {}
-    for p in plans:
+    built: dict[str, list[tuple[str, Any]]] = {}
+    for p in [*plans, *baselines]:
         c, data = p.cell, str(p.cell.model.data)
-        e = done.once("export", p.export_key, lambda c=c, p=p, data=data: export.remote(
+        kinds = ("export", "quantize", "compile") if p in plans else ("baseline",) * 3
+        e = done.once(kinds[0], p.export_key, lambda c=c, p=p, data=data: export.remote(
             art, p.export_key, str(c.model.model), data))
-        q = done.once("quantize", p.quantize_key, lambda c=c, p=p, e=e, data=data: (
+        q = done.once(kinds[1], p.quantize_key, lambda c=c, p=p, e=e, data=data: (
             quantize.remote(art, p.quantize_key, e, data, c.recipe.to_dict(), c.target,
                             spec.eval_items)))
-        b = done.once("compile", p.compile_key, lambda c=c, p=p, q=q, data=data: (
+        done.once(kinds[2], p.compile_key, lambda c=c, p=p, q=q, data=data: (
             compile_.remote(art, p.compile_key, q, data, c.target, c.backend,
                             f"{c.model.name}-{c.recipe.label}", spec.samples)))
-        chain = [("export", e), ("quantize", q), ("compile", b)]
-        if c.target in fleet.devices:
-            archive = done.once("pack", "pack-" + p.compile_key, lambda b=b: pack.remote(b))
-            m = bench.options(num_cpus=fleet.bench_cpus,
-                              resources={RESOURCE_PREFIX + c.target: 1}).remote(
-                archive, b, c.threads, dict(spec.bench))
-            done.kind[m] = "bench"
-            chain.append(("bench", m))
+        built[p.key] = [("export", e), ("quantize", q), ("compile", done.refs[p.compile_key])]
+    fp32 = {_pair(p): p for p in [*plans, *baselines] if p.cell.recipe.recipe == "fp32"}
+    bench = ray.remote(_bench_on_device)
+    for p in plans:
+        chain = built[p.key]
+        if p.cell.target in fleet.devices:
+            chain.append(("bench", _submit_bench(done, pack, bench, p, fp32, spec, fleet)))
         chains.setdefault(chain[-1][1], []).append((p, chain))  # unmeasured cells share one
     pending, records = list(done.kind), {}
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, fetch_local=False)
         for ref in ready:
-            if done.kind[ref] != "pack":
+            if done.kind[ref] not in ("pack", "baseline"):
                 on_event(done.kind[ref], "")
             for plan, chain in chains.get(ref, ()):
                 records[plan.key] = _record(plan, chain)
                 store.write(plan.key, records[plan.key])
                 on_event("cell", _outcome_line(records[plan.key]))
     return records
+
+
+def _submit_bench(done: _Submitted, pack: Any, bench: Any, plan: CellPlan,
+                  fp32: dict[tuple[str, str, str, int], CellPlan], spec: SweepSpec,
+                  fleet: Fleet) -> Any:
+    """The bench task of one cell on a device of its target; a quantized cell takes its FP32
+    sibling's bundle along, to be timed against it there."""
+    c = plan.cell
+    sibling = fp32.get(_pair(plan)) if c.recipe.recipe != "fp32" else None
+    baseline = ([_pack(done, pack, sibling), done.refs[sibling.compile_key]]
+                if sibling is not None else None)
+    ref = bench.options(num_cpus=fleet.bench_cpus,
+                        resources={RESOURCE_PREFIX + c.target: 1}).remote(
+        _pack(done, pack, plan), done.refs[plan.compile_key], c.threads, dict(spec.bench),
+        baseline)
+    done.kind[ref] = "bench"
+    return ref
+
+
+def _pair(plan: CellPlan) -> tuple[str, str, str, int]:
+    """What a quantized cell and its FP32 sibling share: model, backend, target, threads."""
+    c = plan.cell
+    return c.model.name, c.backend, c.target, c.threads
+
+
+def _pack(done: _Submitted, pack: Any, plan: CellPlan) -> Any:
+    """The packed bundle of ``plan``'s compile stage, submitted once."""
+    compiled = done.refs[plan.compile_key]
+    return done.once("pack", "pack-" + plan.compile_key, lambda: pack.remote(compiled))
 
 
 def _record(plan: CellPlan, chain: list[tuple[str, Any]]) -> dict[str, Any]:

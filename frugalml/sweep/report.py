@@ -25,7 +25,10 @@ def table_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     fp32 = {_sibling(r): r for r in rows if r["precision"] == "fp32" and r["p50_ms"]}
     for r in rows:
         base = fp32.get(_sibling(r))
-        r["x_fp32"] = round(base["p50_ms"] / r["p50_ms"], 3) if base and r["p50_ms"] else None
+        if r["speed"] and r["speed"].get("ratio_p50"):  # the protocol's verdict, when measured
+            r["x_fp32"] = round(r["speed"]["ratio_p50"], 3)
+        else:
+            r["x_fp32"] = round(base["p50_ms"] / r["p50_ms"], 3) if base and r["p50_ms"] else None
     measured = [r for r in rows if r["status"] == MEASURED]
     mark_pareto(measured, lambda r: (r["p50_ms"], r["size_mb"], -(r["cosine"] or 0.0)),
                 lambda r: (r["target"], r["model"]))
@@ -52,6 +55,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
                              if k in ("top1_accuracy", "probe_accuracy", "perplexity")), None),
         "within_budget": accuracy.get("within_budget"),
         "p50_ms": profile.get("latency_ms", {}).get("p50"),
+        "speed": (record.get("bench") or {}).get("speed"),
         "p99_ms": profile.get("latency_ms", {}).get("p99"),
         "size_mb": round(size / 1e6, 3) if size else None,
         "verified": (record.get("compile") or {}).get("verification", {}).get("status"),
@@ -62,12 +66,22 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _speed_cell(row: dict[str, Any]) -> str:
+    """x FP32: the speed protocol's ratio with its interval and verdict, when it was run."""
+    speed = row.get("speed") or {}
+    if speed.get("ci95"):
+        low, high = speed["ci95"]
+        return f"{_num(row['x_fp32'], 2)} [{low:.2f}-{high:.2f}] {speed['verdict']}"
+    return _num(row["x_fp32"], 2) + (f" ({speed['verdict']})" if speed else "")
+
+
 def render_table(rows: Sequence[dict[str, Any]], title: str) -> str:
     """Markdown: a section per target, every cell with its outcome."""
     lines = [f"# Sweep {title}", "",
              "Speed-up (x FP32) is against the FP32 cell of the same model, backend, target "
-             "and threads. Front: on the Pareto front of its target and model (p50, size, "
-             "mean cosine to FP32).", ""]
+             "and threads: the speed protocol's ratio, 95 % interval and verdict (both run "
+             "interleaved in one process on the device). Front: on the Pareto front of its "
+             "target and model (p50, size, mean cosine to FP32).", ""]
     for target in dict.fromkeys(r["target"] for r in rows):
         lines += [f"## {target}", "", "| model | recipe | backend | threads | status | cosine "
                   "| task metric | budget | p50 ms | p99 ms | x FP32 | size MB | front | host |",
@@ -79,7 +93,7 @@ def render_table(rows: Sequence[dict[str, Any]], title: str) -> str:
                 f"{r['status']} | {_num(r['cosine'], 4)} | "
                 f"{metric['name'] + ' ' + _num(metric['value'], 4) if metric else '-'} | "
                 f"{_budget(r['within_budget'])} | {_num(r['p50_ms'], 2)} | "
-                f"{_num(r['p99_ms'], 2)} | {_num(r['x_fp32'], 2)} | {_num(r['size_mb'], 2)} | "
+                f"{_num(r['p99_ms'], 2)} | {_speed_cell(r)} | {_num(r['size_mb'], 2)} | "
                 f"{_front(r)} | {r['host'] or '-'} |")
         notes = [f"- {r['label']}: {r['why']}" for r in rows
                  if r["target"] == target and r["why"]]

@@ -72,7 +72,7 @@ def run_sweep(spec_path: Path, out: Path | None = None, *, address: str | None =
     todo = [p for p in plans if not store.is_measured(p.key)]
     started = time.perf_counter()
     if todo:
-        _run(todo, spec, store, address, workers, build_here, quiet)
+        _run(todo, spec, store, address, workers, build_here, quiet, _baselines(plans, todo))
     records = [store.read(p.key) or {"key": p.key, "label": p.cell.label, "status": "not run"}
                for p in plans]
     reports = {k: str(v) for k, v in write_reports(records, out, spec.name).items()}
@@ -85,8 +85,18 @@ def run_sweep(spec_path: Path, out: Path | None = None, *, address: str | None =
     return result
 
 
+def _baselines(plans: list[Any], todo: list[Any]) -> list[Any]:
+    """Measured FP32 cells that quantized cells about to run are timed against."""
+    def pair(p: Any) -> tuple[Any, ...]:
+        return p.cell.model.name, p.cell.backend, p.cell.target, p.cell.threads
+
+    wanted = {pair(p) for p in todo if p.cell.recipe.recipe != "fp32"}
+    return [p for p in plans if p not in todo and p.cell.recipe.recipe == "fp32"
+            and pair(p) in wanted]
+
+
 def _run(todo: list[Any], spec: Any, store: CellStore, address: str | None,
-         workers: int | None, build_here: bool, quiet: bool) -> None:
+         workers: int | None, build_here: bool, quiet: bool, baselines: list[Any]) -> None:
     from frugalml.sweep.cluster import connect, disconnect, run_cells
 
     fleet = connect(address, workers, spec.targets, build_here)
@@ -101,7 +111,7 @@ def _run(todo: list[Any], spec: Any, store: CellStore, address: str | None,
                                + (", ".join(f"{t} x{n}" for t, n in fleet.devices.items())
                                   or "none"))
         with progress.bars:
-            run_cells(todo, spec, store, fleet, progress.event)
+            run_cells(todo, spec, store, fleet, progress.event, baselines)
     finally:
         disconnect()
 

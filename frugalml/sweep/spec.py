@@ -18,7 +18,9 @@ from frugalml.errors import FrugalError, SweepError
 BACKENDS = ("onnxruntime", "openvino")
 _TOP_KEYS = {"name", "models", "recipes", "backends", "targets", "settings", "eval_items",
              "samples", "bench"}
-_BENCH_KEYS = {"runs": 100, "warmup": 10}
+# speed_cap_s: seconds the speed protocol may take for a quantized cell against its FP32 sibling.
+_BENCH_KEYS = {"runs": 100, "warmup": 10, "speed_cap_s": 60}
+_BENCH_LOW = {"runs": 2, "warmup": 0, "speed_cap_s": 1}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def load_spec(path: Path) -> SweepSpec:
         threads=threads,
         eval_items=_int(raw.get("eval_items", 200), "eval_items", path, low=1),
         samples=_int(raw.get("samples", 4), "samples", path, low=1),
-        bench=tuple((k, _int(bench.get(k, v), f"bench.{k}", path, low=2 if k == "runs" else 0))
+        bench=tuple((k, _int(bench.get(k, v), f"bench.{k}", path, low=_BENCH_LOW[k]))
                     for k, v in _BENCH_KEYS.items()),
     )
 

@@ -94,26 +94,41 @@ def pack_bundle(compiled: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def bench_stage(archive: bytes, compiled: dict[str, Any], threads: int,
-                bench: dict[str, int]) -> dict[str, Any]:
-    """Unpack the bundle on this (device) node, refuse it unless its manifest has the sha256
-    recorded at build time (the runtime then checks every file against the manifest), and
-    profile it in a fresh process."""
+def _unpack(archive: bytes, compiled: dict[str, Any], into: Path) -> Path:
+    """Unpack a bundle shipped to this node; refuse it unless its manifest has the sha256
+    recorded at build time (the runtime then checks every file against the manifest)."""
     from frugalml.runtime import manifest_digest
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        raise BundleError(f"The bundle {compiled['bundle']} arrived unreadable: {e}.") from e
+    bundle = into / Path(compiled["bundle"]).name
+    arrived = manifest_digest(bundle)
+    if arrived != compiled["digest"]:
+        raise BundleError(f"The bundle {compiled['bundle']} arrived altered: manifest "
+                          f"sha256 {arrived[:16]}, built as {compiled['digest'][:16]}.")
+    return bundle
+
+
+def bench_stage(archive: bytes, compiled: dict[str, Any], threads: int,
+                bench: dict[str, int], baseline: tuple[bytes, dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """Unpack the bundle on this (device) node and profile it in a fresh process; with the
+    FP32 sibling's bundle as ``baseline``, also judge it against FP32 by the speed protocol
+    (both in one process here, interleaved), the verdict the report's "x FP32" reads."""
     from frugalml.runtime.profile import profile_in_fresh_process
+    from frugalml.runtime.speed import Plan, measure_bundles
 
     with tempfile.TemporaryDirectory(prefix="frugal-sweep-") as tmp:
-        try:
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as e:
-            raise BundleError(f"The bundle {compiled['bundle']} arrived unreadable: {e}.") from e
-        bundle = Path(tmp) / Path(compiled["bundle"]).name
-        arrived = manifest_digest(bundle)
-        if arrived != compiled["digest"]:
-            raise BundleError(f"The bundle {compiled['bundle']} arrived altered: manifest "
-                              f"sha256 {arrived[:16]}, built as {compiled['digest'][:16]}.")
-        profile = profile_in_fresh_process(bundle, [
+        bundle = _unpack(archive, compiled, Path(tmp) / "candidate")
+        result: dict[str, Any] = {"profile": profile_in_fresh_process(bundle, [
             "--threads", str(threads), "--runs", str(bench["runs"]),
-            "--warmup", str(bench["warmup"])])
-    return {"profile": profile}
+            "--warmup", str(bench["warmup"])])}
+        if baseline is not None:
+            fp32 = _unpack(*baseline, Path(tmp) / "baseline")
+            result["speed"] = measure_bundles(
+                fp32, bundle, threads=threads,
+                plan=Plan(time_cap_s=float(bench.get("speed_cap_s", 60)))).to_dict()
+    return result
