@@ -244,8 +244,9 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                        steps: Steps) -> DeployResult:
     from frugalml import runtime
     from frugalml._atomic import staged
+    from frugalml._records import write_json_atomic
     from frugalml.calibration import score_embeddings
-    from frugalml.report import build_report, decide, write_report
+    from frugalml.report import build_report, decide, deploy_record, write_report
     from frugalml.targets.bundle import assemble, update_metrics
 
     samples = next(data.batches("evaluation", batch_size=options.sample_items))[0]
@@ -295,9 +296,11 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
             "FP32 bundle is still written. Loosen the budget, or drop --require-quantized to "
             "ship FP32."
         )
+    html_path = _write_html(out_dir, profiles, dests, speed)
+    write_json_atomic(out_dir / "deploy.json", deploy_record(report, md_path, html_path))
     return DeployResult(shipped_bundle=Path(report["shipped_bundle"]), bundles=dests,
-                        report_json=json_path, report_md=md_path,
-                        report_html=_write_html(out_dir, profiles, dests, speed), report=report)
+                        report_json=json_path, report_md=md_path, report_html=html_path,
+                        report=report)
 
 
 def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],

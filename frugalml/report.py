@@ -138,6 +138,38 @@ def _speed_line(speed: dict[str, Any], shapes: dict[str, Any]) -> str:
     return line
 
 
+def deploy_record(report: dict[str, Any], report_md: Path, report_html: Path) -> dict[str, Any]:
+    """deploy.json: per target the candidates with accuracy, speed (the protocol's verdict)
+    and the shipped choice with its reason (the shape the deploy engine writes)."""
+    budget_met = all(c["passed"] for c in report["checks"] if not c["name"].startswith("p50"))
+    failed = [f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
+              for c in report["checks"] if not c["passed"]]
+    speed = {k: report["speed"].get(k) for k in ("ratio_p50", "ci95", "verdict")}
+
+    def candidate(name: str, metrics: dict[str, Any], quantized: bool) -> dict[str, Any]:
+        return {"name": name, "recipe": "int8-static" if quantized else "fp32",
+                "backend": "onnxruntime", "precision": name, "size_bytes": metrics["size_bytes"],
+                "accuracy": {"metric": "probe accuracy", "fp32": report["fp32"]["probe_accuracy"],
+                             "value": metrics["probe_accuracy"],
+                             "delta": metrics["probe_accuracy"] - report["fp32"]["probe_accuracy"],
+                             "budget_met": budget_met if quantized else True},
+                "speed": speed if quantized else {"ratio_p50": 1.0, "ci95": [1.0, 1.0],
+                                                  "verdict": "baseline"},
+                "verified": "natively", "bundle": report["bundles"][name]}
+
+    shipped = report["shipped"]
+    why = ("INT8 met its budget and the speed protocol found it faster: "
+           f"{report['speed']['why']}" if shipped == "int8" else
+           "FP32 shipped: INT8 failed " + "; ".join(failed))
+    return {"schema_version": 1, "host": report["host"], "model": report["model"],
+            "task": "sentence-embedding", "metric": "probe accuracy and mean cosine to FP32",
+            "targets": {report["target"]["name"]: {
+                "shipped": shipped, "why": why, "bundle": report["shipped_bundle"],
+                "candidates": [candidate("fp32", report["fp32"], False),
+                               candidate("int8", report["int8"], True)]}},
+            "report_html": str(report_html), "report_md": str(report_md)}
+
+
 def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     """Write report.json and report.md atomically; return their paths."""
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from frugalml.pipeline import DeployResult
 
@@ -65,3 +68,18 @@ def test_export_matched_torch(deployed: DeployResult) -> None:
     assert set(checks) == {"last_hidden_state", "sentence_embedding"}
     assert checks["sentence_embedding"]["min_cosine"] > 0.9999
     assert checks["last_hidden_state"]["max_abs_error"] < 1e-4
+
+
+def test_deploy_json_holds_each_candidate_with_its_speed_verdict(deployed: DeployResult) -> None:
+    record = json.loads((deployed.report_json.parent / "deploy.json").read_text())
+    report = deployed.report
+    (target,) = record["targets"].values()
+    assert record["host"]["microarchitecture"] == report["host"]["microarchitecture"]
+    assert target["shipped"] == report["shipped"] and target["why"]
+    by_name = {c["name"]: c for c in target["candidates"]}
+    assert set(by_name) == {"fp32", "int8"}
+    speed = by_name["int8"]["speed"]
+    assert speed == {k: report["speed"][k] for k in ("ratio_p50", "ci95", "verdict")}
+    assert by_name["int8"]["accuracy"]["delta"] == pytest.approx(
+        -report["int8"]["accuracy_drop_points"] / 100, abs=1e-9)
+    assert Path(target["bundle"]) == deployed.shipped_bundle
