@@ -210,3 +210,23 @@ def test_recover_removes_dead_writers_staging_and_restores_the_old_version(
     recover(dest)
     assert (dest / "v").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_ctrl_c_during_frugal_export_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    proc = subprocess.Popen([sys.executable, "-m", "frugalml.cli", "export",
+                             str(default_model_dir()), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".exp.staging-*")):
+        assert proc.poll() is None, f"export ended before it was interrupted: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "the export never started writing"
+        time.sleep(0.02)
+    time.sleep(1.0)  # inside the exporter's imports and tracing
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.count("interrupted:") == 1 and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "output or staging left behind"
+    assert _group_members(proc.pid) == []

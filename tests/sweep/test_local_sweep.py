@@ -107,3 +107,42 @@ def _check_table(rows: list[dict]) -> None:
         assert fastest["dominated_by"] is None
     assert by[("mnist", "int8", "onnxruntime")]["cosine"] >= 0.99
     assert 0.8 <= by[("ppocr-cls", "int8", "onnxruntime")]["cosine"] < 0.999
+
+
+def _ray_processes() -> set[int]:
+    """PIDs of live Ray processes (raylet, gcs_server, workers), wherever their session is."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and ("raylet" in text or "gcs_server" in text or "ray::" in text
+                             or "ray/_private" in text):
+            found.add(int(cmdline.parent.name))
+    return found
+
+
+def test_ctrl_c_mid_sweep_exits_130_and_stops_ray(sweep_models: Path, tmp_path: Path) -> None:
+    spec = write_spec(sweep_models / "ctrl-c.yaml", SPEC.replace(
+        "  - {name: ppocr-cls, model: ppocr-cls.onnx, data: cal-cls}\n", ""))
+    out = tmp_path / "out"
+    before = _ray_processes()
+    proc = subprocess.Popen([sys.executable, "-m", "frugalml.cli", "sweep", str(spec), "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((out / "cells").glob("*.json")):  # Ray is up and cells are being written
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the sweep wrote no cell in time"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.count("interrupted:") == 1 and "Traceback" not in err, err[-3000:]
+    assert not list(out.rglob(".*staging*"))
+    deadline = time.monotonic() + 20
+    while (left := _ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"Ray processes left running after Ctrl-C: {sorted(left)}"
