@@ -288,19 +288,28 @@ def _build_and_measure(model_dir: Path, out_dir: Path, cache: Path, data: Any, e
                           calibration=data.summary(), export=exported.to_dict(), speed=speed)
     json_path, md_path = write_report(out_dir, report)
     if options.require_quantized and report["shipped"] != "int8":
-        failed = [f"{c['name']} {c['value']:.4f} (limit {c['limit']}): {c['why']}"
-                  for c in report["checks"] if not c["passed"]]
-        raise QuantizationError(
-            "The INT8 bundle did not meet its budget on this host, and --require-quantized "
-            "was given:\n  - " + "\n  - ".join(failed) + f"\nThe report is {md_path}; the "
-            "FP32 bundle is still written. Loosen the budget, or drop --require-quantized to "
-            "ship FP32."
-        )
+        _refuse_fp32(report, md_path)
     html_path = _write_html(out_dir, profiles, dests, speed)
     write_json_atomic(out_dir / "deploy.json", deploy_record(report, md_path, html_path))
     return DeployResult(shipped_bundle=Path(report["shipped_bundle"]), bundles=dests,
                         report_json=json_path, report_md=md_path, report_html=html_path,
                         report=report)
+
+
+def _refuse_fp32(report: dict[str, Any], md_path: Path) -> None:
+    """--require-quantized and INT8 missed a check: say which, and where the report is.
+
+    Raises:
+        QuantizationError: always.
+    """
+    failed = [f"{c['name']} {c['value']:.4f} (limit {c['limit']}): {c['why']}"
+              for c in report["checks"] if not c["passed"]]
+    raise QuantizationError(
+        "The INT8 bundle did not meet its budget on this host, and --require-quantized "
+        "was given:\n  - " + "\n  - ".join(failed) + f"\nThe report is {md_path}; the "
+        "FP32 bundle is still written. Loosen the budget, or drop --require-quantized to "
+        "ship FP32."
+    )
 
 
 def _write_html(out_dir: Path, profiles: dict[str, dict[str, Any]],

@@ -86,3 +86,18 @@ def test_deploy_to_an_unknown_target_fails_before_any_work(tmp_path: Path) -> No
     with pytest.raises(TargetError, match="No target given"):
         deploy_targets(tmp_path, tmp_path / "none.csv", tmp_path / "out", [])
     assert not (tmp_path / "out").exists()
+
+
+def test_require_quantized_names_the_failed_check_and_the_report(tmp_path: Path) -> None:
+    from frugalml.errors import QuantizationError
+    from frugalml.pipeline import _refuse_fp32
+
+    report = {"checks": [
+        {"name": "mean cosine to FP32", "value": 0.995, "limit": 0.99, "passed": True, "why": ""},
+        {"name": "p50 speed-up vs FP32", "value": 0.51, "limit": 1.03, "passed": False,
+         "why": "slower beyond ±3%"}]}
+    with pytest.raises(QuantizationError) as e:
+        _refuse_fp32(report, tmp_path / "report.md")
+    text = str(e.value)
+    assert "p50 speed-up vs FP32 0.5100 (limit 1.03): slower beyond ±3%" in text
+    assert "mean cosine" not in text and str(tmp_path / "report.md") in text
