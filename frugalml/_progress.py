@@ -34,8 +34,16 @@ class Steps:
         self.console.print(text)
 
     def track(self, items: Iterable[T], *, total: int, title: str) -> Iterator[T]:
-        """Iterate with a progress bar."""
-        from rich.progress import track
+        """Iterate with a progress bar: ``title  12/64 [bar] 0:03:10 left``."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-        yield from track(items, total=total, description=title, console=self.console,
-                         transient=True)
+        with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn(),
+                      TimeRemainingColumn(), TextColumn("left"), console=self.console,
+                      transient=True) as progress:
+            yield from progress.track(items, total=total, description=title)

@@ -21,6 +21,7 @@ def _recipe(args: argparse.Namespace) -> Any:
     recipe = get_recipe(args.recipe)
     limits = {"max_accuracy_drop_points": args.budget, "min_mean_cosine": args.min_cosine,
               "min_top1_agreement": args.min_agreement,
+              "min_detection_agreement": args.min_detection_agreement,
               "max_perplexity_increase_pct": args.max_ppl_increase,
               "max_size_ratio": args.max_size_ratio}
     budget = dataclasses.replace(recipe.budget, **{k: v for k, v in limits.items()
@@ -34,12 +35,20 @@ def _recipe(args: argparse.Namespace) -> Any:
         options["weight_methods"] = tuple(args.weight_methods.split(","))
     if args.exclude:
         options["ignored_nodes"] = tuple(args.exclude.split(","))
+    if args.no_range_safety:
+        options["range_safe"] = False
     return get_recipe(args.recipe, **options)
 
 
 def _check_lines(accuracy: dict[str, Any]) -> list[str]:
-    return [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
-            f"(limit {c['limit']})" for c in accuracy["checks"]]
+    """Each check, then every output part's cosine (the budgeted ones are checks already)."""
+    lines = [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
+             f"(limit {c['limit']})" + (f": {c['why']}" if c.get("why") and not c["passed"]
+                                        else "") for c in accuracy["checks"]]
+    lines += [f"      {p['part']}: mean cosine {p['mean_cosine_to_fp32']:.4f}, worst item "
+              f"{p['min_cosine_to_fp32']:.4f} (reported, not budgeted)"
+              for p in accuracy.get("parts", ()) if not p.get("budgeted", True)]
+    return lines
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
@@ -51,7 +60,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
     record = quantize(args.model, _data(args.data), args.out, recipe=_recipe(args),
                       backend=args.backend, target=args.target, output_format=args.format,
                       eval_items=args.eval_items, allow_over_budget=args.allow_over_budget,
-                      steps=Steps(quiet=args.json))
+                      task=args.task, steps=Steps(quiet=args.json))
     acc = record.accuracy or {}
     lines = _check_lines(acc) + [
         f"{record.precision} via {record.backend} ({record.int8_format}): "
@@ -72,7 +81,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 
     result = diagnose(args.model, _data(args.data), args.out, recipe=_recipe(args),
                       backend=args.backend, target=args.target, eval_items=args.eval_items,
-                      probe_items=args.probe_items, steps=Steps(quiet=args.json))
+                      probe_items=args.probe_items, task=args.task, steps=Steps(quiet=args.json))
     lines = [f"all {result.layers} layers INT8: " + ", ".join(
         f"{c['name']} {c['value']:.4f}" for c in result.baseline["checks"])]
     lines += [f"  {s.node}: +{s.recovered:.5f} cosine in float" for s in result.ranking[:10]]
@@ -90,6 +99,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.ArgumentParser) -> None:
     """Arguments of both commands (diagnose takes the same recipe options)."""
     from frugalml.quantize import names
+    from frugalml.quantize.checks import Task
     from frugalml.quantize.recipe import RECIPES
 
     for p in (quantize, diagnose):
@@ -110,6 +120,13 @@ def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.Argument
         p.add_argument("--group-size", type=int, help="w4a8: 32, 64 or 128")
         p.add_argument("--weight-methods", help="w4a8 (nncf): awq,scale_estimation,gptq")
         p.add_argument("--exclude", help="comma-separated node names kept in float")
+        p.add_argument("--task", choices=[t.value for t in Task],
+                       help="what the outputs mean, which decides the scoring (default: "
+                       "inferred from the model and data)")
+        p.add_argument("--min-detection-agreement", type=float,
+                       help="object detection: least share of FP32 detections kept (0.95)")
+        p.add_argument("--no-range-safety", action="store_true",
+                       help="also quantize the output tail and Concats of mixed ranges")
     quantize.add_argument("--format", choices=("onnx", "openvino"),
                           help="output format (default: the input's)")
     quantize.add_argument("--allow-over-budget", action="store_true",

@@ -36,9 +36,9 @@ def decide(budget: Budget, fp32: dict[str, Any], int8: dict[str, Any],
     size_ratio = int8["size_bytes"] / fp32["size_bytes"]
     cos, drop = int8["mean_cosine"], int8["accuracy_drop_points"]
     checks = [
-        Check(name="mean cosine to FP32", value=cos, limit=budget.min_mean_cosine,
-              passed=cos >= budget.min_mean_cosine,
-              why="" if cos >= budget.min_mean_cosine else
+        Check(name="mean cosine to FP32", value=cos, limit=budget.cosine_limit,
+              passed=cos >= budget.cosine_limit,
+              why="" if cos >= budget.cosine_limit else
               "embeddings drift from FP32; keep more layers in float (recipe)"),
         Check(name="probe accuracy drop (points)", value=drop,
               limit=budget.max_accuracy_drop_points,

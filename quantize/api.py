@@ -15,10 +15,12 @@ from typing import Any
 from frugalml._progress import Steps
 from frugalml._records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
+from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._registry import get_quantizer
 from frugalml.quantize.accuracy import measure, size_check
-from frugalml.quantize.recipe import Recipe, get_recipe
+from frugalml.quantize.range_safety import RangeSafety, analyse
+from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.quantize.records import QuantizedModel
 
 RECORD_NAME = "quantize.json"
@@ -71,8 +73,12 @@ def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
 def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8", backend: str = "onnxruntime",
              target: Any = "auto", output_format: str | None = None, eval_items: int = 500,
-             allow_over_budget: bool = False, steps: Steps | None = None) -> QuantizedModel:
+             allow_over_budget: bool = False, task: str | None = None,
+             steps: Steps | None = None) -> QuantizedModel:
     """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
+
+    ``task`` names what the outputs mean (see :class:`~frugalml.quantize.accuracy.Task`;
+    None infers it), which decides how the result is scored against FP32.
 
     ``out_dir`` receives ``model.onnx`` (or ``model.xml``/``.bin`` for ``output_format=
     "openvino"``) and ``quantize.json``, atomically: a failure leaves nothing behind.
@@ -101,17 +107,19 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         check(signature(source))
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
+        safety = _range_safety(source, data, recipe, steps)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
-            record = quantizer.quantize(source, data, recipe, target, out,
-                                        source_digest=file_sha256(source))
+            record = quantizer.quantize(source, data, _with_float_nodes(recipe, safety),
+                                        target, out, source_digest=file_sha256(source))
         hints, how = _scoring_for(target, fmt)
         with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"):
-            report = measure(source, out, data, recipe.budget, items=eval_items,
+            report = measure(source, out, data, recipe.budget, items=eval_items, task=task,
                              candidate_hints=hints)
         report = report.with_check(size_check(model_bytes(source), model_bytes(out),
                                               recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
-                                     size_bytes=model_bytes(out),
+                                     recipe=recipe.to_dict(), size_bytes=model_bytes(out),
+                                     range_safety=safety.to_dict() if safety else None,
                                      accuracy={**report.to_dict(), "over_budget_kept":
                                                not report.within_budget, "scored_with": how})
         if not report.within_budget and not allow_over_budget:
@@ -121,6 +129,36 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                 "to keep in float, loosen the budget, or pass --allow-over-budget to keep it.")
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
     return record
+
+
+def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: Steps
+                  ) -> RangeSafety | None:
+    """Which nodes range safety keeps in float (None: off, or nothing static to quantize)."""
+    if not recipe.range_safe or recipe.precision not in (Precision.INT8, Precision.W4A8):
+        return None
+    if source.suffix != ".onnx":
+        return None  # IR sources: NNCF places its quantizers itself (noted in ARCHITECTURE)
+    import onnx
+
+    with steps.step("range safety: output tail and mixed-range Concats from FP32 ranges"):
+        safety = analyse(onnx.load(str(source)),
+                         calibration_feeds(data, min(recipe.calibration_items, RANGE_ITEMS)))
+    for m in safety.mixed_ranges:
+        steps.note(f"range safety: {m['node']} kept in float (its inputs' ranges differ "
+                   f"{m['ratio']}x)")
+    return safety
+
+
+# Calibration items read for range safety's FP32 ranges (min/max settle quickly).
+RANGE_ITEMS = 64
+
+
+def _with_float_nodes(recipe: Recipe, safety: RangeSafety | None) -> Recipe:
+    """The recipe the backend follows: the user's, plus the nodes range safety keeps float."""
+    if safety is None:
+        return recipe
+    extra = tuple(n for n in safety.nodes if n not in recipe.ignored_nodes)
+    return dataclasses.replace(recipe, ignored_nodes=recipe.ignored_nodes + extra)
 
 
 def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:

@@ -26,9 +26,10 @@ from frugalml._progress import Steps
 from frugalml._records import write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.quantize._dequantize import dequantize_layers
-from frugalml.quantize._graph import summarize
+from frugalml.quantize._graph import LINEAR_OPS, summarize
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.accuracy import batches, open_model, task_of
+from frugalml.quantize.parts import OutputParts
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 
 DIAGNOSIS_NAME = "diagnosis.json"
@@ -65,41 +66,73 @@ class Diagnosis:
         return dataclasses.asdict(self)
 
 
-def _probe(model: Any, feeds: list[dict[str, np.ndarray]], output: str) -> np.ndarray:
-    """Outputs of an in-memory ONNX model on the probe items, one row per item."""
+def _probe(model: Any, feeds: list[dict[str, np.ndarray]], output: str) -> list[np.ndarray]:
+    """One output of an in-memory ONNX model on the probe batches."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = [session.run([output], f)[0] for f in feeds]
-    return np.concatenate([o.reshape(-1, o.shape[-1]) if o.ndim == 3 else o.reshape(len(o), -1)
-                           for o in outs])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # a bypassed pair leaves its scale unused: not news
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return [session.run([output], f)[0] for f in feeds]
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    from frugalml.runtime.numerics import row_cosine
+def _worst_part(ref: list[np.ndarray], cand: list[np.ndarray], output: str) -> float:
+    """Mean cosine to FP32 of the output's worst part: the whole output, or the channel group
+    of another scale whose loss a whole-tensor cosine hides (:mod:`~frugalml.quantize.parts`).
+    Language-model logits are compared per token."""
+    parts = OutputParts(output)
+    for r, c in zip(ref, cand, strict=True):
+        if r.ndim == 3 and r.shape[-1] > 1000:  # logits [N, T, V]: one row per token
+            r, c = r.reshape(-1, r.shape[-1]), c.reshape(-1, c.shape[-1])
+        parts.add(r, c)
+    return min(p.mean_cosine for p in parts.scores())
 
-    return float(row_cosine(a, b).mean())
+
+# Activation-only operators that pass their input's scale through unchanged: taking one back
+# to float cannot change the error.
+_SCALE_PRESERVING = ("Relu", "Clip", "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze",
+                     "Unsqueeze", "Identity", "QuantizeLinear", "DequantizeLinear")
+
+
+def quantized_nodes(model: Any) -> tuple[str, ...]:
+    """The INT8 layers and the activation-only nodes (Concat, Add, Resize ...) that read an
+    input through a QuantizeLinear/DequantizeLinear pair: every node whose quantization can
+    cost accuracy on its own, and that a backend's exclusion list takes out of int8. (A node
+    with only its output quantized, a GELU before a MatMul, is the MatMul's input: ranking it
+    would rank a node the backend never quantized.)"""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    quantized_inputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
+                        and producer.get(n.input[0]) is not None
+                        and producer[n.input[0]].op_type == "QuantizeLinear"}
+    layers = set(summarize(model)["int8_activation_layers"])
+    return tuple(n.name for n in model.graph.node if n.name in layers or (
+        n.op_type not in LINEAR_OPS and n.op_type not in _SCALE_PRESERVING
+        and set(n.input) & quantized_inputs))
 
 
 def rank_layers(quantized: Path, fp32: Path, data: CalibrationData, *, items: int = 64,
-                steps: Steps | None = None) -> tuple[Sensitivity, ...]:
-    """Rank the INT8 layers of ``quantized`` by the output cosine recovered with each in float."""
+                task: str | None = None, steps: Steps | None = None
+                ) -> tuple[Sensitivity, ...]:
+    """Rank the INT8 layers and activation-only Q/DQ nodes of ``quantized`` by how much of the
+    worst output part's cosine to FP32 each recovers when it alone is back in float."""
     import onnx
 
     steps = steps or Steps(quiet=True)
     q_model, f_model = onnx.load(str(quantized)), onnx.load(str(fp32))
     reference = open_model(fp32)
     try:
-        task, output = task_of(reference, data)
-        feeds = [f for f, _ in batches(data, items, task)]
+        found_task, output = task_of(reference, data, task)
+        feeds = [f for f, _ in batches(data, items, found_task)]
     finally:
         reference.close()
     ref = _probe(f_model, feeds, output)
-    base = _cosine(ref, _probe(q_model, feeds, output))
-    layers = summarize(q_model)["int8_activation_layers"]
+    base = _worst_part(ref, _probe(q_model, feeds, output), output)
+    nodes = quantized_nodes(q_model)
     found = []
-    for name in steps.track(layers, total=len(layers), title="one layer at a time in float"):
-        cos = _cosine(ref, _probe(dequantize_layers(q_model, f_model, [name]), feeds, output))
+    for name in steps.track(nodes, total=len(nodes), title="one node at a time in float"):
+        cos = _worst_part(ref, _probe(dequantize_layers(q_model, f_model, [name]), feeds,
+                                      output), output)
         found.append(Sensitivity(name, cos, cos - base))
     return tuple(sorted(found, key=lambda s: -s.recovered))
 
@@ -121,7 +154,8 @@ def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> flo
 
 def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recipe | str = "int8",
              backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
-             probe_items: int = 64, steps: Steps | None = None) -> Diagnosis:
+             probe_items: int = 64, task: str | None = None, steps: Steps | None = None
+             ) -> Diagnosis:
     """Find the culprit layers, keep the fewest in float that meet the budget, write ``out_dir``.
 
     ``out_dir`` gets the fixed model and ``quantize.json`` (as `frugal quantize` writes them)
@@ -151,14 +185,15 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
             return quantize(source, data, dest, recipe=dataclasses.replace(
                 recipe, ignored_nodes=recipe.ignored_nodes + ignored), backend=backend,
                 target=target, output_format="onnx", eval_items=eval_items,
-                allow_over_budget=True, steps=steps)
+                allow_over_budget=True, task=task, steps=steps)
 
         full = attempt((), Path(tmp) / "full")
         tries = [_try((), full)]
         ranking: tuple[Sensitivity, ...] = ()
         chosen = full
         if not full.accuracy["within_budget"]:
-            ranking = rank_layers(full.path, source, data, items=probe_items, steps=steps)
+            ranking = rank_layers(full.path, source, data, items=probe_items, task=task,
+                                  steps=steps)
             chosen, tries = _search(ranking, lambda k: attempt(
                 tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries)
         return _write(out_dir, chosen, full, source, data, ranking, tries, backend, recipe,
@@ -188,7 +223,7 @@ def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
     while not passes(min(k, len(ranking))):
         if k >= len(ranking):
             raise QuantizationError(
-                f"The budget is not met even with all {len(ranking)} INT8 layers in float: "
+                f"The budget is not met even with all {len(ranking)} quantized nodes in float: "
                 + "; ".join(f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
                             for c in records[len(ranking)].accuracy["checks"] if not c["passed"])
                 + ". The loss is elsewhere (inputs, other quantized ops) or the budget is "

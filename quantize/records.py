@@ -38,6 +38,8 @@ class QuantizedModel:
     activations: str = "float"
     size_bytes: int = 0
     seconds: float = 0.0
+    # The nodes range safety kept in float and why (frugalml.quantize.range_safety).
+    range_safety: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
 
     @property

@@ -23,7 +23,7 @@ def test_reference_outputs_are_reused_only_for_the_same_file_and_data(tmp_path: 
     assert first.candidate["top1_agreement_with_fp32"] == 1.0
     assert len(accuracy._REFERENCE_OUTPUTS) == 1
     cached = next(iter(accuracy._REFERENCE_OUTPUTS.values()))
-    assert sum(len(r) for r in cached) == 64
+    assert sum(len(r["logits"]) for r in cached) == 64  # every output of each batch, by name
     assert accuracy.measure(fp32, same, data, Budget(), items=64) == first
 
     # Rewriting the FP32 file with other weights must not reuse its old outputs.

@@ -1,0 +1,141 @@
+"""Object detection scored the way an app uses a detector: boxes after NMS, not raw tensors.
+
+A YOLO-style head (Ultralytics' export layout) is one output ``[N, 4 + C, A]`` or
+``[N, A, 4 + C]``: per anchor a box ``cx, cy, w, h`` in input pixels and ``C`` class scores in
+[0, 1]. Both models' outputs are decoded, kept above a score threshold, reduced by per-class
+NMS, and the candidate is scored by how many FP32 detections it reproduces (same class, IoU
+>= 0.5), and by whether it keeps each image's top FP32 detection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+SCORE_THRESHOLD = 0.25
+NMS_IOU = 0.5
+MATCH_IOU = 0.5
+MAX_DETECTIONS = 300
+
+
+def yolo_layout(output: np.ndarray) -> str | None:
+    """``"channels-first"`` for ``[N, 4+C, A]``, ``"channels-last"`` for ``[N, A, 4+C]``, or
+    None when ``output`` is not a YOLO head: 3-D, more anchors than channels, at least one
+    class, score channels within [0, 1] and box channels that are not."""
+    if output.ndim != 3 or min(output.shape[1:]) < 5:
+        return None
+    first = output.shape[1] < output.shape[2]
+    head = output if first else output.transpose(0, 2, 1)
+    scores, boxes = head[:, 4:], head[:, :4]
+    if not np.isfinite(head).all() or scores.min() < 0 or scores.max() > 1:
+        return None
+    if boxes.max() <= 1.0:  # all in [0, 1]: a probability map, not pixel boxes
+        return None
+    return "channels-first" if first else "channels-last"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Detections:
+    """One image's detections: ``boxes [K, 4]`` (x1, y1, x2, y2), ``scores [K]``, ``classes``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+
+def decode(output: np.ndarray, layout: str, *, threshold: float = SCORE_THRESHOLD
+           ) -> list[Detections]:
+    """Per image: boxes whose best class scores at least ``threshold``, after per-class NMS."""
+    head = output if layout == "channels-first" else output.transpose(0, 2, 1)
+    found = []
+    for item in head.astype(np.float32, copy=False):
+        scores_all = item[4:]
+        classes = scores_all.argmax(0)
+        scores = scores_all[classes, np.arange(item.shape[1])]
+        keep = np.flatnonzero(scores >= threshold)
+        cx, cy, w, h = item[:4, keep]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        chosen = _nms(boxes, scores[keep], classes[keep])
+        found.append(Detections(boxes[chosen], scores[keep][chosen], classes[keep][chosen]))
+    return found
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one ``[4]`` box with each of ``boxes [K, 4]`` (x1, y1, x2, y2)."""
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Indices kept by greedy per-class NMS, best first, at most :data:`MAX_DETECTIONS`."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    alive = np.ones(len(order), bool)
+    for rank, i in enumerate(order):
+        if not alive[rank]:
+            continue
+        kept.append(int(i))
+        if len(kept) == MAX_DETECTIONS:
+            break
+        rest = order[rank + 1:]
+        same = classes[rest] == classes[i]
+        overlap = iou(boxes[i], boxes[rest]) > NMS_IOU
+        alive[rank + 1:] &= ~(same & overlap)
+    return np.array(kept, dtype=np.int64)
+
+
+def matched(reference: Detections, candidate: Detections) -> np.ndarray:
+    """Per FP32 detection (best first): whether a candidate detection of its class overlaps it
+    at IoU >= :data:`MATCH_IOU` (each candidate detection matches at most once)."""
+    used = np.zeros(len(candidate.scores), bool)
+    hits = np.zeros(len(reference.scores), bool)
+    for k in np.argsort(-reference.scores, kind="stable"):
+        free = np.flatnonzero(~used & (candidate.classes == reference.classes[k]))
+        if not len(free):
+            continue
+        overlaps = iou(reference.boxes[k], candidate.boxes[free])
+        best = int(overlaps.argmax())
+        if overlaps[best] >= MATCH_IOU:
+            used[free[best]] = hits[k] = True
+    return hits
+
+
+class DetectionTally:
+    """Detection agreement of a candidate with FP32, streamed over batches."""
+
+    def __init__(self, layout: str) -> None:
+        self.layout = layout
+        self.fp32_detections = self.candidate_detections = self.matched = 0
+        self.images = self.images_with_detections = self.top_kept = 0
+
+    def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
+        """One batch of both models' raw head outputs."""
+        for ref, cand in zip(decode(reference, self.layout), decode(candidate, self.layout),
+                             strict=True):
+            hits = matched(ref, cand)
+            self.images += 1
+            self.fp32_detections += len(hits)
+            self.candidate_detections += len(cand.scores)
+            self.matched += int(hits.sum())
+            if len(hits):
+                self.images_with_detections += 1
+                self.top_kept += bool(hits[int(np.argmax(ref.scores))])
+
+    def agreement(self) -> float:
+        """Share of FP32 detections the candidate reproduces (1.0 when FP32 finds none)."""
+        return self.matched / self.fp32_detections if self.fp32_detections else 1.0
+
+    def summary(self) -> dict[str, float]:
+        """The numbers a report shows."""
+        return {"detection_agreement_with_fp32": self.agreement(),
+                "top_detection_kept": (self.top_kept / self.images_with_detections
+                                       if self.images_with_detections else 1.0),
+                "fp32_detections": self.fp32_detections,
+                "candidate_detections": self.candidate_detections,
+                "images": self.images, "score_threshold": SCORE_THRESHOLD,
+                "match_iou": MATCH_IOU}

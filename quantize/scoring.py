@@ -1,0 +1,178 @@
+"""The task's metric and every output's parts, streamed over evaluation batches into checks.
+
+Each output is scored whole and per channel group (:mod:`frugalml.quantize.parts`) by
+mean cosine to FP32, and the cosine limit applies to the worst of them; the task adds what
+its users judge it by: top-1 for classifiers, a probe's accuracy for embeddings, perplexity
+for language models, detection agreement after NMS for detectors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from frugalml.calibration.metrics import drop_points, perplexity, top1_agreement, top_k_accuracy
+from frugalml.errors import CalibrationError
+from frugalml.quantize.checks import AccuracyReport, Check, Task
+from frugalml.quantize.detection import DetectionTally, yolo_layout
+from frugalml.quantize.parts import OutputParts, PartScore
+from frugalml.quantize.recipe import Budget
+from frugalml.runtime.numerics import row_cosine
+
+
+class TaskScorer:
+    """Keeps what ``task``'s metrics need, batch by batch, and turns it into a report."""
+
+    def __init__(self, task: Task, output: str) -> None:
+        self.task, self.output = task, output
+        self.parts: dict[str, OutputParts] = {}
+        self.ref: list[np.ndarray] = []
+        self.cand: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.nll = [0.0, 0.0]
+        self.tokens = 0
+        self.token_cosine: list[np.ndarray] = []
+        self.detections: DetectionTally | None = None
+
+    def add(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
+            feeds: dict[str, np.ndarray], labels: np.ndarray) -> None:
+        """One batch: both models' outputs by name, the inputs and the labels."""
+        r, c = ref[self.output], cand[self.output]
+        self.labels.append(labels)
+        if self.task is Task.LANGUAGE_MODEL:
+            self._add_language_model(r, c, feeds)
+            return
+        for name, value in ref.items():
+            self.parts.setdefault(name, OutputParts(name)).add(value, cand[name])
+        if self.task is Task.OBJECT_DETECTION:
+            if self.detections is None:
+                self.detections = DetectionTally(yolo_layout(r) or "channels-first")
+            self.detections.add(r, c)
+        elif self.task in (Task.CLASSIFICATION, Task.EMBEDDING):
+            self.ref.append(r.reshape(len(r), -1))
+            self.cand.append(c.reshape(len(c), -1))
+
+    def _add_language_model(self, r: np.ndarray, c: np.ndarray,
+                            feeds: dict[str, np.ndarray]) -> None:
+        mask = feeds.get("attention_mask", np.ones_like(feeds["input_ids"]))
+        for i, logits in enumerate((r, c)):
+            ppl = perplexity(logits, feeds["input_ids"], mask)
+            self.nll[i] += math.log(ppl.value) * ppl.count
+        self.tokens += ppl.count
+        self.token_cosine.append(row_cosine(r.reshape(-1, r.shape[-1]),
+                                            c.reshape(-1, c.shape[-1])))
+
+    def report(self, budget: Budget) -> AccuracyReport:
+        """The task's metric, each output part's cosine, and the budget checks."""
+        if self.task is Task.LANGUAGE_MODEL:
+            return self._language_model(budget)
+        labels = np.concatenate(self.labels)
+        parts = [p for name in self.parts for p in self.parts[name].scores()]
+        cosine = next(p.mean_cosine for p in parts if p.label == self.output)
+        reference, candidate, checks = self._task_metric(labels, cosine, budget)
+        return AccuracyReport(
+            task=self.task.value, output=self.output, items=len(labels), reference=reference,
+            candidate={**candidate, "mean_cosine_to_fp32": cosine,
+                       "worst_part_cosine_to_fp32": min(p.mean_cosine for p in parts)},
+            checks=(*checks, *self._part_checks(parts, budget)),
+            parts=tuple({**_part_dict(p), "budgeted": self._budgeted(p)} for p in parts))
+
+    def _part_checks(self, parts: list[PartScore], budget: Budget) -> list[Check]:
+        """The cosine limit on the task's output and each of its channel groups; on every
+        output when the task is unknown. (A task model's other outputs, e.g. the token states
+        beside a sentence embedding, are scored and reported, not budgeted.)"""
+        checks: list[Check] = []
+        if self.task is Task.CLASSIFICATION and budget.min_mean_cosine is None:
+            return checks
+        for p in parts:
+            if not self._budgeted(p):
+                continue
+            name = "mean cosine to FP32" + ("" if p.label == self.output else f" of {p.label}")
+            why = "" if p.channels is None else (
+                f"channels {p.label[len(p.output):]} of {p.output} (FP32 spread up to "
+                f"{p.fp32_spread:.3g}, scored apart from channels of other scales)")
+            checks.append(Check(name=name, value=p.mean_cosine, limit=budget.cosine_limit,
+                                passed=p.mean_cosine >= budget.cosine_limit, why=why))
+        return checks
+
+    def _budgeted(self, part: PartScore) -> bool:
+        return self.task is Task.OUTPUTS or part.output == self.output
+
+    def _task_metric(self, labels: np.ndarray, cosine: float, budget: Budget
+                     ) -> tuple[dict[str, float], dict[str, float], list[Check]]:
+        if self.task is Task.OBJECT_DETECTION:
+            return self._detection(budget)
+        if self.task is Task.CLASSIFICATION:
+            return self._classification(labels, budget)
+        if self.task is Task.EMBEDDING and len(set(labels[labels >= 0].tolist())) >= 2:
+            return self._embedding(labels, budget)
+        return {}, {}, []
+
+    def _classification(self, labels: np.ndarray, budget: Budget
+                        ) -> tuple[dict[str, float], dict[str, float], list[Check]]:
+        ref, cand = np.concatenate(self.ref), np.concatenate(self.cand)
+        top1_ref, top1_cand = top_k_accuracy(ref, labels), top_k_accuracy(cand, labels)
+        drop = drop_points(top1_ref.value, top1_cand.value)
+        agreement = top1_agreement(ref, cand).value
+        return ({"top1_accuracy": top1_ref.value},
+                {"top1_accuracy": top1_cand.value, "top1_drop_points": drop,
+                 "top1_agreement_with_fp32": agreement},
+                [Check(name="top-1 drop (points)", value=drop,
+                       limit=budget.max_accuracy_drop_points,
+                       passed=drop <= budget.max_accuracy_drop_points),
+                 Check(name="top-1 agreement with FP32", value=agreement,
+                       limit=budget.min_top1_agreement,
+                       passed=agreement >= budget.min_top1_agreement)])
+
+    def _embedding(self, labels: np.ndarray, budget: Budget
+                   ) -> tuple[dict[str, float], dict[str, float], list[Check]]:
+        from frugalml.calibration.evaluate import score_embeddings
+
+        score = score_embeddings(np.concatenate(self.ref), np.concatenate(self.cand), labels)
+        drop = score.accuracy_drop_points
+        return ({"probe_accuracy": score.reference_accuracy},
+                {"probe_accuracy": score.candidate_accuracy, "probe_drop_points": drop,
+                 "min_cosine_to_fp32": score.min_cosine},
+                [Check(name="probe accuracy drop (points)", value=drop,
+                       limit=budget.max_accuracy_drop_points,
+                       passed=drop <= budget.max_accuracy_drop_points)])
+
+    def _detection(self, budget: Budget
+                   ) -> tuple[dict[str, float], dict[str, float], list[Check]]:
+        tally = self.detections
+        if tally is None or not tally.fp32_detections:
+            raise CalibrationError(
+                "FP32 finds no detection scoring 0.25 or more on the evaluation images, so "
+                "detection agreement cannot be measured: calibrate with images of the objects "
+                "the model detects, preprocessed as it was trained (--letterbox, --scale).")
+        summary = tally.summary()
+        agreement = summary["detection_agreement_with_fp32"]
+        return ({"detections": tally.fp32_detections}, summary,
+                [Check(name="detection agreement with FP32", value=agreement,
+                       limit=budget.min_detection_agreement,
+                       passed=agreement >= budget.min_detection_agreement,
+                       why=f"{tally.matched} of {tally.fp32_detections} FP32 detections kept "
+                           f"(same class, IoU >= 0.5); top detection kept on "
+                           f"{tally.top_kept} of {tally.images_with_detections} images")])
+
+    def _language_model(self, budget: Budget) -> AccuracyReport:
+        ref_ppl, cand_ppl = (math.exp(n / self.tokens) for n in self.nll)
+        rise = 100.0 * (cand_ppl / ref_ppl - 1.0)
+        cosine = float(np.concatenate(self.token_cosine).mean())
+        return AccuracyReport(
+            task=self.task.value, output=self.output, items=self.tokens,
+            reference={"perplexity": ref_ppl}, candidate={
+                "perplexity": cand_ppl, "perplexity_increase_pct": rise,
+                "mean_token_cosine_to_fp32": cosine},
+            checks=(Check(name="perplexity increase %", value=rise,
+                          limit=budget.max_perplexity_increase_pct,
+                          passed=rise <= budget.max_perplexity_increase_pct),))
+
+
+def _part_dict(p: PartScore) -> dict[str, Any]:
+    return {"part": p.label, "output": p.output, "axis": p.axis,
+            "channels": list(p.channels) if p.channels is not None else None,
+            "fp32_spread": None if math.isnan(p.fp32_spread) else p.fp32_spread,
+            "mean_cosine_to_fp32": p.mean_cosine, "min_cosine_to_fp32": p.min_cosine}

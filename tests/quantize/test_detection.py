@@ -1,0 +1,94 @@
+"""A YOLOv8-style detector (tests/detector.py): one output concatenating boxes in pixels with
+sigmoid class scores. The scoring decodes and NMSes both models' detections; range safety keeps
+the output tail in float, without which ONNX Runtime puts one scale on boxes and scores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.errors import QuantizationError
+from frugalml.quantize.api import quantize
+from frugalml.quantize.recipe import get_recipe
+from tests.detector import detector_batch, yolo_detector
+
+SCORES = "output[4-6]"  # the class-score channels of the [N, 4 + 3, anchors] output
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, str]:
+    """The exported detector, 400 photos (200 calibration), and its output Concat's name."""
+    import onnx
+
+    from frugalml.calibration import make_set
+    from frugalml.calibration.arrays import ArraySource
+    from frugalml.export import export
+
+    root = tmp_path_factory.mktemp("detector")
+    images = detector_batch(400)
+    np.savez(root / "photos.npz", images=images)
+    record = export(yolo_detector(), root / "fp32", example={"images": images[:1]},
+                    validation=[{"images": images[:4]}])
+    model = onnx.load(str(record.path))
+    concat = next(n.name for n in model.graph.node if n.output[0] == model.graph.output[0].name)
+    data = make_set(ArraySource({"images": images}), calibration_size=200)
+    return record.path, data, concat
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "nncf"])
+def test_default_int8_keeps_95_percent_of_the_detections(
+        detector: tuple[Path, object, str], tmp_path: Path, backend: str) -> None:
+    model, data, concat = detector
+    record = quantize(model, data, tmp_path / "int8", backend=backend, eval_items=200)
+    acc = record.accuracy
+    assert acc["task"] == "object-detection" and acc["within_budget"]
+    assert acc["candidate"]["detection_agreement_with_fp32"] >= 0.95
+    assert acc["candidate"]["fp32_detections"] > 1000  # a few per photo over 200 photos
+    scores = next(p for p in acc["parts"] if p["part"] == SCORES)
+    assert scores["budgeted"] and scores["mean_cosine_to_fp32"] >= 0.99
+    assert concat in record.range_safety["output_tail"]
+    assert len(record.int8_activation_layers) == 11  # every Conv: the backbone and the heads
+
+
+def test_without_range_safety_the_check_fails_and_names_the_score_channels(
+        detector: tuple[Path, object, str], tmp_path: Path) -> None:
+    model, data, _ = detector
+    unsafe = get_recipe("int8", range_safe=False)
+    with pytest.raises(QuantizationError) as failed:
+        quantize(model, data, tmp_path / "unsafe", recipe=unsafe, eval_items=200)
+    message = str(failed.value)
+    assert "detection agreement with FP32" in message and f"of {SCORES}" in message
+    assert not (tmp_path / "unsafe").exists()
+    kept = quantize(model, data, tmp_path / "kept", recipe=unsafe, eval_items=200,
+                    allow_over_budget=True).accuracy
+    # The whole-tensor cosine that passed the broken model before, and what it hid:
+    assert kept["candidate"]["mean_cosine_to_fp32"] >= 0.9999
+    scores = next(p for p in kept["parts"] if p["part"] == SCORES)
+    assert scores["mean_cosine_to_fp32"] < 0.95
+    assert kept["candidate"]["detection_agreement_with_fp32"] < 0.95
+
+
+def test_frugal_diagnose_finds_the_output_concat_by_itself(
+        detector: tuple[Path, object, str], tmp_path: Path) -> None:
+    model, _, concat = detector
+    photos = model.parents[1] / "photos.npz"
+
+    def frugal(*args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "frugalml.cli", *args, "--json"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    frugal("calibrate", str(photos), "--model", str(model), "--out", str(tmp_path / "cal"),
+           "--num", "200")
+    result = frugal("diagnose", str(model), "--data", str(tmp_path / "cal"), "--out",
+                    str(tmp_path / "fixed"), "--no-range-safety", "--eval-items", "200",
+                    "--probe-items", "32")
+    assert result["ranking"][0]["node"] == concat
+    assert result["ignored_nodes"] == [concat]
+    assert not result["baseline"]["within_budget"] and result["final"]["within_budget"]

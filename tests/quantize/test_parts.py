@@ -1,0 +1,154 @@
+"""Per-output and per-channel-group scoring, detection decoding and range safety's graph rules,
+on small hand-made tensors and graphs whose right answers are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.quantize import detection
+from frugalml.quantize.checks import Task
+from frugalml.quantize.parts import OutputParts, channel_label, spread_groups
+from frugalml.quantize.recipe import Budget
+from frugalml.quantize.scoring import TaskScorer
+
+
+def yolo_outputs(seed: int = 0, items: int = 8, anchors: int = 200) -> np.ndarray:
+    """[items, 4 + 3, anchors]: boxes in pixels (0-320), scores in (0, 1)."""
+    rng = np.random.default_rng(seed)
+    boxes = np.concatenate([rng.uniform(20, 300, (items, 2, anchors)),
+                            rng.uniform(10, 60, (items, 2, anchors))], 1)
+    scores = 1 / (1 + np.exp(-rng.normal(-3, 2, (items, 3, anchors))))
+    return np.concatenate([boxes, scores], 1).astype(np.float32)
+
+
+def test_channels_of_different_scales_are_grouped_and_constant_ones_left_out() -> None:
+    spreads = np.array([120.0, 100.0, 1.0, 0.9, 0.0, 1e-9, 30.0])
+    groups = spread_groups(spreads)
+    assert [g.tolist() for g in groups] == [[2, 3], [0, 1, 6]]
+    assert channel_label(np.array([0, 1, 2, 3, 7])) == "0-3,7"
+
+
+def test_a_broken_score_group_fails_where_the_whole_tensor_cosine_passes() -> None:
+    ref = yolo_outputs()
+    cand = ref.copy()
+    cand[:, 4:] = np.where(ref[:, 4:] > 0.62, 1.24, 0.0)  # one uint8 scale of 1.24
+    parts = OutputParts("output")
+    parts.add(ref[:4], cand[:4])
+    parts.add(ref[4:], cand[4:])
+    scores = {p.label: p for p in parts.scores()}
+    assert scores["output"].mean_cosine > 0.999
+    assert scores["output[4-6]"].mean_cosine < 0.8 and scores["output[4-6]"].axis == 1
+    assert scores["output[0-3]"].mean_cosine == pytest.approx(1.0)
+
+
+def test_an_axis_whose_length_varies_is_not_a_channel_axis() -> None:
+    parts = OutputParts("tokens")
+    rng = np.random.default_rng(0)
+    for length in (5, 9):
+        ref = rng.normal(0, 1, (2, length, 6))
+        ref[..., 0] *= 100
+        parts.add(ref, ref + 0.01)
+    groups = [p for p in parts.scores() if p.channels is not None]
+    assert [p.axis for p in groups] == [2, 2] and groups[1].channels == (0,)
+
+
+def test_detections_decode_nms_and_match() -> None:
+    head = np.zeros((1, 6, 3), np.float32)  # 3 anchors, 2 classes
+    head[0, :4] = [[50, 52, 200], [50, 50, 200], [20, 20, 20], [20, 20, 20]]
+    head[0, 4] = [0.9, 0.8, 0.1]  # anchors 0 and 1 overlap in class 0: NMS keeps 0
+    head[0, 5] = [0.1, 0.1, 0.7]
+    assert detection.yolo_layout(yolo_outputs()) == "channels-first"
+    assert detection.yolo_layout(yolo_outputs().transpose(0, 2, 1)) == "channels-last"
+    found = detection.decode(head, "channels-first")[0]
+    assert found.classes.tolist() == [0, 1] and found.scores.tolist() == pytest.approx([0.9, 0.7])
+    moved = head.copy()
+    moved[0, 0, 2] += 15  # class 1's box moves 15 of its 20 pixels: IoU 0.14
+    assert detection.matched(found, detection.decode(moved, "channels-first")[0]).tolist() == [
+        True, False]
+    assert detection.yolo_layout(np.full((1, 1, 8, 8), 0.5, np.float32)) is None  # a map
+
+
+def test_detection_task_reports_agreement_and_refuses_a_set_without_detections() -> None:
+    ref = yolo_outputs()
+    scorer = TaskScorer(Task.OBJECT_DETECTION, "output")
+    scorer.add({"output": ref}, {"output": ref}, {}, np.full(len(ref), -1))
+    report = scorer.report(Budget())
+    assert report.within_budget and report.candidate["detection_agreement_with_fp32"] == 1.0
+    empty = TaskScorer(Task.OBJECT_DETECTION, "output")
+    quiet = ref.copy()
+    quiet[:, 4:] = 0.01
+    empty.add({"output": quiet}, {"output": quiet}, {}, np.full(len(ref), -1))
+    with pytest.raises(Exception, match="no detection scoring 0.25"):
+        empty.report(Budget())
+
+
+def test_a_classifier_checks_cosine_only_when_a_cosine_is_given() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1, (64, 10))
+    noisy = logits + rng.normal(0, 0.3, logits.shape)
+    labels = logits.argmax(1)
+
+    def checks(budget: Budget) -> dict[str, bool]:
+        scorer = TaskScorer(Task.CLASSIFICATION, "logits")
+        scorer.add({"logits": logits}, {"logits": noisy}, {}, labels)
+        return {c.name: c.passed for c in scorer.report(budget).checks}
+
+    assert "mean cosine to FP32" not in checks(Budget(max_accuracy_drop_points=100))
+    assert checks(Budget(min_mean_cosine=0.999, max_accuracy_drop_points=100))[
+        "mean cosine to FP32"] is False
+
+
+def _graph(path: Path) -> Path:
+    """x -> Conv a (range ~100) and Conv b (range ~1) -> Concat -> Conv c -> Sigmoid -> y."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = {k: numpy_helper.from_array(rng.normal(0, s, shape).astype(np.float32), k)
+         for k, s, shape in (("wa", 30.0, (4, 3, 1, 1)), ("wb", 0.3, (4, 3, 1, 1)),
+                             ("wc", 0.1, (2, 8, 1, 1)))}
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"),
+             helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b"),
+             helper.make_node("Concat", ["a", "b"], ["ab"], name="mix", axis=1),
+             helper.make_node("Conv", ["ab", "wc"], ["c"], name="conv_c"),
+             helper.make_node("Sigmoid", ["c"], ["y"], name="head")]
+    graph = helper.make_graph(
+        nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 4, 4])], list(w.values()))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_range_safety_finds_the_output_tail_and_a_mixed_range_concat(tmp_path: Path) -> None:
+    import onnx
+
+    from frugalml.calibration import from_items, make_set
+    from frugalml.quantize.api import quantize
+    from frugalml.quantize.range_safety import analyse
+
+    model = onnx.load(str(_graph(tmp_path / "mixed.onnx")))
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.normal(0, 1, (1, 3, 4, 4)).astype(np.float32)} for _ in range(8)]
+    safety = analyse(model, iter(feeds))
+    assert safety.output_tail == ("head",)
+    assert [m["node"] for m in safety.mixed_ranges] == ["mix"]
+    assert safety.mixed_ranges[0]["ratio"] > 8
+
+    items = [{"x": rng.normal(0, 1, (3, 4, 4)).astype(np.float32)} for _ in range(60)]
+    data = make_set(from_items(items), calibration_size=30)
+    record = quantize(tmp_path / "mixed.onnx", data, tmp_path / "int8", allow_over_budget=True)
+    assert record.range_safety["output_tail"] == ["head"]
+    assert [m["node"] for m in record.range_safety["mixed_ranges"]] == ["mix"]
+    assert "mix" not in record.recipe["ignored_nodes"]  # the user's recipe, as given
+    # Each branch keeps a scale of its own: the Concat no longer shares one over both.
+    from onnx import numpy_helper
+
+    quantized = onnx.load(str(record.path))
+    producer = {o: n for n in quantized.graph.node for o in n.output}
+    inits = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer}
+    mix = next(n for n in quantized.graph.node if n.name == "mix")
+    scales = [float(inits[producer[i].input[1]]) for i in mix.input]
+    assert max(scales) / min(scales) > 8
