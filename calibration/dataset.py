@@ -131,7 +131,8 @@ class CalibrationSet:
         if problems:
             raise CalibrationError(
                 "The calibration set does not fit the model: " + "; ".join(problems)
-                + ". Change the preprocessing (preset, size, layout) or the input names.")
+                + ". Change the preprocessing (--preset, --crop/--resize or --letterbox, "
+                "--layout) or the input name (--input-name).")
 
 
 def make_set(source: Source, *, calibration_size: int | None = None,
@@ -149,8 +150,10 @@ def make_set(source: Source, *, calibration_size: int | None = None,
     if calibration_size is not None and calibration_size >= len(set(keys)):
         raise CalibrationError(
             f"{calibration_size} calibration items were requested but the source holds "
-            f"{len(set(keys))} distinct items, leaving none for evaluation. Ask for fewer "
-            "(--num, or calibration_size in Python).")
+            f"{len(set(keys))} distinct items, leaving none for evaluation: the evaluation "
+            "part (the items not used to calibrate) is what the quantized model is scored on "
+            "against FP32, so it cannot be empty. Ask for fewer (--num, or calibration_size "
+            "in Python), e.g. half the set.")
     split = hashed_split(keys, calibration_size=calibration_size,
                          calibration_fraction=calibration_fraction, salt=salt)
     rule = (f"size={calibration_size}" if calibration_size is not None

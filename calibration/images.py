@@ -1,49 +1,30 @@
-"""Image folders as calibration sources, with the preprocessing the model was trained with.
+"""Image folders as calibration sources, with the preprocessing the model was trained with
+(:mod:`frugalml.calibration.pixels`).
 
-Labels come from sub-folder names, a ``labels.json`` (``{"label_of_file": {...}}`` or a flat
-``{file: index}``) or a two-column CSV, or there are none. Images are decoded per batch, so a
+Labels come from sub-folder names (in natural order: ``0, 90, 180, 270``), a ``labels.json``
+(``{"label_of_file": {...}}`` or a flat ``{file: index}``) or a two-column CSV, or there are
+none. Images are decoded per batch, so a
 folder of any size streams in bounded memory.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.pixels import PRESETS, pixels_from
 from frugalml.errors import CalibrationError, require
 
+__all__ = ["IMAGE_SUFFIXES", "PRESETS", "ImageFolder", "natural_key"]
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Preset:
-    """How pixels become model inputs: resize, crop, colour, scaling."""
-
-    size: int
-    resize: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    grayscale: bool = False
-
-
-PRESETS = {
-    # torchvision-style ImageNet models: x/255, then per-channel mean/std.
-    "imagenet": Preset(224, 256, (0.485 * 255, 0.456 * 255, 0.406 * 255),
-                       (0.229 * 255, 0.224 * 255, 0.225 * 255)),
-    # TFLite / EfficientNet-Lite: (x - 127) / 128.
-    "tflite": Preset(224, 256, (127.0,) * 3, (128.0,) * 3),
-    # Inception / MobileNet-v2 TF style: [-1, 1].
-    "minus1-1": Preset(224, 256, (127.5,) * 3, (127.5,) * 3),
-    # MNIST CNNs: grayscale 28x28, (x/255 - 0.1307) / 0.3081.
-    "mnist": Preset(28, 28, (0.1307 * 255,), (0.3081 * 255,), grayscale=True),
-}
 
 
 class ImageFolder:
@@ -53,28 +34,25 @@ class ImageFolder:
 
     def __init__(self, root: Path, *, preset: str = "imagenet", labels: str | Path | None =
                  "auto", layout: str = "NCHW", color: str = "RGB", input_name: str = "image",
-                 size: int | None = None, resize: int | None = None, strict: bool = False
-                 ) -> None:
-        """List (not decode) the images under ``root``.
+                 size: int | None = None, resize: int | None = None, mean: Any = None,
+                 std: Any = None, scale: Any = None, letterbox: int | None = None,
+                 strict: bool = False) -> None:
+        """List (not decode) the images under ``root``; ``size`` is the centre crop, the
+        rest is :func:`~frugalml.calibration.pixels.pixels_from`'s.
 
         Raises:
-            CalibrationError: missing or empty folder, unknown preset/layout/colour, a
+            CalibrationError: missing or empty folder, preprocessing that cannot be built, a
                 non-image file under ``strict``, or a labels file that does not cover them.
         """
         require("PIL", extra="toolchain")
         self.root = Path(root)
         if not self.root.is_dir():
             raise CalibrationError(f"{self.root} is not a folder of images.")
-        if preset not in PRESETS:
-            raise CalibrationError(f"Unknown preset {preset!r}; choose one of {list(PRESETS)}.")
-        if layout not in ("NCHW", "NHWC") or color not in ("RGB", "BGR"):
-            raise CalibrationError(f"layout must be NCHW or NHWC and color RGB or BGR, got "
-                                   f"{layout!r} and {color!r}.")
-        base = PRESETS[preset]
         self.preset_name = preset
-        self.preset = dataclasses.replace(base, size=size or base.size,
-                                          resize=resize or max(base.resize, size or 0))
-        self.layout, self.color, self.input_name, self.strict = layout, color, input_name, strict
+        self.pixels = pixels_from(preset, size=size, resize=resize, mean=mean, std=std,
+                                  scale=scale, letterbox=letterbox, color=color, layout=layout)
+        self.input_name, self.strict = input_name, strict
+        self.label_names: tuple[str, ...] = ()
         self.files, self.skipped = self._list_images()
         self._labels = self._read_labels(labels)
 
@@ -99,9 +77,11 @@ class ImageFolder:
             for candidate in (self.root / "labels.json", self.root / "labels.csv"):
                 if candidate.is_file():
                     return self._read_labels(candidate)
-            folders = sorted({Path(n).parent.as_posix() for n in names} - {"."})
+            folders = sorted({Path(n).parent.as_posix() for n in names} - {"."},
+                             key=natural_key)
             if not folders:
                 return (None,) * len(names)
+            self.label_names = tuple(folders)
             index = {f: i for i, f in enumerate(folders)}
             return tuple(index.get(Path(n).parent.as_posix()) for n in names)
         mapping = _label_mapping(Path(labels))
@@ -121,9 +101,9 @@ class ImageFolder:
 
     def describe(self) -> dict[str, Any]:
         """Folder and preprocessing."""
-        return {"path": str(self.root), "preset": self.preset_name,
-                **dataclasses.asdict(self.preset), "layout": self.layout, "color": self.color,
-                "input_name": self.input_name, "skipped_files": len(self.skipped)}
+        return {"path": str(self.root), "preset": self.preset_name, **self.pixels.describe(),
+                "input_name": self.input_name, "skipped_files": len(self.skipped),
+                **({"label_names": list(self.label_names)} if self.label_names else {})}
 
     def content_digest(self) -> str:
         """sha256 over every image's path and bytes, streamed."""
@@ -149,25 +129,17 @@ class ImageFolder:
     def _one(self, path: Path) -> np.ndarray:
         from PIL import Image
 
-        p = self.preset
         try:
             with Image.open(path) as im:
-                im = im.convert("L" if p.grayscale else "RGB")
-                scale = p.resize / min(im.size)
-                im = im.resize((max(p.size, round(im.width * scale)),
-                                max(p.size, round(im.height * scale))), Image.BILINEAR)
-                left, top = (im.width - p.size) // 2, (im.height - p.size) // 2
-                pixels = np.asarray(im.crop((left, top, left + p.size, top + p.size)),
-                                    dtype=np.float32)
+                return self.pixels.apply(im)
         except OSError as e:
             raise CalibrationError(f"Cannot decode {path}: {e}. The file is truncated or not "
                                    "an image: remove it from the folder.") from e
-        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-        if self.color == "BGR" and not p.grayscale:
-            pixels = pixels[..., ::-1]
-        pixels = (pixels - np.array(p.mean, np.float32)) / np.array(p.std, np.float32)
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1) if self.layout == "NCHW"
-                                    else pixels)
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key reading digit runs as numbers: ``0, 90, 180, 270``, not ``0, 180, 270, 90``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _readable_header(path: Path) -> bool:

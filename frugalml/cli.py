@@ -101,54 +101,6 @@ def _cmd_export(args: argparse.Namespace) -> None:
     _print(record.to_dict(), args.json, lines)
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> None:
-    from frugalml.calibration import make_set
-    from frugalml.calibration.descriptor import open_source, write_descriptor
-
-    options: dict[str, Any] = {"preset": args.preset, "layout": args.layout,
-                               "strict": args.strict or None} if args.data.is_dir() else {}
-    if not args.data.is_dir() and args.data.suffix not in (".npy", ".npz"):
-        options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model)}
-        options |= ({"window": args.window} if args.window else
-                    {"column": args.column, "label_column": args.label_column})
-    data_set = make_set(open_source(args.data, options), calibration_size=args.num)
-    signature = _onnx_signature(args.model)
-    if signature:
-        data_set.check_inputs(signature)
-    path = write_descriptor(data_set, args.data, options, args.out)
-    summary = data_set.summary()
-    _print({"descriptor": str(path), **summary}, args.json,
-           [f"wrote {path}",
-            f"{summary['calibration_items']} calibration / {summary['evaluation_items']} "
-            f"evaluation items, fingerprint {summary['fingerprint'][:12]}"
-            + (", inputs match the model" if signature else "")])
-
-
-def _tokenizer_dir(model: Path) -> Path | None:
-    """The tokenizer beside ``model``: a HF dir, a GGUF's converted dir, or an export's source."""
-    if model.suffix == ".gguf":
-        from frugalml.export.gguf import gguf_model_dir
-
-        return gguf_model_dir(model)
-    record = model / "export.json" if model.is_dir() else model.parent / "export.json"
-    if not (model / "config.json").is_file() and record.is_file():
-        model = Path(json.loads(record.read_text()).get("source", ""))
-    return model if (model / "config.json").is_file() else None
-
-
-def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
-    """(name, numpy dtype, shape) of an ONNX model's inputs, or [] for a HF directory."""
-    path = model / "model.onnx" if model.is_dir() else model
-    if path.suffix != ".onnx" or not path.is_file():
-        return []
-    import onnxruntime as ort
-
-    from frugalml.targets.bundle import onnx_dtype
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
-
-
 def _cmd_run(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -214,23 +166,6 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
 
 
-def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, help="image folder, .npy/.npz, or .csv/.jsonl/.txt")
-    p.add_argument("--model", type=Path, required=True,
-                   help=".onnx (inputs are checked against it), export dir, or HF model dir")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num", type=int, default=300, help="calibration items")
-    p.add_argument("--preset", default="imagenet", help="images: imagenet, tflite, minus1-1, "
-                   "mnist")
-    p.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"))
-    p.add_argument("--strict", action="store_true", help="images: non-image files are errors")
-    p.add_argument("--tokenizer", type=Path, help="text: tokenizer dir (default: --model)")
-    p.add_argument("--column", default="text")
-    p.add_argument("--label-column")
-    p.add_argument("--window", type=int, help="text for a language model: cut the whole file "
-                   "into windows of this many tokens (one item each) instead of one per line")
-
-
 def _deploy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
     p.add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
@@ -254,14 +189,15 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from frugalml import cli_measure, cli_quantize, cli_sweep, cli_targets
+    from frugalml import cli_calibrate, cli_measure, cli_quantize, cli_sweep, cli_targets
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
         "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
-        "calibrate": (_cmd_calibrate, "split and fingerprint a calibration set for a model"),
+        "calibrate": (cli_calibrate.cmd_calibrate,
+                      "split and fingerprint a calibration set for a model"),
         "quantize": (cli_quantize.cmd_quantize, "quantize to int8/w4a8/fp16, scored against FP32"),
         "diagnose": (cli_quantize.cmd_diagnose, "find the layers that break INT8 accuracy"),
         "report": (cli_measure.cmd_report, "render Profile JSONs into report.json/.md/.html"),
@@ -284,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("--eval-items", type=int, default=2000)
     _deploy_arguments(subs["deploy"])
     _export_arguments(subs["export"])
-    _calibrate_arguments(subs["calibrate"])
+    cli_calibrate.add_arguments(subs["calibrate"])
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
     cli_targets.add_compile_arguments(subs["compile"])
     cli_sweep.add_arguments(subs["sweep"])

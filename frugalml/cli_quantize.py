@@ -45,6 +45,10 @@ def _check_lines(accuracy: dict[str, Any]) -> list[str]:
     lines = [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
              f"(limit {c['limit']})" + (f": {c['why']}" if c.get("why") and not c["passed"]
                                         else "") for c in accuracy["checks"]]
+    lines += [f"{who}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in values.items())
+              for who, values in (("FP32", accuracy.get("reference") or {}),
+                                  ("quantized", accuracy.get("candidate") or {})) if values]
     lines += [f"      {p['part']}: mean cosine {p['mean_cosine_to_fp32']:.4f}, worst item "
               f"{p['min_cosine_to_fp32']:.4f} (reported, not budgeted)"
               for p in accuracy.get("parts", ()) if not p.get("budgeted", True)]

@@ -54,6 +54,27 @@ def linear_layers(model: Any) -> tuple[str, ...]:
                  if n.op_type in LINEAR_OPS and len(n.input) > 1 and n.input[1] in inits)
 
 
+def constants_as_initializers(model: Any) -> int:
+    """Move ``Constant`` nodes' tensors into initializers, in place; returns how many moved.
+
+    Exporters such as paddle2onnx (PP-OCR) write every weight as a Constant node, which both
+    quantizers read as an activation: without this they found "nothing to quantize".
+    """
+    from onnx import numpy_helper
+
+    moved = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and (
+                node.attribute[0].name == "value"):
+            tensor = numpy_helper.from_array(numpy_helper.to_array(node.attribute[0].t),
+                                             node.output[0])
+            model.graph.initializer.append(tensor)
+            moved.append(node)
+    for node in moved:
+        model.graph.node.remove(node)
+    return len(moved)
+
+
 def opset(model: Any) -> int:
     """The default-domain opset of ``model``."""
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

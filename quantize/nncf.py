@@ -22,7 +22,7 @@ import numpy as np
 
 from frugalml.errors import QuantizationError, require
 from frugalml.quantize._calibration import calibration_feeds
-from frugalml.quantize._graph import require_linear_layers, summarize
+from frugalml.quantize._graph import constants_as_initializers, require_linear_layers, summarize
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
@@ -184,6 +184,7 @@ class NncfQuantizer:
             raise QuantizationError("FP16 ONNX is written by the onnxruntime backend; use "
                                     "--backend onnxruntime, or --format openvino here.")
         graph = onnx.load(str(model))
+        constants_as_initializers(graph)
         require_linear_layers(graph, model)
         if recipe.precision is Precision.W4A8:
             # NOTE: on ONNX, NNCF 3.4's activation pass after compress_weights puts int8

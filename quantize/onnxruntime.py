@@ -22,7 +22,12 @@ from typing import Any
 
 from frugalml.errors import QuantizationError, require
 from frugalml.quantize._calibration import calibration_feeds
-from frugalml.quantize._graph import opset, require_linear_layers, summarize
+from frugalml.quantize._graph import (
+    constants_as_initializers,
+    opset,
+    require_linear_layers,
+    summarize,
+)
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._weight_only import weight_only_int8
 from frugalml.quantize.recipe import CalibrationMethod, Precision, Recipe
@@ -280,6 +285,8 @@ class OnnxRuntimeQuantizer:
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=True,
                           skip_optimization=True)
         prepared = onnx.load(str(pre))
+        if constants_as_initializers(prepared):
+            onnx.save(prepared, str(pre))
         require_linear_layers(prepared, model)
         if opset(prepared) < 13:
             # Per-channel DequantizeLinear (axis) exists from opset 13; ONNX Runtime's quantizer

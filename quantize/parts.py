@@ -91,14 +91,16 @@ def channel_label(channels: np.ndarray) -> str:
 class OutputParts:
     """Streams one output's FP32 and candidate batches; scores it whole and per channel group.
 
-    The channel axis is axis 1 or the last axis, whichever keeps one size over every batch
-    (a sequence axis does not) and is the shorter: ``[N, 4+C, A]`` and ``[N, A, 4+C]`` heads
-    both give ``4+C`` channels, NCHW maps their ``C``.
+    The channel axis is axis 1 or the last axis, whichever keeps one size over every batch (a
+    sequence axis does not) and is shorter than every other axis that does: ``[N, 4+C, A]`` and
+    ``[N, A, 4+C]`` heads both give ``4+C`` channels, NCHW maps their ``C``, and a one-channel
+    map ``[N, 1, H, W]`` none (its columns are no channels).
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._axes: dict[int, _AxisSums] | None = None
+        self._sizes: dict[int, set[int]] = {}
         self._whole: list[np.ndarray] = []
 
     def add(self, ref: np.ndarray, cand: np.ndarray) -> None:
@@ -107,7 +109,10 @@ class OutputParts:
         if r.ndim < 2:
             r, c = r.reshape(len(r), 1), c.reshape(len(c), 1)
         if self._axes is None:
-            self._axes = {a: _AxisSums(a, r.shape[a]) for a in {1, r.ndim - 1}}
+            self._axes = {a: _AxisSums(a, r.shape[a]) for a in {1, r.ndim - 1}
+                          if r.shape[a] >= 2}
+        for axis in range(1, r.ndim):
+            self._sizes.setdefault(axis, set()).add(r.shape[axis])
         for axis, sums in list(self._axes.items()):
             if axis >= r.ndim or r.shape[axis] != sums.size:
                 del self._axes[axis]  # a length that varies is no channel axis
@@ -122,7 +127,9 @@ class OutputParts:
         whole = np.concatenate(self._whole)
         found = [PartScore(self.name, self.name, None, None, float("nan"),
                            float(whole.mean()), float(whole.min()))]
-        axes = [s for s in (self._axes or {}).values() if s.size >= 2]
+        fixed = {a: next(iter(n)) for a, n in self._sizes.items() if len(n) == 1}
+        axes = [s for s in (self._axes or {}).values()
+                if all(s.size < size for b, size in fixed.items() if b != s.axis)]
         if not axes:
             return found
         sums = min(axes, key=lambda s: (s.size, s.axis != 1))

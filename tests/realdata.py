@@ -124,3 +124,36 @@ def ppocr_cls_batch(count: int, start: int = 0) -> np.ndarray:
             pixels = np.asarray(im.resize((width, 48), Image.BILINEAR), np.float32)
         out[i, :, :, :width] = ((pixels / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
     return out
+
+
+def ppocr_det_model() -> Path:
+    """PP-OCRv4's text detector (ONNX, DB head: [N, 3, H, W] -> text probability [N, 1, H, W];
+    paddle2onnx wrote its weights as Constant nodes)."""
+    return _package_dir("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+def text_pages(count: int, size: int = 320, seed: int = 0) -> np.ndarray:
+    """Pages of tiny-shakespeare lines rendered on ImageNet-sample photos (lightened, so the
+    text stands out as on a sign or a document), in PP-OCR's preprocessing: ``x / 255``, then
+    ImageNet mean and std, NCHW. Pillow's own font: nothing to install."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    lines = [s for s in tiny_shakespeare().read_text().splitlines() if len(s) > 12]
+    photos = sorted(IMAGENET.glob("*.jpg"))
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    out = np.zeros((count, 3, size, size), np.float32)
+    for i in range(count):
+        with Image.open(photos[i % len(photos)]) as im:
+            page = Image.blend(im.convert("RGB").resize((size, size)),
+                               Image.new("RGB", (size, size), "white"), 0.7)
+        draw = ImageDraw.Draw(page)
+        for _ in range(int(rng.integers(3, 7))):
+            font = ImageFont.load_default(size=int(rng.integers(14, 30)))
+            text = lines[int(rng.integers(len(lines)))][:28]
+            xy = (int(rng.integers(0, size // 3)), int(rng.integers(0, size - 30)))
+            draw.text(xy, text, fill=tuple(int(v) for v in rng.integers(0, 90, 3)), font=font)
+        pixels = np.asarray(page, np.float32) / 255.0
+        out[i] = ((pixels - mean) / std).transpose(2, 0, 1)
+    return out

@@ -95,6 +95,17 @@ def test_budget_that_float_layers_cannot_meet(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def _calibrated_mlp(tmp_path: Path, items: int) -> Path:
+    """The MLP and ``tmp_path/calib``: ``items`` labelled random inputs, half calibration."""
+    model = mlp_onnx(tmp_path / "m.onnx")
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "data.npz", x=rng.normal(0, 1, (items, 64)).astype(np.float32),
+             labels=np.arange(items) % 10)
+    assert main(["calibrate", str(tmp_path / "data.npz"), "--model", str(model), "--out",
+                 str(tmp_path / "calib"), "--num", str(items // 2)]) == 0
+    return model
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--recipe", "int3"], "Unknown recipe 'int3'; known recipes: int8, w4a8, fp16, fp32"),
     (["--backend", "tflite"], "Unknown quantization backend 'tflite'; known: onnxruntime, nncf"),
@@ -104,12 +115,7 @@ def test_budget_that_float_layers_cannot_meet(tmp_path: Path) -> None:
 ])
 def test_cli_refuses_with_advice(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  argv: list[str], message: str) -> None:
-    model = mlp_onnx(tmp_path / "m.onnx")
-    rng = np.random.default_rng(3)
-    np.savez(tmp_path / "data.npz", x=rng.normal(0, 1, (80, 64)).astype(np.float32),
-             labels=np.arange(80) % 10)
-    assert main(["calibrate", str(tmp_path / "data.npz"), "--model", str(model), "--out",
-                 str(tmp_path / "calib"), "--num", "40"]) == 0
+    model = _calibrated_mlp(tmp_path, 80)
     code = main(["quantize", str(model), "--data", str(tmp_path / "calib"), "--out",
                  str(tmp_path / "q"), *argv])
     err = capsys.readouterr().err
@@ -145,3 +151,15 @@ def test_cli_quantize_and_diagnose_round_trip(tmp_path: Path,
     fixed = json.loads((tmp_path / "d" / "quantize.json").read_text())
     assert fixed["recipe"]["ignored_nodes"] == result["ignored_nodes"]
     assert fixed["float_layers"] == result["ignored_nodes"]
+
+
+def test_cli_quantize_prints_fp32_and_quantized_values_not_only_the_drop(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _calibrated_mlp(tmp_path, 120)
+    capsys.readouterr()
+    assert main(["quantize", str(model), "--data", str(tmp_path / "calib"), "--out",
+                 str(tmp_path / "q"), "--max-size-ratio", "1", "--budget", "100"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "q" / "quantize.json").read_text())["accuracy"]
+    assert f"FP32: top1_accuracy {record['reference']['top1_accuracy']:.4f}" in out
+    assert f"quantized: top1_accuracy {record['candidate']['top1_accuracy']:.4f}" in out

@@ -119,3 +119,30 @@ def ir_pair(folder: Path) -> Path:
     record = to_openvino(folder / "src" / "tiny.onnx", folder / "ir")
     shutil.rmtree(folder / "src")
     return record.path
+
+
+def image_folder(folder: Path, count: int = 6, size: tuple[int, int] = (48, 36)) -> Path:
+    """``count`` small PNG photos-to-be (seeded noise) in ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    return folder
+
+
+def conv_model(path: Path, side: int = 32) -> Path:
+    """An ONNX model taking ``images [N, 3, side, side]`` (one 1x1 Conv)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["y"])], "conv",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, side, side])], [weight])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -231,6 +231,18 @@ CASES = [
     Case("calib-text-column", _calibrate(lambda t: mk.text_file(t / "r.csv", "review\ngood\n"),
                                          model=lambda t: MINILM),
          CalibrationError, r"no column 'text'.*\['review'\]"),
+    Case("calib-unknown-color", _calibrate(lambda t: mk.image_folder(t / "imgs"), "--color",
+                                           "rgba"), CalibrationError, "use rgb or bgr"),
+    Case("calib-mean-length", _calibrate(lambda t: mk.image_folder(t / "imgs"), "--mean",
+                                         "0.4,0.5"), CalibrationError,
+         "--mean has 2 values; give 1 or 3"),
+    Case("calib-letterbox-misfit", _calibrate(
+        lambda t: mk.image_folder(t / "imgs"), "--letterbox", "40", "--num", "3",
+        model=lambda t: str(mk.conv_model(t / "conv.onnx", side=32))), CalibrationError,
+         r"\(1, 3, 40, 40\), the model expects \('n', 3, 32, 32\).*--letterbox"),
+    Case("calib-letterbox-and-crop", _calibrate(lambda t: mk.image_folder(t / "imgs"),
+                                                "--letterbox", "32", "--crop", "32"),
+         CalibrationError, "takes no --crop or --resize"),
     # recipes, budgets and targets (all refused before the long steps start)
     Case("recipe-unknown", _deploy("--recipe", "int3"), QuantizationError,
          "Unknown recipe 'int3'; known recipes: int8"),
