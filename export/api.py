@@ -61,8 +61,8 @@ def export(
             ov_tolerance = _fp16_tolerance(tolerance) if fp16 else tolerance
             record = to_openvino(record.path, stage, reference=record, feeds=feeds, fp16=fp16,
                                  tolerance=ov_tolerance)
-        record = _write_record(record, stage, started)
-    return dataclasses.replace(record, path=out_dir / record.path.relative_to(stage))
+        record = _write_record(record, stage, out_dir, started)
+    return record
 
 
 def _export_ir(path: Path, out_dir: Path, format: str, validation: Sequence[Feeds],
@@ -77,13 +77,16 @@ def _export_ir(path: Path, out_dir: Path, format: str, validation: Sequence[Feed
                           "model to ONNX.")
     with staged(out_dir, error=ExportError) as stage:
         record = import_ir(path, stage, validation=validation, tolerance=tolerance)
-        record = _write_record(record, stage, started)
-    return dataclasses.replace(record, path=out_dir / record.path.name)
+        record = _write_record(record, stage, out_dir, started)
+    return record
 
 
-def _write_record(record: ExportedModel, stage: Path, started: float) -> ExportedModel:
-    """Stamp the wall time and write ``export.json`` into the staging dir."""
-    record = dataclasses.replace(record, seconds=round(time.perf_counter() - started, 3))
+def _write_record(record: ExportedModel, stage: Path, out_dir: Path, started: float
+                  ) -> ExportedModel:
+    """Stamp the wall time and write ``export.json`` into the staging dir, with the path the
+    model will have once the staging dir becomes ``out_dir`` (not the staging path)."""
+    record = dataclasses.replace(record, seconds=round(time.perf_counter() - started, 3),
+                                 path=out_dir / record.path.relative_to(stage))
     (stage / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 

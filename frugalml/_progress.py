@@ -18,7 +18,9 @@ class Steps:
     def __init__(self, *, quiet: bool = False) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, quiet=quiet)
+        # soft_wrap: a long line stays one line in a log (rich broke them at 80 columns
+        # whenever stderr was not a terminal)
+        self.console = Console(stderr=True, quiet=quiet, soft_wrap=True)
 
     @contextlib.contextmanager
     def step(self, title: str, *, spinner: bool = True) -> Iterator[None]:

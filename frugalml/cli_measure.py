@@ -58,8 +58,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
              f"[{lat['p99_ci95'][0]:.2f}, {lat['p99_ci95'][1]:.2f}], max {lat['max']:.2f}",
              f"cold start ms: verify {cold['verify']:.0f}, compile {cold['compile']:.0f}, "
              f"first inference {cold['first_inference']:.1f}",
-             "throughput /s: " + ", ".join(f"{k} stream(s) {v:.1f}"
-                                           for k, v in prof.streams_per_s.items()),
+             f"throughput, items/s ({prof.settings['batch']} per call): " + ", ".join(
+                 f"{k} stream(s) {v:.1f}" for k, v in prof.streams_per_s.items()),
              f"memory: peak RSS {prof.peak_rss_mib:.0f} MiB, model {prof.model_mib:.0f} MiB"]
     if prof.ops:
         k = prof.ops["kernels"]

@@ -105,7 +105,7 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for the bundles")
     p.add_argument("--fp32", type=Path, help="the FP32 model a quantized one came from: built "
                    "too, and timed against it where the target runs natively")
-    p.add_argument("--name", help="bundle name prefix (default: the model's folder name)")
+    p.add_argument("--name", help="bundle name prefix (default: each model's folder name)")
     p.add_argument("--samples", type=int, default=8, help="sample inputs kept in the bundle")
     p.add_argument("--threads", type=int, default=1, help="threads for the speed gate")
     p.add_argument("--backend", choices=("onnxruntime", "openvino"),

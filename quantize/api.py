@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from frugalml._progress import Steps
 from frugalml._records import file_sha256, write_json_atomic
@@ -108,8 +111,9 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         safety = _range_safety(source, data, recipe, steps)
+        counted = CountedData(data)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
-            record = quantizer.quantize(source, data, _with_float_nodes(recipe, safety),
+            record = quantizer.quantize(source, counted, _with_float_nodes(recipe, safety),
                                         target, out, source_digest=file_sha256(source))
         hints, how = _scoring_for(target, fmt)
         with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"):
@@ -119,16 +123,52 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                                               recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
+                                     calibration_items_used=counted.used,
                                      range_safety=safety.to_dict() if safety else None,
                                      accuracy={**report.to_dict(), "over_budget_kept":
                                                not report.within_budget, "scored_with": how})
         if not report.within_budget and not allow_over_budget:
             raise QuantizationError(
                 f"{recipe.precision} through {backend} is over its budget: "
-                + "; ".join(report.failures()) + ". Run `frugal diagnose` to find the layers "
-                "to keep in float, loosen the budget, or pass --allow-over-budget to keep it.")
+                + "; ".join(report.failures()) + ". " + _advice(report))
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
     return record
+
+
+def _advice(report: Any) -> str:
+    """What to do about the failed checks: size wants fewer float layers, accuracy more."""
+    failed = {c.name for c in report.checks if not c.passed}
+    if failed == {"size vs FP32"}:
+        return ("Loosen --max-size-ratio, or use a smaller precision (w4a8); `frugal "
+                "diagnose` keeps layers in float, which makes the model larger, not smaller; "
+                "or pass --allow-over-budget to keep it.")
+    return ("Run `frugal diagnose` to find the layers to keep in float, loosen the budget, or "
+            "pass --allow-over-budget to keep it.")
+
+
+class CountedData:
+    """The calibration data as a backend reads it, counting the calibration items it takes
+    (the record says how many were used, not how many the recipe asked for)."""
+
+    def __init__(self, data: CalibrationData) -> None:
+        self._data = data
+        self.used = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self._data.fingerprint
+
+    def batches(self, part: str, *, batch_size: int, limit: int | None = None
+                ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        seen = 0
+        for feeds, labels in self._data.batches(part, batch_size=batch_size, limit=limit):
+            if part == "calibration":
+                seen += len(labels)
+                self.used = max(self.used, seen)  # NNCF reads the part once per pass
+            yield feeds, labels
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
 
 
 def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: Steps

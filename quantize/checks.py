@@ -49,7 +49,8 @@ class AccuracyReport:
 
     def failures(self) -> list[str]:
         """One line per failed check."""
-        return [f"{c.name} {c.value:.4f} (limit {c.limit})" for c in self.checks if not c.passed]
+        return [f"{c.name} {c.value:.4f} (limit {c.limit})" + (f": {c.why}" if c.why else "")
+                for c in self.checks if not c.passed]
 
     def with_check(self, check: Check) -> AccuracyReport:
         """This report with one more check (the size check is added by the caller)."""

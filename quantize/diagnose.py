@@ -239,6 +239,18 @@ def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
     return records[high], tries
 
 
+def _with_size_budget(record: Any, size_limit: float) -> Any:
+    """``record`` judged by the recipe's own size limit again (the search relaxed it to judge
+    accuracy alone): what diagnose writes says what quantize would say of the same model."""
+    accuracy = dict(record.accuracy)
+    checks = [dict(c, limit=size_limit, passed=c["value"] <= size_limit)
+              if c["name"] == "size vs FP32" else c for c in accuracy["checks"]]
+    within = all(c["passed"] for c in checks)
+    accuracy.update(checks=checks, within_budget=within, over_budget_kept=not within)
+    recipe = dict(record.recipe, budget=dict(record.recipe["budget"], max_size_ratio=size_limit))
+    return dataclasses.replace(record, accuracy=accuracy, recipe=recipe)
+
+
 def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
            ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
            recipe: Recipe, size_limit: float, seconds: float) -> Diagnosis:
@@ -248,6 +260,7 @@ def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: Calibratio
     from frugalml.quantize.api import RECORD_NAME
 
     feeds = next(data.batches("evaluation", batch_size=1))[0]
+    chosen = _with_size_budget(chosen, size_limit)
     ignored = tuple(n for n in chosen.recipe["ignored_nodes"] if n not in recipe.ignored_nodes)
     diagnosis = Diagnosis(
         backend=backend, precision=recipe.precision.value,

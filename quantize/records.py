@@ -37,6 +37,8 @@ class QuantizedModel:
     # "dynamic int8 ..." (quantized per block at run time inside the 4-bit MatMul kernels).
     activations: str = "float"
     size_bytes: int = 0
+    # Calibration items the backend read (the recipe's calibration_items is what it asked for).
+    calibration_items_used: int = 0
     seconds: float = 0.0
     # The nodes range safety kept in float and why (frugalml.quantize.range_safety).
     range_safety: dict[str, Any] | None = None

@@ -29,7 +29,12 @@ OP_PROFILE_RUNS = 20
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
-    """One bundle measured on one host with one backend; times in milliseconds."""
+    """One bundle measured on one host with one backend; times in milliseconds.
+
+    ``throughput_per_s`` and ``streams_per_s`` count items (calls x batch): the first is one
+    stream's (``streams_per_s["1"]`` when one stream was measured, the same number), the
+    second each stream count's.
+    """
 
     schema_version: int = SCHEMA_VERSION
     bundle: str
@@ -169,6 +174,7 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     seconds = max(1.0, min(5.0, latency["mean"] * 200 / 1e3))
     streams = {str(s): streams_throughput(model.run, feeds, s, seconds) for s in plan.streams}
     model.close()
+    per_s = {k: v * plan.batch for k, v in streams.items()}  # items, not calls
     ops: dict[str, Any] = {}
     if plan.op_profile:
         with load(bundle_dir, backend=backend, threads=threads, profile=True,
@@ -181,9 +187,10 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
                   "warmup_runs": warmed,
                   "runs": int(latency["count"]), "duration_s": plan.duration_s,
                   "inputs": str(plan.inputs), "distinct_inputs": len(feeds), "batch": plan.batch,
+                  "throughput_unit": f"items per second ({plan.batch} per call)",
                   "input_shapes": {n: list(v.shape) for n, v in feeds[0].items()}},
-        latency_ms=latency, throughput_per_s=plan.batch * 1e3 / latency["mean"],
-        streams_per_s={k: v * plan.batch for k, v in streams.items()}, cold_start_ms=cold,
+        latency_ms=latency, throughput_per_s=per_s.get("1", plan.batch * 1e3 / latency["mean"]),
+        streams_per_s=per_s, cold_start_ms=cold,
         peak_rss_mib=peak_rss_mib(), model_mib=model_mib, ops=ops,
     )
 

@@ -53,6 +53,9 @@ class CompileResult:
 def _onnx_of(model: Path) -> tuple[Path, dict[str, Any]]:
     """The ONNX file of ``model`` (a file, or an export/quantize folder) and its quantize
     record when there is one."""
+    if not Path(model).exists():
+        raise TargetError(f"{model} does not exist. Give an .onnx file, or the folder `frugal "
+                          "export` or `frugal quantize --format onnx` wrote.")
     path = Path(model) / MODEL_NAME if Path(model).is_dir() else Path(model)
     if path.suffix != ".onnx" or not path.is_file():
         raise TargetError(f"{model} is not an .onnx model nor a folder with model.onnx. "
@@ -177,17 +180,17 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     precision = record.get("precision", "fp32")
     if target.device == "GPU" and precision == "fp32":
         precision = "fp16"  # the GPU IR stores FP16 weights and computes in f16
-    name = name or onnx_file.parent.name
     out_dir = Path(out_dir).resolve()
     host, probes = host or read_host(), probes or Probes.read()
     native = status(target, host, probes).runs is Runs.NATIVE
     plan = {precision: (onnx_file, record)}
     if fp32 is not None and precision not in ("fp32", "fp16"):
-        plan["fp32"] = (_onnx_of(fp32)[0], {})
+        plan["fp32"] = (_onnx_of(fp32)[0], _fp32_record(record))
     bundles, verification = {}, {}
     for prec, (file, rec) in plan.items():
-        dest = out_dir / f"{name}-{target.name}-{prec}{suffix}"
-        verification[prec] = _build(file, dest, target, prec, rec, samples, native, name,
+        called = name or file.parent.name  # each bundle after its own model's folder
+        dest = out_dir / f"{called}-{target.name}-{prec}{suffix}"
+        verification[prec] = _build(file, dest, target, prec, rec, samples, native, called,
                                     (host, probes, steps))
         bundles[prec] = str(dest)
     gate = None
@@ -198,6 +201,17 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
                            speed_gate=gate, default=default)
     (out_dir / COMPILE_RECORD).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
+
+
+def _fp32_record(quantized: dict[str, Any]) -> dict[str, Any]:
+    """What the FP32 bundle's manifest says of its accuracy: the FP32 side of the quantized
+    model's scoring, on the same evaluation items (reports showed "-" for it)."""
+    accuracy = quantized.get("accuracy") or {}
+    if not accuracy.get("reference"):
+        return {}
+    return {"accuracy": {"task": accuracy.get("task"), "items": accuracy.get("items"),
+                         "candidate": accuracy["reference"],
+                         "scored_as": "the FP32 reference of the quantized model"}}
 
 
 def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: dict[str, Any],
@@ -212,7 +226,9 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
                      source={"model": str(onnx_file)}, recipe=record.get("recipe", {}),
                      calibration={"fingerprint": record["calibration_fingerprint"]}
                      if record.get("calibration_fingerprint") else None,
-                     metrics={"accuracy": record.get("accuracy")} if record else {},
+                     metrics={"size_bytes": sum(Path(f).stat().st_size for f in files.values()),
+                              **({"accuracy": record["accuracy"]}
+                                 if record.get("accuracy") else {})},
                      sample_tolerance=_TOLERANCE.get(precision, _QUANTIZED_TOLERANCE),
                      artifact=files, unfused_reference=not native, runtime_hints=hints,
                      reference_backend="openvino" if native and target.artifact ==
