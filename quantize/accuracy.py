@@ -17,12 +17,12 @@ import numpy as np
 from frugalml.errors import CalibrationError, InputError, QuantizationError
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.checks import AccuracyReport, Check, Task
-from frugalml.quantize.detection import yolo_layout
+from frugalml.quantize.detection import nms_outputs, yolo_layout
 from frugalml.quantize.recipe import Budget
 from frugalml.quantize.scoring import TaskScorer
 
 _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
-          Task.OBJECT_DETECTION: 16, Task.OUTPUTS: 16}
+          Task.OBJECT_DETECTION: 1, Task.OUTPUTS: 16}  # detectors: NMS outputs are per image
 
 
 def model_backend(path: Path) -> str:
@@ -41,13 +41,15 @@ def _task(outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], labels: 
           given: Task | None = None) -> tuple[Task, str]:
     """The task and the output its metric reads: ``given`` (checked), else inferred."""
     heads = [k for k, v in outputs.items() if yolo_layout(v) is not None]
-    if given is Task.OBJECT_DETECTION or (given is None and heads):
-        if not heads:
+    nms = nms_outputs(outputs)
+    if given is Task.OBJECT_DETECTION or (given is None and (heads or nms)):
+        if not heads and nms is None:
             raise QuantizationError(
                 f"--task object-detection needs a YOLO-style output [N, 4+C, anchors] or "
-                f"[N, anchors, 4+C] (boxes in pixels, then class scores in [0, 1]); this "
-                f"model's outputs are {_shapes(outputs)}.")
-        return Task.OBJECT_DETECTION, heads[0]
+                f"[N, anchors, 4+C] (boxes in pixels, then class scores in [0, 1]), or NMS "
+                f"outputs named boxes/scores/labels; this model's outputs are "
+                f"{_shapes(outputs)}.")
+        return Task.OBJECT_DETECTION, heads[0] if heads else nms[0]
     if "sentence_embedding" in outputs and given in (None, Task.EMBEDDING):
         return Task.EMBEDDING, "sentence_embedding"
     name = "logits" if "logits" in outputs else next(iter(outputs))

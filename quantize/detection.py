@@ -1,15 +1,18 @@
 """Object detection scored the way an app uses a detector: boxes after NMS, not raw tensors.
 
-A YOLO-style head (Ultralytics' export layout) is one output ``[N, 4 + C, A]`` or
-``[N, A, 4 + C]``: per anchor a box ``cx, cy, w, h`` in input pixels and ``C`` class scores in
-[0, 1]. Both models' outputs are decoded, kept above a score threshold, reduced by per-class
-NMS, and the candidate is scored by how many FP32 detections it reproduces (same class, IoU
->= 0.5), and by whether it keeps each image's top FP32 detection.
+Two layouts are read. A YOLO-style head (Ultralytics' export layout) is one output
+``[N, 4 + C, A]`` or ``[N, A, 4 + C]``: per anchor a box ``cx, cy, w, h`` in input pixels and
+``C`` class scores in [0, 1]; it is decoded, kept above a score threshold and reduced by
+per-class NMS here. A model that runs NMS itself has outputs named ``*box*`` (``[K, 4]`` or
+``[N, K, 4]``, x1 y1 x2 y2), ``*score*`` and ``*label*``/``*class*`` (torchvision and TF
+detection exports). Either way the candidate is scored by how many FP32 detections it
+reproduces (same class, IoU >= 0.5), and by whether it keeps each image's top one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -105,18 +108,60 @@ def matched(reference: Detections, candidate: Detections) -> np.ndarray:
     return hits
 
 
+def nms_outputs(outputs: dict[str, np.ndarray]) -> tuple[str, str, str] | None:
+    """The (boxes, scores, labels) output names of a model that runs NMS itself, or None."""
+    def named(*words: str) -> str | None:
+        return next((k for k in outputs if any(w in k.lower() for w in words)), None)
+
+    boxes, scores, labels = named("box"), named("score"), named("label", "class")
+    if None in (boxes, scores, labels) or outputs[boxes].shape[-1:] != (4,):
+        return None
+    return boxes, scores, labels  # type: ignore[return-value]
+
+
+def decode_nms(outputs: dict[str, np.ndarray], names: tuple[str, str, str], *,
+               threshold: float = SCORE_THRESHOLD) -> list[Detections]:
+    """Per image the model's own detections scoring at least ``threshold`` (padding rows of a
+    fixed-size ``[N, K, ...]`` output score 0). A batch-less ``[K, 4]`` output is one image."""
+    boxes, scores, labels = (np.asarray(outputs[n]) for n in names)
+    if boxes.ndim == 2:
+        boxes, scores, labels = boxes[None], scores[None], labels[None]
+    found = []
+    for b, s, c in zip(boxes, scores.reshape(len(boxes), -1), labels.reshape(len(boxes), -1),
+                       strict=True):
+        keep = s >= threshold
+        found.append(Detections(b[keep].astype(np.float32), s[keep], c[keep].astype(np.int64)))
+    return found
+
+
+def decoder_for(outputs: dict[str, np.ndarray]
+                ) -> tuple[Callable[[dict[str, np.ndarray]], list[Detections]], tuple[str, ...]]:
+    """How to read detections from a model's outputs, and the outputs that hold them.
+
+    Raises:
+        ValueError: neither a YOLO-style head nor NMS outputs are among ``outputs``.
+    """
+    for name, value in outputs.items():
+        layout = yolo_layout(value)
+        if layout is not None:
+            return (lambda out, n=name, lay=layout: decode(out[n], lay)), (name,)
+    names = nms_outputs(outputs)
+    if names is None:
+        raise ValueError("no detection outputs")
+    return (lambda out: decode_nms(out, names)), names
+
+
 class DetectionTally:
     """Detection agreement of a candidate with FP32, streamed over batches."""
 
-    def __init__(self, layout: str) -> None:
-        self.layout = layout
+    def __init__(self, decoder: Callable[[dict[str, np.ndarray]], list[Detections]]) -> None:
+        self.decoder = decoder
         self.fp32_detections = self.candidate_detections = self.matched = 0
         self.images = self.images_with_detections = self.top_kept = 0
 
-    def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
-        """One batch of both models' raw head outputs."""
-        for ref, cand in zip(decode(reference, self.layout), decode(candidate, self.layout),
-                             strict=True):
+    def add(self, reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> None:
+        """One batch of both models' outputs, by name."""
+        for ref, cand in zip(self.decoder(reference), self.decoder(candidate), strict=True):
             hits = matched(ref, cand)
             self.images += 1
             self.fp32_detections += len(hits)

@@ -16,7 +16,7 @@ import numpy as np
 from frugalml.calibration.metrics import drop_points, perplexity, top1_agreement, top_k_accuracy
 from frugalml.errors import CalibrationError
 from frugalml.quantize.checks import AccuracyReport, Check, Task
-from frugalml.quantize.detection import DetectionTally, yolo_layout
+from frugalml.quantize.detection import DetectionTally, decoder_for
 from frugalml.quantize.parts import OutputParts, PartScore
 from frugalml.quantize.recipe import Budget
 from frugalml.runtime.numerics import row_cosine
@@ -35,6 +35,7 @@ class TaskScorer:
         self.tokens = 0
         self.token_cosine: list[np.ndarray] = []
         self.detections: DetectionTally | None = None
+        self.detection_outputs: tuple[str, ...] = ()
 
     def add(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
             feeds: dict[str, np.ndarray], labels: np.ndarray) -> None:
@@ -44,12 +45,15 @@ class TaskScorer:
         if self.task is Task.LANGUAGE_MODEL:
             self._add_language_model(r, c, feeds)
             return
+        if self.task is Task.OBJECT_DETECTION and self.detections is None:
+            decoder, self.detection_outputs = decoder_for(ref)
+            self.detections = DetectionTally(decoder)
         for name, value in ref.items():
-            self.parts.setdefault(name, OutputParts(name)).add(value, cand[name])
-        if self.task is Task.OBJECT_DETECTION:
-            if self.detections is None:
-                self.detections = DetectionTally(yolo_layout(r) or "channels-first")
-            self.detections.add(r, c)
+            if name not in self.detection_outputs or len(self.detection_outputs) == 1:
+                # A model's own NMS outputs hold a varying number of rows: no items to pair.
+                self.parts.setdefault(name, OutputParts(name)).add(value, cand[name])
+        if self.detections is not None:
+            self.detections.add(ref, cand)
         elif self.task in (Task.CLASSIFICATION, Task.EMBEDDING):
             self.ref.append(r.reshape(len(r), -1))
             self.cand.append(c.reshape(len(c), -1))
@@ -70,12 +74,14 @@ class TaskScorer:
             return self._language_model(budget)
         labels = np.concatenate(self.labels)
         parts = [p for name in self.parts for p in self.parts[name].scores()]
-        cosine = next(p.mean_cosine for p in parts if p.label == self.output)
+        cosine = next((p.mean_cosine for p in parts if p.label == self.output), float("nan"))
         reference, candidate, checks = self._task_metric(labels, cosine, budget)
         return AccuracyReport(
             task=self.task.value, output=self.output, items=len(labels), reference=reference,
-            candidate={**candidate, "mean_cosine_to_fp32": cosine,
-                       "worst_part_cosine_to_fp32": min(p.mean_cosine for p in parts)},
+            candidate={**candidate, **({"mean_cosine_to_fp32": cosine,
+                                        "worst_part_cosine_to_fp32": min(p.mean_cosine
+                                                                         for p in parts)}
+                                       if parts and cosine == cosine else {})},
             checks=(*checks, *self._part_checks(parts, budget)),
             parts=tuple({**_part_dict(p), "budgeted": self._budgeted(p)} for p in parts))
 

@@ -7,6 +7,7 @@ over (0, 1) on real photos: that is the layout whose shared output scale broke a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,54 @@ def detector_batch(count: int, start: int = 0) -> np.ndarray:
             pixels = np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
         out[i] = pixels.transpose(2, 0, 1) / np.float32(255.0)
     return out
+
+
+def with_nms(source: Path, dest: Path, *, score_threshold: float = 0.25) -> Path:
+    """The exported detector with ONNX NonMaxSuppression appended, for a batch of one image:
+    outputs ``boxes [K, 4]`` (x1, y1, x2, y2 pixels), ``scores [K]`` and ``labels [K]``, the
+    layout of torchvision-style detection exports."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    head = model.graph.output[0].name
+    del model.graph.output[:]
+    consts = {"starts_box": [0], "ends_box": [4], "starts_cls": [4], "ends_cls": [4 + CLASSES],
+              "axis1": [1], "zero": [0], "max_per_class": [100], "col1": [1], "col2": [2]}
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in
+              (("iou", [0.5]), ("score", [score_threshold]), ("half", [0.5]))]
+    n = helper.make_node
+    nodes = [
+        n("Slice", [head, "starts_box", "ends_box", "axis1"], ["cxcywh_t"], name="nms_boxes"),
+        n("Transpose", ["cxcywh_t"], ["cxcywh"], perm=[0, 2, 1], name="nms_transpose"),
+        n("Split", ["cxcywh"], ["cx", "cy", "w", "h"], axis=2, num_outputs=4, name="nms_split"),
+        n("Mul", ["w", "half"], ["hw"], name="nms_hw"), n("Mul", ["h", "half"], ["hh"],
+                                                          name="nms_hh"),
+        n("Sub", ["cx", "hw"], ["x1"], name="nms_x1"), n("Sub", ["cy", "hh"], ["y1"],
+                                                        name="nms_y1"),
+        n("Add", ["cx", "hw"], ["x2"], name="nms_x2"), n("Add", ["cy", "hh"], ["y2"],
+                                                        name="nms_y2"),
+        n("Concat", ["x1", "y1", "x2", "y2"], ["xyxy"], axis=2, name="nms_xyxy"),
+        n("Slice", [head, "starts_cls", "ends_cls", "axis1"], ["class_scores"],
+          name="nms_scores"),
+        n("NonMaxSuppression", ["xyxy", "class_scores", "max_per_class", "iou", "score"],
+          ["selected"], name="nms"),
+        n("Gather", ["selected", "col1"], ["labels_col"], axis=1, name="nms_labels"),
+        n("Squeeze", ["labels_col", "axis1"], ["labels"], name="nms_labels_flat"),
+        n("Gather", ["selected", "col2"], ["box_col"], axis=1, name="nms_box_index"),
+        n("Squeeze", ["box_col", "axis1"], ["box_index"], name="nms_box_index_flat"),
+        n("Squeeze", ["xyxy", "zero"], ["image_boxes"], name="nms_first_image"),
+        n("Gather", ["image_boxes", "box_index"], ["boxes"], axis=0, name="nms_gather_boxes"),
+        n("GatherND", ["class_scores", "selected"], ["scores"], name="nms_gather_scores"),
+    ]
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(inits)
+    model.graph.output.extend([
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["k", 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["k"]),
+        helper.make_tensor_value_info("labels", TensorProto.INT64, ["k"])])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dest))
+    return dest

@@ -92,3 +92,21 @@ def test_frugal_diagnose_finds_the_output_concat_by_itself(
     assert result["ranking"][0]["node"] == concat
     assert result["ignored_nodes"] == [concat]
     assert not result["baseline"]["within_budget"] and result["final"]["within_budget"]
+
+
+def test_a_model_that_runs_nms_itself_is_scored_by_its_own_detections(
+        detector: tuple[Path, object, str], tmp_path: Path) -> None:
+    """boxes/scores/labels outputs after ONNX NonMaxSuppression, one image per call."""
+    from tests.detector import with_nms
+
+    model, data, _ = detector
+    nms_model = with_nms(model, tmp_path / "nms" / "model.onnx")
+    record = quantize(nms_model, data, tmp_path / "int8", eval_items=200)
+    acc = record.accuracy
+    assert acc["task"] == "object-detection" and acc["output"] == "boxes"
+    assert acc["candidate"]["detection_agreement_with_fp32"] >= 0.95
+    assert acc["candidate"]["fp32_detections"] > 1000 and not acc["parts"]
+    assert "nms" in record.range_safety["output_tail"]
+    with pytest.raises(QuantizationError, match="detection agreement with FP32"):
+        quantize(nms_model, data, tmp_path / "unsafe", eval_items=200,
+                 recipe=get_recipe("int8", range_safe=False))
