@@ -106,6 +106,14 @@ class CalibrationSet:
             feeds = self.source.load(batch)
             yield feeds, np.array([-1 if labels[i] is None else labels[i] for i in batch])
 
+    def boxes(self, part: str) -> Iterator[np.ndarray] | None:
+        """Each item's labelled boxes (``[K, 5]``, model-input pixels) in the order
+        :meth:`batches` yields the part, or None when the source has no boxes."""
+        reader = getattr(self.source, "boxes", None)
+        if reader is None or reader(()) is None:
+            return None
+        return (reader([i])[0] for i in self._indices(part))
+
     def check_inputs(self, signature: Sequence[tuple[str, str, tuple[int | str, ...]]]) -> None:
         """Compare one loaded item with the model's ``(name, dtype, shape)`` inputs.
 

@@ -24,6 +24,7 @@ from frugalml.errors import CalibrationError, require
 
 __all__ = ["IMAGE_SUFFIXES", "PRESETS", "ImageFolder", "natural_key"]
 
+BOXES_NAME = "boxes.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -55,13 +56,14 @@ class ImageFolder:
         self.label_names: tuple[str, ...] = ()
         self.files, self.skipped = self._list_images()
         self._labels = self._read_labels(labels)
+        self._boxes = _read_boxes(self.root / BOXES_NAME, self.keys())
 
     def _list_images(self) -> tuple[list[Path], list[str]]:
         files, skipped = [], []
         for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
             if path.suffix.lower() in IMAGE_SUFFIXES and _readable_header(path):
                 files.append(path)
-            elif path.name not in ("labels.json", "labels.csv", "README.md"):
+            elif path.name not in ("labels.json", "labels.csv", BOXES_NAME, "README.md"):
                 skipped.append(str(path.relative_to(self.root)))
         if skipped and self.strict:
             raise CalibrationError(
@@ -91,6 +93,20 @@ class ImageFolder:
                                    f"{missing[0]}). Complete it, or pass labels=None.")
         return tuple(int(mapping[n]) for n in names)
 
+    def boxes(self, indices: Sequence[int]) -> list[np.ndarray] | None:
+        """Labelled boxes of these images in model-input pixels (``[K, 5]`` each: x1, y1,
+        x2, y2, class), from ``boxes.json``; None when the folder has none."""
+        if self._boxes is None:
+            return None
+        from PIL import Image
+
+        found = []
+        for i in indices:
+            with Image.open(self.files[i]) as im:
+                size = im.size
+            found.append(self.pixels.map_boxes(self._boxes[i], *size))
+        return found
+
     def keys(self) -> tuple[str, ...]:
         """Relative paths: an image's identity does not depend on the other files."""
         return tuple(str(p.relative_to(self.root)) for p in self.files)
@@ -106,8 +122,11 @@ class ImageFolder:
                 **({"label_names": list(self.label_names)} if self.label_names else {})}
 
     def content_digest(self) -> str:
-        """sha256 over every image's path and bytes, streamed."""
+        """sha256 over the label files and every image's path and bytes, streamed."""
         h = hashlib.sha256()
+        for extra in ("labels.json", "labels.csv", BOXES_NAME):  # labels are data too
+            if (self.root / extra).is_file():
+                h.update(extra.encode() + b"\0" + (self.root / extra).read_bytes())
         for path in self.files:
             h.update(str(path.relative_to(self.root)).encode() + b"\0")
             with path.open("rb") as f:
@@ -140,6 +159,26 @@ class ImageFolder:
 def natural_key(name: str) -> list[Any]:
     """Sort key reading digit runs as numbers: ``0, 90, 180, 270``, not ``0, 180, 270, 90``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _read_boxes(path: Path, names: tuple[str, ...]) -> list[np.ndarray] | None:
+    """Per image its labelled boxes from ``boxes.json`` (``{"boxes_of_file": {file: [[x1, y1,
+    x2, y2, class], ...]}}``, image pixels; an image not listed has none), or None.
+
+    Raises:
+        CalibrationError: the file is not of that form.
+    """
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        table = data.get("boxes_of_file", data)
+        boxes = [np.asarray(table.get(n, []), np.float32).reshape(-1, 5) for n in names]
+    except (ValueError, AttributeError, TypeError) as e:
+        raise CalibrationError(f"Cannot read boxes from {path}: {e}. Write "
+                               '{"boxes_of_file": {"img.jpg": [[x1, y1, x2, y2, class], ...]}} '
+                               "in the image's pixels.") from e
+    return boxes
 
 
 def _readable_header(path: Path) -> bool:

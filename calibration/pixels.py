@@ -90,6 +90,27 @@ class Pixels:
                                     else pixels)
 
 
+    def map_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Labelled boxes ``[K, 5]`` (x1, y1, x2, y2 in the image's pixels, class) in the
+        model input's pixels after this geometry; boxes the crop cuts away are dropped."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 5).copy()
+        if self.letterbox:
+            ratio = self.letterbox / max(width, height)
+            new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+            sx, sy = new_w / width, new_h / height
+            dx, dy = (self.letterbox - new_w) // 2, (self.letterbox - new_h) // 2
+        else:
+            ratio = self.resize / min(width, height)
+            new_w = max(self.size, round(width * ratio))
+            new_h = max(self.size, round(height * ratio))
+            sx, sy = new_w / width, new_h / height
+            dx, dy = -((new_w - self.size) // 2), -((new_h - self.size) // 2)
+        side = self.letterbox or self.size
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] * sx + dx, 0, side)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]] * sy + dy, 0, side)
+        return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
 def _letterbox(image: Any, side: int) -> np.ndarray:
     """Resize the long side to ``side`` keeping the aspect, centred on a grey square."""
     from PIL import Image

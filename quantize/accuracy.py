@@ -141,12 +141,14 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
         key = _reference_key(reference, data, items, task)
         cached = _REFERENCE_OUTPUTS.get(key)
         kept = TaskScorer(task, output)
+        truths = _boxes(data) if task is Task.OBJECT_DETECTION else None
         refs: list[dict[str, np.ndarray]] = []
         for i, (feeds, labels) in enumerate(_batches(data, items, _BATCH[task])):
             r = cached[i] if cached else _run(ref, feeds, "FP32")
             if task is not Task.LANGUAGE_MODEL:
                 refs.append(r)
-            kept.add(r, _run(cand, feeds, "quantized"), feeds, labels)
+            kept.add(r, _run(cand, feeds, "quantized"), feeds, labels,
+                     truths=None if truths is None else [next(truths) for _ in labels])
     finally:
         ref.close()
         cand.close()
@@ -154,6 +156,13 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
         _REFERENCE_OUTPUTS.clear()  # one entry: the FP32 model a search keeps re-scoring against
         _REFERENCE_OUTPUTS[key] = refs
     return kept.report(budget)
+
+
+def _boxes(data: CalibrationData) -> Iterator[np.ndarray] | None:
+    """The evaluation items' labelled boxes, when the data has them (an image folder with
+    boxes.json)."""
+    reader = getattr(data, "boxes", None)
+    return reader("evaluation") if reader is not None else None
 
 
 # FP32 outputs of the last scored (model file, data, items): diagnose and benchmarks score many

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 SCORE_THRESHOLD = 0.25
+MAP_THRESHOLD = 0.001  # mAP ranks detections down to here, as detection benchmarks do
 NMS_IOU = 0.5
 MATCH_IOU = 0.5
 MAX_DETECTIONS = 300
@@ -62,6 +63,16 @@ def decode(output: np.ndarray, layout: str, *, threshold: float = SCORE_THRESHOL
         chosen = _nms(boxes, scores[keep], classes[keep])
         found.append(Detections(boxes[chosen], scores[keep][chosen], classes[keep][chosen]))
     return found
+
+
+def clipped(found: Detections, image_size: tuple[int, int] | None) -> Detections:
+    """``found`` with its boxes clipped to a ``(width, height)`` image (None: as they are)."""
+    if image_size is None or not len(found.boxes):
+        return found
+    boxes = found.boxes.copy()
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, image_size[0])
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, image_size[1])
+    return Detections(boxes, found.scores, found.classes)
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -134,8 +145,10 @@ def decode_nms(outputs: dict[str, np.ndarray], names: tuple[str, str, str], *,
     return found
 
 
-def decoder_for(outputs: dict[str, np.ndarray]
-                ) -> tuple[Callable[[dict[str, np.ndarray]], list[Detections]], tuple[str, ...]]:
+Decoder = Callable[..., list[Detections]]  # (outputs by name, threshold=) -> per image
+
+
+def decoder_for(outputs: dict[str, np.ndarray]) -> tuple[Decoder, tuple[str, ...]]:
     """How to read detections from a model's outputs, and the outputs that hold them.
 
     Raises:
@@ -144,24 +157,43 @@ def decoder_for(outputs: dict[str, np.ndarray]
     for name, value in outputs.items():
         layout = yolo_layout(value)
         if layout is not None:
-            return (lambda out, n=name, lay=layout: decode(out[n], lay)), (name,)
+            return (lambda out, t=SCORE_THRESHOLD, n=name, lay=layout:
+                    decode(out[n], lay, threshold=t)), (name,)
     names = nms_outputs(outputs)
     if names is None:
         raise ValueError("no detection outputs")
-    return (lambda out: decode_nms(out, names)), names
+    return (lambda out, t=SCORE_THRESHOLD: decode_nms(out, names, threshold=t)), names
 
 
 class DetectionTally:
     """Detection agreement of a candidate with FP32, streamed over batches."""
 
-    def __init__(self, decoder: Callable[[dict[str, np.ndarray]], list[Detections]]) -> None:
+    def __init__(self, decoder: Decoder) -> None:
         self.decoder = decoder
         self.fp32_detections = self.candidate_detections = self.matched = 0
         self.images = self.images_with_detections = self.top_kept = 0
+        self.truths: list[np.ndarray] = []
+        self.ranked: tuple[list[Detections], list[Detections]] = ([], [])
 
-    def add(self, reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> None:
-        """One batch of both models' outputs, by name."""
-        for ref, cand in zip(self.decoder(reference), self.decoder(candidate), strict=True):
+    def map50(self) -> tuple[float, float]:
+        """mAP@0.5 of FP32 and of the candidate against the labelled boxes."""
+        return (average_precision(self.ranked[0], self.truths),
+                average_precision(self.ranked[1], self.truths))
+
+    def add(self, reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+            truths: list[np.ndarray] | None = None, image_size: tuple[int, int] | None = None
+            ) -> None:
+        """One batch of both models' outputs, by name, its images' labelled boxes, and the
+        input's (width, height), to which boxes are clipped as apps do."""
+        def read(outputs: dict[str, np.ndarray], threshold: float) -> list[Detections]:
+            return [clipped(d, image_size) for d in self.decoder(outputs, threshold)]
+
+        if truths is not None:  # mAP ranks every detection: read them at a low threshold
+            self.truths += truths
+            self.ranked[0].extend(read(reference, MAP_THRESHOLD))
+            self.ranked[1].extend(read(candidate, MAP_THRESHOLD))
+        for ref, cand in zip(read(reference, SCORE_THRESHOLD), read(candidate, SCORE_THRESHOLD),
+                             strict=True):
             hits = matched(ref, cand)
             self.images += 1
             self.fp32_detections += len(hits)
@@ -184,3 +216,45 @@ class DetectionTally:
                 "candidate_detections": self.candidate_detections,
                 "images": self.images, "score_threshold": SCORE_THRESHOLD,
                 "match_iou": MATCH_IOU}
+
+
+def average_precision(detections: list[Detections], truths: list[np.ndarray],
+                      iou_threshold: float = MATCH_IOU) -> float:
+    """mAP@``iou_threshold``: per class, the area under the all-points interpolated
+    precision-recall curve of every image's detections ranked by score, against the labelled
+    boxes ``truths`` (per image ``[K, 5]``: x1, y1, x2, y2, class); mean over the classes that
+    have labelled boxes.
+
+    Raises:
+        ValueError: no labelled box at all.
+    """
+    classes = sorted({int(c) for t in truths for c in t[:, 4]})
+    if not classes:
+        raise ValueError("no labelled boxes")
+    aps = []
+    for cls in classes:
+        scored = [(float(s), i, box) for i, d in enumerate(detections)
+                  for s, box, c in zip(d.scores, d.boxes, d.classes, strict=True) if c == cls]
+        scored.sort(key=lambda x: -x[0])
+        wanted = [t[t[:, 4] == cls, :4] for t in truths]
+        used = [np.zeros(len(w), bool) for w in wanted]
+        hits = np.zeros(len(scored), bool)
+        for k, (_, image, box) in enumerate(scored):
+            if len(wanted[image]):
+                overlaps = iou(box, wanted[image])
+                best = int(overlaps.argmax())
+                if overlaps[best] >= iou_threshold and not used[image][best]:
+                    used[image][best] = hits[k] = True
+        total = sum(len(w) for w in wanted)
+        recall = np.cumsum(hits) / total
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(_area(recall, precision))
+    return float(np.mean(aps))
+
+
+def _area(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the precision envelope (precision made non-increasing in recall)."""
+    r = np.concatenate([[0.0], recall, [recall[-1] if len(recall) else 0.0]])
+    p = np.concatenate([[1.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    return float(np.sum((r[1:] - r[:-1]) * p[1:]))

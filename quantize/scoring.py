@@ -38,8 +38,10 @@ class TaskScorer:
         self.detection_outputs: tuple[str, ...] = ()
 
     def add(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
-            feeds: dict[str, np.ndarray], labels: np.ndarray) -> None:
-        """One batch: both models' outputs by name, the inputs and the labels."""
+            feeds: dict[str, np.ndarray], labels: np.ndarray,
+            truths: list[np.ndarray] | None = None) -> None:
+        """One batch: both models' outputs by name, the inputs, the labels and, for a
+        detector, each image's labelled boxes."""
         r, c = ref[self.output], cand[self.output]
         self.labels.append(labels)
         if self.task is Task.LANGUAGE_MODEL:
@@ -53,7 +55,7 @@ class TaskScorer:
                 # A model's own NMS outputs hold a varying number of rows: no items to pair.
                 self.parts.setdefault(name, OutputParts(name)).add(value, cand[name])
         if self.detections is not None:
-            self.detections.add(ref, cand)
+            self.detections.add(ref, cand, truths, _image_size(feeds))
         elif self.task in (Task.CLASSIFICATION, Task.EMBEDDING):
             self.ref.append(r.reshape(len(r), -1))
             self.cand.append(c.reshape(len(c), -1))
@@ -156,8 +158,18 @@ class TaskScorer:
                 "the model detects, preprocessed as it was trained (--letterbox, --scale).")
         summary = tally.summary()
         agreement = summary["detection_agreement_with_fp32"]
-        return ({"detections": tally.fp32_detections}, summary,
-                [Check(name="detection agreement with FP32", value=agreement,
+        reference: dict[str, float] = {"detections": tally.fp32_detections}
+        checks = []
+        if any(len(t) for t in tally.truths):
+            reference["map50"], summary["map50"] = tally.map50()
+            drop = drop_points(reference["map50"], summary["map50"])
+            summary["map50_drop_points"] = drop
+            checks.append(Check(name="mAP@0.5 drop (points)", value=drop,
+                                limit=budget.max_accuracy_drop_points,
+                                passed=drop <= budget.max_accuracy_drop_points,
+                                why=f"on {len(tally.truths)} images with labelled boxes"))
+        return (reference, summary, checks + [
+                Check(name="detection agreement with FP32", value=agreement,
                        limit=budget.min_detection_agreement,
                        passed=agreement >= budget.min_detection_agreement,
                        why=f"{tally.matched} of {tally.fp32_detections} FP32 detections kept "
@@ -176,6 +188,15 @@ class TaskScorer:
             checks=(Check(name="perplexity increase %", value=rise,
                           limit=budget.max_perplexity_increase_pct,
                           passed=rise <= budget.max_perplexity_increase_pct),))
+
+
+def _image_size(feeds: dict[str, np.ndarray]) -> tuple[int, int] | None:
+    """(width, height) of the image input (NCHW, or NHWC when axis 1 is not 1 or 3 long)."""
+    image = next((v for v in feeds.values() if v.ndim == 4), None)
+    if image is None:
+        return None
+    nchw = image.shape[1] in (1, 3)
+    return (image.shape[3], image.shape[2]) if nchw else (image.shape[2], image.shape[1])
 
 
 def _part_dict(p: PartScore) -> dict[str, Any]:

@@ -152,3 +152,25 @@ def test_range_safety_finds_the_output_tail_and_a_mixed_range_concat(tmp_path: P
     mix = next(n for n in quantized.graph.node if n.name == "mix")
     scales = [float(inits[producer[i].input[1]]) for i in mix.input]
     assert max(scales) / min(scales) > 8
+
+
+def test_average_precision_of_known_rankings() -> None:
+    truths = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0]], np.float32)]
+    exact = detection.Detections(truths[0][:, :4], np.array([0.9, 0.8]), np.array([0, 0]))
+    assert detection.average_precision([exact], truths) == pytest.approx(1.0)
+    # A false positive ranked first, then one of the two boxes: precision 1/2 at recall 1/2.
+    half = detection.Detections(np.array([[50, 50, 60, 60], [0, 0, 10, 10]], np.float32),
+                                np.array([0.9, 0.8]), np.array([0, 0]))
+    assert detection.average_precision([half], truths) == pytest.approx(0.25)
+
+
+def test_labelled_boxes_follow_the_letterbox_and_the_crop() -> None:
+    from frugalml.calibration.pixels import pixels_from
+
+    box = np.array([[0, 0, 200, 100, 3]], np.float32)
+    boxed = pixels_from("yolo", letterbox=64).map_boxes(box, 200, 100)
+    np.testing.assert_allclose(boxed, [[0, 16, 64, 48, 3]])
+    # Short side 100 -> 50: 100 x 50, centre crop 50 cuts 25 pixels on the left.
+    cropped = pixels_from("imagenet", size=50, resize=50).map_boxes(
+        np.array([[0, 0, 40, 100, 1], [100, 0, 150, 100, 2]], np.float32), 200, 100)
+    np.testing.assert_allclose(cropped, [[25, 0, 50, 50, 2]])  # the first is cut away
