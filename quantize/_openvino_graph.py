@@ -11,8 +11,10 @@ _LINEAR = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData
 _INT4, _INT8 = ("u4", "i4", "nf4"), ("u8", "i8")
 
 
-def ov_names(model: Any, nodes: tuple[str, ...], source: Path) -> tuple[str, ...]:
-    """OpenVINO operation names for ONNX node names (the names `frugal diagnose` emits).
+def ov_names(model: Any, nodes: tuple[str, ...], source: Path, *,
+             optional: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """OpenVINO operation names for ONNX node names (the names `frugal diagnose` emits), and
+    for those of ``optional`` that OpenVINO kept (it fuses some, e.g. a Div into a Multiply).
 
     OpenVINO keeps an ONNX node's name for the operation that produces its output and names
     the parts it splits off ``NAME/...`` (a Conv becomes ``NAME/WithoutBiases`` plus ``NAME``,
@@ -23,9 +25,12 @@ def ov_names(model: Any, nodes: tuple[str, ...], source: Path) -> tuple[str, ...
     """
     friendly = [op.get_friendly_name() for op in model.get_ops()]
     found, missing = [], []
-    for node in nodes:
+    for node in (*nodes, *optional):
         matches = [f for f in friendly if f == node or f.startswith(node + "/")]
-        (found.extend(matches) if matches else missing.append(node))
+        if matches:
+            found.extend(matches)
+        elif node in nodes:
+            missing.append(node)
     if missing:
         raise QuantizationError(f"Nodes to keep in float not found in {source}: {missing[:5]}. "
                                 "Use the node names `frugal diagnose` printed for this model.")

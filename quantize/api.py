@@ -197,8 +197,7 @@ def _with_float_nodes(recipe: Recipe, safety: RangeSafety | None) -> Recipe:
     """The recipe the backend follows: the user's, plus the nodes range safety keeps float."""
     if safety is None:
         return recipe
-    extra = tuple(n for n in safety.nodes if n not in recipe.ignored_nodes)
-    return dataclasses.replace(recipe, ignored_nodes=recipe.ignored_nodes + extra)
+    return dataclasses.replace(recipe, range_safety_nodes=safety.nodes)
 
 
 def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:

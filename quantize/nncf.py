@@ -57,7 +57,7 @@ def _is_transformer(model: Any, fmt: str) -> bool:
 def _ignored(recipe: Recipe, names: tuple[str, ...] = ()) -> Any:
     import nncf
 
-    wanted = tuple(recipe.ignored_nodes) + names
+    wanted = tuple(recipe.float_nodes) + names
     return nncf.IgnoredScope(names=list(wanted), validate=False) if wanted else None
 
 
@@ -209,7 +209,7 @@ class NncfQuantizer:
 
         graph = ov.Core().read_model(str(model)) if model.suffix == ".xml" else (
             ov.convert_model(str(model)))
-        names = ov_names(graph, recipe.ignored_nodes, model)
+        names = ov_names(graph, recipe.ignored_nodes, model, optional=recipe.range_safety_nodes)
         activations = "float"
         if recipe.precision is Precision.W4A8:
             graph = _int4_weights(graph, data, recipe, names)

@@ -98,11 +98,11 @@ def _plan(model: Any, recipe: Recipe) -> tuple[list[str] | None, list[str], dict
     """
     inits = {i.name for i in model.graph.initializer}
     producer = {out: node.op_type for node in model.graph.node for out in node.output}
-    excluded, weight_only = list(recipe.ignored_nodes), {}
+    excluded, weight_only = list(recipe.float_nodes), {}
     is_cnn = any(n.op_type == "Conv" for n in model.graph.node)
     op_types = list(recipe.op_types) or (None if is_cnn else ["MatMul", "Gemm"])
     for node in model.graph.node:
-        if node.name in recipe.ignored_nodes or is_cnn:
+        if node.name in recipe.float_nodes or is_cnn:
             continue
         if node.op_type == "MatMul":
             if node.input[1] not in inits:  # activation x activation (attention): stays float
@@ -177,7 +177,7 @@ def _int8_weight_layers(model: Any, recipe: Recipe) -> tuple[str, ...]:
 
     return tuple(n.name for n in model.graph.node
                  if n.op_type == "MatMul" and n.input[1] in inits
-                 and n.name not in recipe.ignored_nodes
+                 and n.name not in recipe.float_nodes
                  and (producer.get(n.input[0]) in around or feeds_into(n.output[0]) & around))
 
 
@@ -199,7 +199,7 @@ def _int4_matmuls(model: Any, recipe: Recipe, int8_weights: set[str]) -> Any:
     quantizer = nbits.MatMulNBitsQuantizer(
         model, bits=4, block_size=recipe.group_size, is_symmetric=recipe.weight_symmetric,
         accuracy_level=4,
-        nodes_to_exclude=[*recipe.ignored_nodes, *int8_weights])
+        nodes_to_exclude=[*recipe.float_nodes, *int8_weights])
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             quantizer.process()
@@ -214,7 +214,7 @@ def _embeddings(model: Any, recipe: Recipe) -> tuple[str, ...]:
         return ()
     inits = {i.name for i in model.graph.initializer}
     tables = {n.name: (0, 0) for n in model.graph.node if n.op_type == "Gather"
-              and n.input[0] in inits and n.name not in recipe.ignored_nodes}
+              and n.input[0] in inits and n.name not in recipe.float_nodes}
     return weight_only_int8(model, tables)
 
 
@@ -276,7 +276,7 @@ class OnnxRuntimeQuantizer:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             return convert_float_to_float16(onnx.load(str(model)), keep_io_types=True,
-                                            node_block_list=list(recipe.ignored_nodes))
+                                            node_block_list=list(recipe.float_nodes))
         pre = tmp / "pre.onnx"
         # NOTE: symbolic shape inference fails on dynamo-exported graphs; ONNX's is enough.
         # Graph optimization is skipped so node names stay the source model's (it renamed a
@@ -302,7 +302,7 @@ class OnnxRuntimeQuantizer:
         # W4A8: Conv/Gemm get static INT8 first; every constant-weight MatMul then gets 4 bits.
         if any(n.op_type in ("Conv", "Gemm") for n in prepared.graph.node):
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, ["Conv", "Gemm"],
-                             list(recipe.ignored_nodes))
+                             list(recipe.float_nodes))
             prepared = onnx.load(str(tmp / "qdq.onnx"))
         if opset(prepared) < 21:
             raise QuantizationError(f"{model} has opset {opset(prepared)}; 4-bit weights need "

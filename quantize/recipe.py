@@ -102,7 +102,9 @@ class Recipe:
       tensor dropped the mean embedding cosine from 0.991 to 0.987 (MinMax, 100 texts).
     - ``ignored_nodes``: node names kept entirely in float (what `frugal diagnose` emits).
     - ``range_safe``: keep the output tail, and shared-scale nodes whose inputs' ranges
-      differ more than 8x, in float (:mod:`frugalml.quantize.range_safety`).
+      differ more than 8x, in float (:mod:`frugalml.quantize.range_safety`);
+      ``range_safety_nodes`` is where `quantize` puts them for the backend (one that cannot
+      find a node, as OpenVINO fuses some, skips it; a missing ``ignored_nodes`` is an error).
     - ``group_size``/``weight_symmetric``/``weight_methods``: the 4-bit weights of ``w4a8``.
     """
 
@@ -116,6 +118,7 @@ class Recipe:
     quantize_embeddings: bool = True
     ignored_nodes: tuple[str, ...] = ()
     range_safe: bool = True
+    range_safety_nodes: tuple[str, ...] = ()
     smooth_quant_alpha: float | None = None
     bias_correction: bool = True
     group_size: int = 128
@@ -140,6 +143,12 @@ class Recipe:
             raise QuantizationError("Invalid recipe: " + "; ".join(problems) + ".")
 
     @property
+    def float_nodes(self) -> tuple[str, ...]:
+        """Every node kept in float: the user's, then range safety's."""
+        return self.ignored_nodes + tuple(n for n in self.range_safety_nodes
+                                          if n not in self.ignored_nodes)
+
+    @property
     def digest(self) -> str:
         """Content id used in cache keys."""
         return digest("recipe", self.to_dict())
@@ -153,7 +162,8 @@ class Recipe:
         """Inverse of :meth:`to_dict`."""
         check_schema(data, "Recipe", 2)
         values = {k: v for k, v in data.items() if k != "schema_version"}
-        for key in ("op_types", "float_activations_after", "ignored_nodes", "weight_methods"):
+        for key in ("op_types", "float_activations_after", "ignored_nodes", "weight_methods",
+                    "range_safety_nodes"):
             values[key] = tuple(values.get(key, ()))
         values["precision"] = Precision(values["precision"])
         values["calibration_method"] = CalibrationMethod(values["calibration_method"])

@@ -163,3 +163,25 @@ def test_cli_quantize_prints_fp32_and_quantized_values_not_only_the_drop(
     record = json.loads((tmp_path / "q" / "quantize.json").read_text())["accuracy"]
     assert f"FP32: top1_accuracy {record['reference']['top1_accuracy']:.4f}" in out
     assert f"quantized: top1_accuracy {record['candidate']['top1_accuracy']:.4f}" in out
+
+
+def test_openvino_refuses_an_unknown_node_to_keep_in_float_but_skips_fused_safety_nodes(
+        tmp_path: Path) -> None:
+    """A user's --exclude must name real nodes; range safety's names OpenVINO fused away
+    (the MLP's output tail is empty, so only the user's name is at stake) are not errors."""
+    from frugalml.quantize.api import quantize
+
+    data = _data(labelled=False)
+    recipe = get_recipe("int8", ignored_nodes=("no_such_node",),
+                        budget=Budget(max_accuracy_drop_points=100, max_size_ratio=2))
+    with pytest.raises(QuantizationError, match=r"not found in .*\['no_such_node'\]"):
+        quantize(mlp_onnx(tmp_path / "m.onnx"), data, tmp_path / "q", backend="nncf",
+                 output_format="openvino", recipe=recipe)
+    lenient = get_recipe("int8", range_safety_nodes=("fused_away",),
+                         budget=Budget(max_accuracy_drop_points=100, max_size_ratio=2))
+    from frugalml.quantize.nncf import NncfQuantizer
+    from frugalml.targets import detect
+
+    record = NncfQuantizer().quantize(tmp_path / "m.onnx", data, lenient, detect(),
+                                      tmp_path / "ok.xml", source_digest="x")
+    assert record.int8_activation_layers

@@ -40,13 +40,18 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, st
     return record.path, data, concat
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "nncf"])
+@pytest.mark.parametrize(("backend", "fmt"), [("onnxruntime", "onnx"), ("nncf", "onnx"),
+                                              ("nncf", "openvino")])
 def test_default_int8_keeps_95_percent_of_the_detections(
-        detector: tuple[Path, object, str], tmp_path: Path, backend: str) -> None:
+        detector: tuple[Path, object, str], tmp_path: Path, backend: str, fmt: str) -> None:
     model, data, concat = detector
-    record = quantize(model, data, tmp_path / "int8", backend=backend, eval_items=200)
+    record = quantize(model, data, tmp_path / "int8", backend=backend, output_format=fmt,
+                      eval_items=200, allow_over_budget=True)
     acc = record.accuracy
-    assert acc["task"] == "object-detection" and acc["within_budget"]
+    failed = {c["name"] for c in acc["checks"] if not c["passed"]}
+    # An IR of this 0.9 MB model is 34 % of FP32 (format overhead): over the 30 % size limit.
+    assert acc["task"] == "object-detection" and failed <= (
+        {"size vs FP32"} if fmt == "openvino" else set())
     assert acc["candidate"]["detection_agreement_with_fp32"] >= 0.95
     assert acc["candidate"]["fp32_detections"] > 1000  # a few per photo over 200 photos
     scores = next(p for p in acc["parts"] if p["part"] == SCORES)
