@@ -11,6 +11,8 @@ from frugalml.errors import QuantizationError
 # Operators whose cost is the model's cost: the ones worth quantizing and reporting.
 LINEAR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _INT4 = (21, 22)  # onnx.TensorProto.UINT4, INT4
+# What ONNX Runtime's dynamic quantization writes for a MatMul (fused or not).
+DYNAMIC_INT8_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger")
 
 
 def summarize(model: Any) -> dict[str, tuple[str, ...]]:
@@ -28,6 +30,9 @@ def summarize(model: Any) -> dict[str, tuple[str, ...]]:
     for node in model.graph.node:
         if node.op_type == "MatMulNBits":
             kinds["int4_weight_layers"].append(node.name)
+            continue
+        if node.op_type in DYNAMIC_INT8_OPS:  # activations quantized per call, weights int8
+            kinds["int8_activation_layers"].append(node.name)
             continue
         if node.op_type not in LINEAR_OPS:
             continue

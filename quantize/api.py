@@ -176,6 +176,8 @@ def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: St
     """Which nodes range safety keeps in float (None: off, or nothing static to quantize)."""
     if not recipe.range_safe or recipe.precision not in (Precision.INT8, Precision.W4A8):
         return None
+    if recipe.dynamic_activations:
+        return None  # no calibrated scale to share: each call measures its own range
     if source.suffix != ".onnx":
         return None  # IR sources: NNCF places its quantizers itself (noted in ARCHITECTURE)
     import onnx

@@ -174,9 +174,10 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
     # The search judges accuracy; layers in float cost size, which is reported, not searched.
     recipe = dataclasses.replace(recipe, budget=dataclasses.replace(
         recipe.budget, max_size_ratio=max(size_limit, 1.01)))
-    if recipe.precision is not Precision.INT8:
-        raise QuantizationError(f"diagnose searches INT8 layers; the recipe is "
-                                f"{recipe.precision}. Use --recipe int8.")
+    if recipe.precision is not Precision.INT8 or recipe.dynamic_activations:
+        kind = "dynamic int8" if recipe.dynamic_activations else recipe.precision
+        raise QuantizationError(f"diagnose searches static INT8 layers; the recipe is {kind}. "
+                                "Use --recipe int8.")
     source = model_file(model)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

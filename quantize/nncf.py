@@ -146,6 +146,9 @@ class NncfQuantizer:
                 layers, an ONNX model below opset 21 for 4-bit weights, or NNCF fails.
         """
         require("nncf", extra="toolchain")
+        if recipe.dynamic_activations:
+            raise QuantizationError("NNCF has no dynamic INT8 (activations quantized per call); "
+                                    "use --backend onnxruntime for int8-dynamic.")
         fmt = {".onnx": "onnx", ".xml": "openvino"}.get(out.suffix)
         if fmt is None or (fmt == "onnx" and model.suffix != ".onnx"):
             raise QuantizationError(f"The nncf backend writes .onnx from ONNX or .xml from "

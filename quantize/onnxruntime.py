@@ -22,6 +22,7 @@ from typing import Any
 
 from frugalml.errors import QuantizationError, require
 from frugalml.quantize._calibration import calibration_feeds
+from frugalml.quantize._dynamic import quantize_dynamic_int8
 from frugalml.quantize._graph import (
     constants_as_initializers,
     opset,
@@ -220,7 +221,7 @@ def _embeddings(model: Any, recipe: Recipe) -> tuple[str, ...]:
 
 def _activations(recipe: Recipe, model: Any) -> str:
     if recipe.precision is Precision.INT8:
-        return "static int8"
+        return "dynamic int8 (per call)" if recipe.dynamic_activations else "static int8"
     if recipe.precision is not Precision.W4A8:
         return "float"
     static = any(n.op_type == "QuantizeLinear" for n in model.graph.node)
@@ -293,6 +294,10 @@ class OnnxRuntimeQuantizer:
             # writes it into older graphs anyway, which then fail to load.
             prepared = onnx.version_converter.convert_version(prepared, 13)
             onnx.save(prepared, str(pre))
+        if recipe.precision is Precision.INT8 and recipe.dynamic_activations:
+            quantized = quantize_dynamic_int8(pre, tmp / "dynamic.onnx", recipe, target)
+            _embeddings(quantized, recipe)
+            return quantized
         if recipe.precision is Precision.INT8:
             op_types, excluded, weight_only = _plan(prepared, recipe)
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types, excluded)

@@ -106,6 +106,8 @@ class Recipe:
       ``range_safety_nodes`` is where `quantize` puts them for the backend (one that cannot
       find a node, as OpenVINO fuses some, skips it; a missing ``ignored_nodes`` is an error).
     - ``group_size``/``weight_symmetric``/``weight_methods``: the 4-bit weights of ``w4a8``.
+    - ``dynamic_activations``: INT8 activations quantized per call at run time (ONNX
+      Runtime's dynamic quantization of MatMul/Gemm; recipe ``int8-dynamic``), no calibration.
     """
 
     schema_version: int = 2
@@ -119,6 +121,7 @@ class Recipe:
     ignored_nodes: tuple[str, ...] = ()
     range_safe: bool = True
     range_safety_nodes: tuple[str, ...] = ()
+    dynamic_activations: bool = False
     smooth_quant_alpha: float | None = None
     bias_correction: bool = True
     group_size: int = 128
@@ -178,6 +181,10 @@ def _int8(**options: Any) -> Recipe:
     return Recipe(**options)
 
 
+def _int8_dynamic(**options: Any) -> Recipe:
+    return Recipe(dynamic_activations=True, **options)
+
+
 def _w4a8(**options: Any) -> Recipe:
     # 4x smaller than FP32 at least; 4-bit weights cost more accuracy than int8 ones.
     options.setdefault("budget", Budget(min_mean_cosine=0.98, max_accuracy_drop_points=1.5,
@@ -198,7 +205,8 @@ def _fp32(**options: Any) -> Recipe:
     return Recipe(precision=Precision.FP32, **options)
 
 
-RECIPES = {"int8": _int8, "w4a8": _w4a8, "fp16": _fp16, "fp32": _fp32}
+RECIPES = {"int8": _int8, "int8-dynamic": _int8_dynamic, "w4a8": _w4a8, "fp16": _fp16,
+           "fp32": _fp32}
 
 
 def get_recipe(name: str, **options: Any) -> Recipe:

@@ -15,9 +15,13 @@ from frugalml.quantize.api import quantize
 from frugalml.quantize.recipe import RECIPES
 
 # (backend, output format) -> recipes it refuses, with a phrase of the advice
-REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime", "w4a8": "--format openvino"}}
-MIN_COSINE = {"fp32": 0.999999, "fp16": 0.9999, "int8": 0.97, "w4a8": 0.9}
-LAYER_KIND = {"int8": "int8_activation_layers", "w4a8": "int4_weight_layers"}
+DYNAMIC_REFUSED = "no dynamic INT8.*--backend onnxruntime"
+REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime", "w4a8": "--format openvino",
+                              "int8-dynamic": DYNAMIC_REFUSED},
+           ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED}}
+MIN_COSINE = {"fp32": 0.999999, "fp16": 0.9999, "int8": 0.97, "int8-dynamic": 0.97, "w4a8": 0.9}
+LAYER_KIND = {"int8": "int8_activation_layers", "int8-dynamic": "int8_activation_layers",
+              "w4a8": "int4_weight_layers"}
 
 
 def mlp_onnx(path: Path) -> Path:
