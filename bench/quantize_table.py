@@ -71,6 +71,7 @@ ROWS = [
     ("EfficientNet-Lite0", "nncf", "onnx", "int8", {"calibration_items": 200}),
     ("EfficientNet-Lite0", "nncf", "openvino", "int8", {"calibration_items": 200}),
     ("all-MiniLM-L6-v2", "onnxruntime", "onnx", "int8", {}),
+    ("all-MiniLM-L6-v2", "onnxruntime", "onnx", "int8-dynamic", {}),
     ("all-MiniLM-L6-v2", "nncf", "onnx", "int8", {}),
     ("all-MiniLM-L6-v2", "onnxruntime", "onnx", "w4a8",
      {"group_size": 32, "weight_symmetric": False}),
