@@ -139,19 +139,31 @@ def test_range_safety_finds_the_output_tail_and_a_mixed_range_concat(tmp_path: P
 
     items = [{"x": rng.normal(0, 1, (3, 4, 4)).astype(np.float32)} for _ in range(60)]
     data = make_set(from_items(items), calibration_size=30)
-    record = quantize(tmp_path / "mixed.onnx", data, tmp_path / "int8", allow_over_budget=True)
-    assert record.range_safety["output_tail"] == ["head"]
-    assert [m["node"] for m in record.range_safety["mixed_ranges"]] == ["mix"]
-    assert "mix" not in record.recipe["ignored_nodes"]  # the user's recipe, as given
-    # Each branch keeps a scale of its own: the Concat no longer shares one over both.
-    from onnx import numpy_helper
 
-    quantized = onnx.load(str(record.path))
-    producer = {o: n for n in quantized.graph.node for o in n.output}
-    inits = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer}
-    mix = next(n for n in quantized.graph.node if n.name == "mix")
-    scales = [float(inits[producer[i].input[1]]) for i in mix.input]
-    assert max(scales) / min(scales) > 8
+    def concat_scales(safe: bool) -> list[float | None]:
+        """The scales NNCF (which unifies a Concat's inputs) gives the Concat's two inputs
+        (None: the input arrives in float)."""
+        from onnx import numpy_helper
+
+        from frugalml.quantize.recipe import get_recipe
+
+        record = quantize(tmp_path / "mixed.onnx", data, tmp_path / f"int8-{safe}",
+                          backend="nncf", allow_over_budget=True,
+                          recipe=get_recipe("int8", range_safe=safe))
+        if safe:
+            assert record.range_safety["output_tail"] == ["head"]
+            assert [m["node"] for m in record.range_safety["mixed_ranges"]] == ["mix"]
+            assert "mix" not in record.recipe["ignored_nodes"]  # the user's recipe, as given
+        quantized = onnx.load(str(record.path))
+        producer = {o: n for n in quantized.graph.node for o in n.output}
+        inits = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer}
+        mix = next(n for n in quantized.graph.node if n.name == "mix")
+        return [float(inits[producer[i].input[1]]) if producer[i].op_type ==
+                "DequantizeLinear" else None for i in mix.input]
+
+    shared = concat_scales(safe=False)
+    assert shared[0] is not None and shared[0] == shared[1]  # one scale over ~100 and ~1
+    assert concat_scales(safe=True) == [None, None]  # the Concat reads both in float
 
 
 def test_average_precision_of_known_rankings() -> None:
