@@ -108,6 +108,8 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     check = getattr(data, "check_inputs", None)
     if check is not None:
         check(signature(source))
+    if task is not None:
+        _check_task(source, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         safety = _range_safety(source, data, recipe, steps)
@@ -133,6 +135,21 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                 + "; ".join(report.failures()) + ". " + _advice(report))
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
     return record
+
+
+def _check_task(source: Path, data: CalibrationData, task: str) -> None:
+    """Refuse a ``task`` the model's outputs do not fit before anything long runs.
+
+    Raises:
+        QuantizationError: unknown task, or outputs that do not fit it.
+    """
+    from frugalml.quantize.accuracy import open_model, task_of
+
+    session = open_model(source)
+    try:
+        task_of(session, data, task)
+    finally:
+        session.close()
 
 
 def _advice(report: Any) -> str:

@@ -57,6 +57,23 @@ def _calibrate(data: Callable[[Path], Path], *extra: str,
     return build
 
 
+def _with_boxes(folder: Path, content: str) -> Path:
+    mk.text_file(folder / "boxes.json", content)
+    return folder
+
+
+def _quantize_tiny(*extra: str) -> Callable[[Path], list[str]]:
+    """`frugal quantize` of the one-MatMul model on 8 calibration / 8 evaluation items."""
+    def build(t: Path) -> list[str]:
+        tiny_onnx(t / "m" / "tiny.onnx")
+        mk.write_npz(t / "d.npz", x=np.random.default_rng(0).random((16, 3), np.float32))
+        assert main(["calibrate", str(t / "d.npz"), "--model", str(t / "m" / "tiny.onnx"),
+                     "--out", str(t / "cal"), "--num", "8"]) == 0
+        return ["quantize", str(t / "m" / "tiny.onnx"), "--data", str(t / "cal"), "--out",
+                str(t / "q"), *extra]
+    return build
+
+
 def _deploy(*extra: str, target: Callable[[Path], str] | None = None
             ) -> Callable[[Path], list[str]]:
     from frugalml.calibration import rotten_tomatoes_file
@@ -243,6 +260,13 @@ CASES = [
     Case("calib-letterbox-and-crop", _calibrate(lambda t: mk.image_folder(t / "imgs"),
                                                 "--letterbox", "32", "--crop", "32"),
          CalibrationError, "takes no --crop or --resize"),
+    Case("calib-scale-zero", _calibrate(lambda t: mk.image_folder(t / "imgs"), "--scale", "0"),
+         CalibrationError, "--scale '0' must be one positive number"),
+    Case("calib-boxes-malformed", _calibrate(lambda t: _with_boxes(mk.image_folder(
+        t / "imgs"), '{"boxes_of_file": {"img0.png": [[1, 2, 3]]}}')), CalibrationError,
+         r"Cannot read boxes.*\[\[x1, y1, x2, y2, class\]"),
+    Case("quantize-task-does-not-fit", _quantize_tiny("--task", "object-detection"),
+         QuantizationError, "needs a YOLO-style output.*or NMS outputs named boxes"),
     # recipes, budgets and targets (all refused before the long steps start)
     Case("recipe-unknown", _deploy("--recipe", "int3"), QuantizationError,
          "Unknown recipe 'int3'; known recipes: int8"),
