@@ -105,11 +105,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     if fmt not in getattr(quantizer, "formats", ("onnx",)):
         raise QuantizationError(f"The {backend} backend cannot write {fmt}; it writes "
                                 f"{', '.join(quantizer.formats)}.")
-    check = getattr(data, "check_inputs", None)
-    if check is not None:
-        check(signature(source))
-    if task is not None:
-        _check_task(source, data, task)
+    _check_fits(source, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         safety = _range_safety(source, data, recipe, steps)
@@ -137,14 +133,21 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     return record
 
 
-def _check_task(source: Path, data: CalibrationData, task: str) -> None:
-    """Refuse a ``task`` the model's outputs do not fit before anything long runs.
+def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:
+    """Refuse data that does not fit the model's inputs, and a ``task`` its outputs do not
+    fit, before anything long runs.
 
     Raises:
+        CalibrationError: the data does not fit the inputs.
         QuantizationError: unknown task, or outputs that do not fit it.
     """
     from frugalml.quantize.accuracy import open_model, task_of
 
+    check = getattr(data, "check_inputs", None)
+    if check is not None:
+        check(signature(source))
+    if task is None:
+        return
     session = open_model(source)
     try:
         task_of(session, data, task)
