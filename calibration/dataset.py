@@ -165,7 +165,7 @@ def make_set(source: Source, *, calibration_size: int | None = None,
     split = hashed_split(keys, calibration_size=calibration_size,
                          calibration_fraction=calibration_fraction, salt=salt)
     rule = (f"size={calibration_size}" if calibration_size is not None
-            else f"fraction={calibration_fraction}")
+            else f"fraction={calibration_fraction}") + ", parts in hash order"
     return CalibrationSet(source=source, split=split, salt=salt, split_rule=rule)
 
 

@@ -79,12 +79,15 @@ def read_descriptor(path: Path) -> CalibrationSet:
     """
     try:
         desc = json.loads(Path(path).read_text())
-        rule, _, value = desc["split"].partition("=")
+        rule, _, value = desc["split"].split(",")[0].partition("=")
     except (OSError, ValueError, KeyError) as e:
         raise CalibrationError(f"{path} is not a calibration descriptor: {e}.") from e
     source = open_source(Path(desc["data"]), dict(desc["options"]))
-    size = int(value) if rule == "size" else None
-    fraction = float(value) if rule == "fraction" else None
+    try:
+        size = int(value) if rule == "size" else None
+        fraction = float(value) if rule == "fraction" else None
+    except ValueError as e:
+        raise CalibrationError(f"{path} has a malformed split rule {desc['split']!r}.") from e
     data_set = make_set(source, calibration_size=size, calibration_fraction=fraction,
                         salt=desc["salt"])
     if data_set.fingerprint != desc["fingerprint"]:

@@ -42,16 +42,18 @@ def hashed_split(keys: Sequence[str], *, calibration_size: int | None = None,
     if calibration_size is not None:
         if calibration_size < 1:
             raise CalibrationError(f"calibration_size must be at least 1, got {calibration_size}.")
-        ordered = sorted(first_seen, key=lambda k: _rank(salt, k))
-        chosen = set(ordered[:calibration_size])
+        chosen = set(sorted(first_seen, key=lambda k: _rank(salt, k))[:calibration_size])
     else:
         if not 0.0 < calibration_fraction < 1.0:  # type: ignore[operator]
             raise CalibrationError(
                 f"calibration_fraction must be between 0 and 1, got {calibration_fraction}.")
         limit = int(calibration_fraction * 2**64)  # type: ignore[operator]
         chosen = {k for k in first_seen if int(_rank(salt, k)[:16], 16) < limit}
-    calibration = tuple(sorted(first_seen[k] for k in chosen))
-    evaluation = tuple(sorted(i for k, i in first_seen.items() if k not in chosen))
+    # Each part in hash order, not file order: a limit (``eval_items``) then takes a sample
+    # spread over the whole set, never the first classes of a folder sorted by class.
+    ranked = sorted(first_seen, key=lambda k: _rank(salt, k))
+    calibration = tuple(first_seen[k] for k in ranked if k in chosen)
+    evaluation = tuple(first_seen[k] for k in ranked if k not in chosen)
     if not calibration or not evaluation:
         raise CalibrationError(
             f"The set has {len(first_seen)} distinct items; the split leaves "

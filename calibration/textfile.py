@@ -17,6 +17,9 @@ import numpy as np
 from frugalml.errors import CalibrationError
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open}
+# label_column="auto": the first of these columns the file has, else no labels
+AUTO_LABEL = "auto"
+LABEL_COLUMNS = ("label", "labels", "category", "class")
 
 
 class TextSource:
@@ -38,6 +41,7 @@ class TextSource:
         self.path, self.column, self.label_column = Path(path), column, label_column
         self.max_length, self.input_names = max_length, tuple(input_names)
         self.tokenizer_dir = Path(tokenizer_dir)
+        self.label_names: tuple[str, ...] = ()
         self._tokenizer = _tokenizer(str(self.tokenizer_dir))
         self._tokenizer_digest = tree_digest_of_tokenizer(self.tokenizer_dir)
         self.texts, self._labels = self._read()
@@ -58,13 +62,26 @@ class TextSource:
         rows = (list(csv.DictReader(io.StringIO(text))) if kind == ".csv" else
                 [json.loads(ln) for ln in text.splitlines() if ln.strip()])
         columns = sorted(rows[0]) if rows else []
+        if self.label_column == AUTO_LABEL:
+            self.label_column = next((c for c in LABEL_COLUMNS if rows and c in rows[0]), None)
         for wanted in (self.column, self.label_column):
             if wanted and rows and wanted not in rows[0]:
                 raise CalibrationError(f"{self.path} has no column {wanted!r}; its columns are "
                                        f"{columns}. Pass --column / label_column.")
         texts = [str(r[self.column]) for r in rows]
-        labels = [int(r[self.label_column]) for r in rows] if self.label_column else []
-        return texts, labels
+        return texts, self._label_ids([str(r[self.label_column]) for r in rows]
+                                      if self.label_column else [])
+
+    def _label_ids(self, values: list[str]) -> list[int]:
+        """Integer labels as they are; names (``fresh``, ``rotten``) as indices into their
+        natural order, kept in ``label_names``."""
+        from frugalml.calibration.images import natural_key
+
+        if all(v.strip().lstrip("-").isdigit() for v in values):
+            return [int(v) for v in values]
+        self.label_names = tuple(sorted(set(values), key=natural_key))
+        index = {name: i for i, name in enumerate(self.label_names)}
+        return [index[v] for v in values]
 
     def keys(self) -> tuple[str, ...]:
         """The texts themselves: the same sentence twice is one item."""
@@ -77,6 +94,7 @@ class TextSource:
     def describe(self) -> dict[str, Any]:
         """File, column and tokenization."""
         return {"path": str(self.path), "column": self.column, "max_length": self.max_length,
+                "label_column": self.label_column, "label_names": list(self.label_names),
                 "tokenizer_digest": self._tokenizer_digest, "input_names": list(self.input_names)}
 
     def content_digest(self) -> str:

@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load": "frugalml.runtime:load",
-    "deploy": "frugalml.pipeline:deploy",
+    "deploy": "frugalml.deploy:deploy",
+    "DeployOptions": "frugalml.deploy:DeployOptions",
     "demo": "frugalml.demo:run_demo",
     "FrugalError": "frugalml.errors:FrugalError",
 }

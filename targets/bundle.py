@@ -78,27 +78,84 @@ def assemble(
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     inputs, outputs = _specs(session.get_inputs()), _specs(session.get_outputs())
-    if set(samples) != {s.name for s in inputs}:
-        raise BundleError(
-            f"Sample inputs {sorted(samples)} do not match model inputs {[s.name for s in inputs]}."
-        )
+    _check_samples(samples, inputs)
     expected = session.run([s.name for s in outputs], samples)
     if reference_backend == "openvino":
         expected, metrics = _openvino_expected(staging / next(iter(files)), samples, outputs,
                                                expected, runtime_hints, metrics)
-    arrays = {f"input.{k}": v for k, v in samples.items()}
-    arrays |= {f"output.{s.name}": v for s, v in zip(outputs, expected, strict=True)}
-    np.savez(staging / SAMPLES_NAME, **arrays)
-    manifest = Manifest(
+    return _write_manifest(staging, Manifest(
         name=name, model_file=next(iter(files)), precision=precision,
-        target=target.requirements(), inputs=inputs, outputs=outputs,
-        files={n: file_sha256(staging / n) for n in (*files, SAMPLES_NAME)},
+        target=target.requirements(), inputs=inputs, outputs=outputs, files={},
         samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
-        kernels=kernel_counts(model_file),
-        metrics={**metrics, "built_on": read_host().to_dict()},  # the CPU, down to its uarch
-        runtime_hints=dict(runtime_hints or {}),
-    )
+        kernels=kernel_counts(model_file), metrics=metrics,
+        runtime_hints=dict(runtime_hints or {})), samples, expected, files)
+
+
+def assemble_ir(
+    staging: Path, *, name: str, model_file: Path, target: Target, precision: str,
+    samples: dict[str, np.ndarray], source: dict[str, Any], recipe: dict[str, Any],
+    calibration: dict[str, Any] | None, metrics: dict[str, Any],
+    sample_tolerance: dict[str, float],
+) -> Manifest:
+    """A bundle of an OpenVINO IR (``model_file`` is the .xml, its .bin beside it), for a model
+    that came as IR and has no ONNX form: signature and expected sample outputs from OpenVINO
+    on this host (f32 inference precision), kernels counted in the IR.
+
+    Raises:
+        BundleError: the sample inputs do not match the model's inputs.
+    """
+    import openvino as ov
+
+    from frugalml.runtime.backends import get_backend
+    from frugalml.targets.kernels import ir_kernel_counts
+
+    files = {"model.xml": model_file, "model.bin": model_file.with_suffix(".bin")}
+    for rel, path in files.items():
+        shutil.copyfile(path, staging / rel)
+    model = ov.Core().read_model(str(staging / "model.xml"))
+
+    def specs(ports: list[Any]) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(name=p.get_any_name(), dtype=p.get_element_type().to_dtype().name,
+                                shape=tuple(d.get_length() if d.is_static else "?"
+                                            for d in p.get_partial_shape())) for p in ports)
+
+    inputs, outputs = specs(model.inputs), specs(model.outputs)
+    _check_samples(samples, inputs)
+    session = get_backend("openvino").open(staging / "model.xml", threads=1,
+                                           hints={"INFERENCE_PRECISION_HINT": "f32"})
+    try:
+        got = session.run(samples)
+    finally:
+        session.close()
+    return _write_manifest(staging, Manifest(
+        name=name, model_file="model.xml", precision=precision, target=target.requirements(),
+        inputs=inputs, outputs=outputs, files={}, samples_file=SAMPLES_NAME,
+        sample_tolerance=sample_tolerance, source=source, recipe=recipe,
+        calibration=calibration, libraries=dict(library_versions(_LIBRARIES + ("openvino",))),
+        kernels=ir_kernel_counts(model), metrics=metrics,
+        runtime_hints={"INFERENCE_PRECISION_HINT": "f32"}),
+        samples, [got[s.name] for s in outputs], files)
+
+
+def _check_samples(samples: Mapping[str, np.ndarray], inputs: tuple[TensorSpec, ...]) -> None:
+    """Raises BundleError unless the samples name exactly the model's inputs."""
+    if set(samples) != {s.name for s in inputs}:
+        raise BundleError(f"Sample inputs {sorted(samples)} do not match model inputs "
+                          f"{[s.name for s in inputs]}.")
+
+
+def _write_manifest(staging: Path, manifest: Manifest, samples: dict[str, np.ndarray],
+                    expected: list[np.ndarray], files: Mapping[str, Path]) -> Manifest:
+    """Samples with their expected outputs, the file hashes and the manifest, into staging."""
+    import dataclasses
+
+    arrays = {f"input.{k}": v for k, v in samples.items()}
+    arrays |= {f"output.{s.name}": v for s, v in zip(manifest.outputs, expected, strict=True)}
+    np.savez(staging / SAMPLES_NAME, **arrays)
+    manifest = dataclasses.replace(
+        manifest, files={n: file_sha256(staging / n) for n in (*files, SAMPLES_NAME)},
+        metrics={**manifest.metrics, "built_on": read_host().to_dict()})  # the CPU's uarch
     write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
     return manifest
 

@@ -24,7 +24,7 @@ from frugalml._progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
 from frugalml.runtime.host import Host, read_host
 from frugalml.runtime.speed import Plan as SpeedPlan
-from frugalml.targets.bundle import MODEL_NAME, assemble, update_metrics
+from frugalml.targets.bundle import MODEL_NAME, assemble, assemble_ir, update_metrics
 from frugalml.targets.detect import Probes, Runs, status
 from frugalml.targets.profiles import Target, get_target
 
@@ -61,8 +61,7 @@ def _onnx_of(model: Path) -> tuple[Path, dict[str, Any]]:
         raise TargetError(f"{model} is not an .onnx model nor a folder with model.onnx. "
                           "compile starts from ONNX (OpenVINO IR is made here for OpenVINO "
                           "targets); quantize with --format onnx for it.")
-    record = path.parent / "quantize.json"
-    return path, json.loads(record.read_text()) if record.is_file() else {}
+    return path, _record_beside(path)
 
 
 def _artifact(onnx_file: Path, target: Target, precision: str, work: Path
@@ -185,13 +184,13 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     native = status(target, host, probes).runs is Runs.NATIVE
     plan = {precision: (onnx_file, record)}
     if fp32 is not None and precision not in ("fp32", "fp16"):
-        plan["fp32"] = (_onnx_of(fp32)[0], _fp32_record(record))
+        plan["fp32"] = (_onnx_of(fp32)[0], fp32_record(record))
     bundles, verification = {}, {}
     for prec, (file, rec) in plan.items():
         called = name or file.parent.name  # each bundle after its own model's folder
         dest = out_dir / f"{called}-{target.name}-{prec}{suffix}"
-        verification[prec] = _build(file, dest, target, prec, rec, samples, native, called,
-                                    (host, probes, steps))
+        verification[prec] = _build(file, dest, target, prec, rec, samples, native,
+                                    f"{called}-{target.name}-{prec}", (host, probes, steps))
         bundles[prec] = str(dest)
     gate = None
     if len(plan) == 2 and native:
@@ -203,7 +202,47 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     return result
 
 
-def _fp32_record(quantized: dict[str, Any]) -> dict[str, Any]:
+def build_bundle(model: Path, dest: Path, *, target: Target, samples: Mapping[str, np.ndarray],
+                 backend: str | None = None, record: dict[str, Any] | None = None,
+                 host: Host | None = None, probes: Probes | None = None,
+                 steps: Steps | None = None) -> tuple[str, dict[str, Any]]:
+    """One bundle of ``model`` (an .onnx, or an export/quantize folder) at ``dest``, verified
+    here as :func:`compile_model` does; ``record`` replaces the quantize record the manifest
+    describes (the FP32 bundle takes its accuracy from a candidate's reference side).
+
+    Returns:
+        (precision, verification)
+
+    Raises:
+        TargetError, BundleError: as :func:`compile_model`.
+    """
+    ir = _ir_of(Path(model))
+    backend = "openvino" if ir else backend
+    if backend is not None and backend != target.backend:
+        target = with_backend(target, backend)
+    onnx_file, found = (ir, _record_beside(ir)) if ir else _onnx_of(model)
+    record = found if record is None else record
+    precision = record.get("precision", "fp32")
+    if target.device == "GPU" and precision == "fp32":
+        precision = "fp16"
+    host, probes = host or read_host(), probes or Probes.read()
+    native = status(target, host, probes).runs is Runs.NATIVE
+    return precision, _build(onnx_file, Path(dest), target, precision, record, samples, native,
+                             Path(dest).name, (host, probes, steps))
+
+
+def _ir_of(model: Path) -> Path | None:
+    """The .xml of an OpenVINO IR model (a file, or a folder holding model.xml), else None."""
+    path = model / "model.xml" if model.is_dir() else model
+    return path if path.suffix == ".xml" and path.is_file() else None
+
+
+def _record_beside(model_file: Path) -> dict[str, Any]:
+    record = model_file.parent / "quantize.json"
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def fp32_record(quantized: dict[str, Any]) -> dict[str, Any]:
     """What the FP32 bundle's manifest says of its accuracy: the FP32 side of the quantized
     model's scoring, on the same evaluation items (reports showed "-" for it)."""
     accuracy = quantized.get("accuracy") or {}
@@ -218,21 +257,27 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
            samples: Mapping[str, np.ndarray], native: bool, name: str,
            here: tuple[Host, Probes, Steps | None]) -> dict[str, Any]:
     """Assemble and verify in a staging dir: a bundle that fails verification is not kept."""
+    built = {"source": {"model": str(onnx_file)}, "recipe": record.get("recipe", {}),
+             "calibration": {"fingerprint": record["calibration_fingerprint"]}
+             if record.get("calibration_fingerprint") else None,
+             "sample_tolerance": _TOLERANCE.get(precision, _QUANTIZED_TOLERANCE)}
+    accuracy = {"accuracy": record["accuracy"]} if record.get("accuracy") else {}
     with staged(dest, error=BundleError) as stage, tempfile.TemporaryDirectory() as work:
-        files, hints = _artifact(onnx_file, target, precision, Path(work))
         try:
-            assemble(stage, name=f"{name}-{target.name}-{precision}", model_file=onnx_file,
-                     target=target, precision=precision, samples=dict(samples),
-                     source={"model": str(onnx_file)}, recipe=record.get("recipe", {}),
-                     calibration={"fingerprint": record["calibration_fingerprint"]}
-                     if record.get("calibration_fingerprint") else None,
-                     metrics={"size_bytes": sum(Path(f).stat().st_size for f in files.values()),
-                              **({"accuracy": record["accuracy"]}
-                                 if record.get("accuracy") else {})},
-                     sample_tolerance=_TOLERANCE.get(precision, _QUANTIZED_TOLERANCE),
-                     artifact=files, unfused_reference=not native, runtime_hints=hints,
-                     reference_backend="openvino" if native and target.artifact ==
-                     "openvino-ir" else "onnxruntime")
+            if onnx_file.suffix == ".xml":  # a model that came as IR is bundled as it is
+                size = onnx_file.stat().st_size + onnx_file.with_suffix(".bin").stat().st_size
+                assemble_ir(stage, name=name, model_file=onnx_file, target=target,
+                            precision=precision, samples=dict(samples),
+                            metrics={"size_bytes": size, **accuracy}, **built)
+            else:
+                files, hints = _artifact(onnx_file, target, precision, Path(work))
+                assemble(stage, name=name, model_file=onnx_file, target=target,
+                         precision=precision, samples=dict(samples),
+                         metrics={"size_bytes": sum(Path(f).stat().st_size
+                                                    for f in files.values()), **accuracy},
+                         artifact=files, unfused_reference=not native, runtime_hints=hints,
+                         reference_backend="openvino" if native and target.artifact ==
+                         "openvino-ir" else "onnxruntime", **built)
         except FrugalError:
             raise
         except Exception as e:  # ONNX Runtime rejects samples with its own error types

@@ -29,3 +29,17 @@ def kernel_counts(model_file: Path) -> dict[str, int]:
     counts["int8"] = sum(n for op, n in ops.items() if op in INT8_KERNELS)
     counts["float"] = sum(n for op, n in ops.items() if op in FLOAT_KERNELS)
     return counts
+
+
+# OpenVINO IR compute ops; one counts as int8 when a FakeQuantize feeds its data input.
+_IR_COMPUTE = ("Convolution", "GroupConvolution", "MatMul")
+
+
+def ir_kernel_counts(model: object) -> dict[str, int]:
+    """``{"int8": n, "float": m, "<op type>": count}`` of an OpenVINO model's compute ops."""
+    ops = [op for op in model.get_ops()  # type: ignore[attr-defined]
+           if op.get_type_name() in _IR_COMPUTE]
+    quantized = sum(1 for op in ops
+                    if op.input_value(0).get_node().get_type_name() == "FakeQuantize")
+    counts = dict(sorted(Counter(op.get_type_name() for op in ops).items()))
+    return {**counts, "int8": quantized, "float": len(ops) - quantized}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from frugalml.runtime.numerics import max_abs_error, row_cosine
 
@@ -43,3 +47,41 @@ def tiny_onnx(path: Path, *, external: bool = False) -> Any:
     onnx.save_model(model, str(path), save_as_external_data=external,
                     location="tiny.onnx.data", size_threshold=0)
     return model
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-default-apps", "--disable-extensions"]
+
+
+def chromium() -> str:
+    """Chromium, installed from Debian when missing (CI starts without it)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail("chromium is missing and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+                   capture_output=True)
+    return shutil.which("chromium") or pytest.fail("apt-get installed no chromium binary")
+
+
+def open_in_chromium(page: Path, shot: Path, height: int = 2400) -> tuple[list[str], str]:
+    """Open a self-contained HTML page in headless Chromium: (console lines, rendered DOM),
+    after checking it fetches nothing, logs no error, and screenshots to ``shot``."""
+    html = page.read_text()
+    for fetch in ('src="http', 'href="http', "url(http", "@import"):
+        assert fetch not in html, f"the page would fetch something: {fetch}"
+    browser, url = chromium(), page.resolve().as_uri()
+    done = subprocess.run([browser, *CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0",
+                           f"--screenshot={shot}", f"--window-size=1280,{height}", url],
+                          capture_output=True, text=True, timeout=120)
+    console = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln]
+    assert console, done.stderr[-2000:]
+    assert not [ln for ln in console if "Uncaught" in ln or "ERROR:CONSOLE" in ln], console
+    assert shot.stat().st_size > 50_000
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True,
+                         text=True, timeout=120).stdout
+    return console, dom

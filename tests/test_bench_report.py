@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from frugalml.bench_report import build_bench_report, render_bench_markdown, write_bench_report
 from frugalml.cli import main
-from frugalml.compare import compare_runs
-from frugalml.runs import Run, load_runs
+from frugalml.report.bench import build_bench_report, render_bench_markdown, write_bench_report
+from frugalml.report.compare import compare_runs
+from frugalml.report.runs import Run, load_runs
 from frugalml.runtime.profile import Plan, profile_bundle
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-default-apps", "--disable-extensions"]
+from tests.helpers import open_in_chromium
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +27,6 @@ def two_backend_runs(int8_bundle: Path, tmp_path_factory: pytest.TempPathFactory
         paths.append(root / f"{backend}.json")
         paths[-1].write_text(json.dumps(prof.to_dict()))
     return paths
-
-
-def _chromium() -> str:
-    """Chromium, installed from Debian when missing (CI starts without it)."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail("chromium is missing and cannot be installed here (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
-                   capture_output=True)
-    return shutil.which("chromium") or pytest.fail("apt-get installed no chromium binary")
 
 
 def test_json_and_markdown_carry_the_profiles_numbers(two_backend_runs: list[Path],
@@ -71,21 +51,8 @@ def test_json_and_markdown_carry_the_profiles_numbers(two_backend_runs: list[Pat
 def test_html_opens_in_headless_chromium_with_every_plot(two_backend_runs: list[Path],
                                                          tmp_path: Path) -> None:
     written = write_bench_report(build_bench_report(load_runs(two_backend_runs)), tmp_path)
-    html = written["html"].read_text()
-    for fetch in ('src="http', "href=\"http", "url(http", "@import"):
-        assert fetch not in html, f"the page would fetch something: {fetch}"  # self-contained
-    browser = _chromium()
-    url = written["html"].resolve().as_uri()
-    shot = tmp_path / "report.png"
-    done = subprocess.run([browser, *CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0",
-                           f"--screenshot={shot}", "--window-size=1280,3000", url],
-                          capture_output=True, text=True, timeout=120)
-    console = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln]
-    assert any('"frugal-report plots=6"' in ln for ln in console), done.stderr[-2000:]
-    assert not [ln for ln in console if "Uncaught" in ln or "ERROR:CONSOLE" in ln]
-    assert shot.stat().st_size > 50_000
-    dom = subprocess.run([browser, *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True,
-                         text=True, timeout=120).stdout
+    console, dom = open_in_chromium(written["html"], tmp_path / "report.png", height=3000)
+    assert any('"frugal-report plots=6"' in ln for ln in console), console
     for plot in ("latency", "throughput", "cold-start", "top-ops", "kernels", "pareto"):
         assert f'id="plot-{plot}"><svg' in dom.replace("\n", ""), f"plot {plot} missing"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from frugalml.compare import compare_runs
 from frugalml.errors import FrugalError
-from frugalml.runs import Run
+from frugalml.report.compare import compare_runs
+from frugalml.report.runs import Run
 
 
 def _profile(p50: float, family: int, model: int, arch: str) -> dict:

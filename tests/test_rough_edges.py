@@ -144,5 +144,5 @@ def test_the_readme_runtime_example_runs_as_written(int8_bundle: Path) -> None:
     example = readme.split("### The runtime")[1].split("```python")[1].split("```")[0]
     assert "np.array" in example  # it says the inputs are numpy arrays
     namespace: dict[str, object] = {}
-    exec(example.replace('"frugal-out/bundles/all-MiniLM-L6-v2-x86-avx2-int8"',
+    exec(example.replace('"frugal-out/bundles/all-MiniLM-L6-v2-x86-avx512-int8-static"',
                          repr(str(int8_bundle))), namespace)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalml.bench_report import build_bench_report, mark_pareto, write_bench_report
-from frugalml.compare import compare_pair
-from frugalml.runs import Run
+from frugalml.report.bench import build_bench_report, mark_pareto, write_bench_report
+from frugalml.report.compare import compare_pair
+from frugalml.report.runs import Run
 from frugalml.sweep.plan import MEASURED
 
 

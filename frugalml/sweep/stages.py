@@ -1,5 +1,8 @@
 """The work of one sweep stage, as plain functions Ray runs as tasks (no Ray import here).
 
+Export and quantize are the deploy engine's cached stage calls (``deploy.stages``); this
+module adapts them to Ray: paths as strings, results as small dicts.
+
 Each takes and returns small JSON-able dicts, so results travel through Ray's object store and
 land in cell records unchanged. Export and quantize are content-addressed cache entries under
 ``artifacts/`` (see ``_cache.cached_stage``): a task whose key is already built returns at once
@@ -16,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from frugalml._cache import cached_stage
 from frugalml.calibration.descriptor import open_descriptor
+from frugalml.deploy.stages import export_cached, quantize_cached
 from frugalml.errors import BundleError
 
 _VALIDATION_ITEMS = 4
@@ -26,15 +29,10 @@ _VALIDATION_ITEMS = 4
 def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
     """Export ``model`` to ONNX, checked against its source on the data's first evaluation
     items (an ONNX file is checked, and simplified only if outputs stay the same)."""
-    from frugalml.export import ExportedModel, export
-
     started = time.perf_counter()
     feeds = next(open_descriptor(Path(data)).batches("evaluation",
                                                      batch_size=_VALIDATION_ITEMS))[0]
-    record, reused = cached_stage(
-        Path(artifacts), "export", key,
-        lambda tmp: export(Path(model), tmp / "export", validation=[feeds]),
-        ExportedModel.from_dict)
+    record, reused = export_cached(Path(model), Path(artifacts), key, validation=[feeds])
     return {"path": str(record.path), "reused": reused, "exporter": record.exporter,
             "seconds": round(time.perf_counter() - started, 2)}
 
@@ -43,19 +41,14 @@ def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str
                    recipe: dict[str, Any], target: str, eval_items: int) -> dict[str, Any]:
     """Quantize for ``target``'s format and score against FP32 on the evaluation split; a
     model over its budget is kept (the sweep reports it) rather than failing the cell."""
-    from frugalml.quantize import QuantizedModel
-    from frugalml.quantize.api import quantize
     from frugalml.quantize.recipe import get_recipe
 
     started = time.perf_counter()
     chosen = get_recipe(recipe["recipe"], **recipe["options"])
-    record, reused = cached_stage(
-        Path(artifacts), "quantize", key,
-        lambda tmp: quantize(Path(exported["path"]), open_descriptor(Path(data)),
-                             tmp / "quantized", recipe=chosen, backend=recipe["quantizer"],
-                             target=target, output_format="onnx", eval_items=eval_items,
-                             allow_over_budget=True),
-        QuantizedModel.from_dict)
+    record, reused = quantize_cached(
+        Path(artifacts), key, Path(exported["path"]), open_descriptor(Path(data)),
+        recipe=chosen, backend=recipe["quantizer"], target=target, output_format="onnx",
+        eval_items=eval_items)
     return {"path": str(record.path), "reused": reused, "precision": record.precision,
             "size_bytes": record.size_bytes, "accuracy": record.accuracy,
             "seconds": round(time.perf_counter() - started, 2)}

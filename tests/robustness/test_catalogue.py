@@ -41,6 +41,9 @@ class Case:
     build: Callable[[Path], list[str]]
     error: type[FrugalError]
     advice: str
+    # Refused after the data was read and the model exported: what may stay (the
+    # content-addressed cache and the data's descriptor, for the next run); nothing else.
+    after_work: tuple[str, ...] = ()
 
 
 def _export(src: Callable[[Path], Path], *extra: str) -> Callable[[Path], list[str]]:
@@ -80,6 +83,19 @@ def _deploy(*extra: str, target: Callable[[Path], str] | None = None
 
     return lambda t: ["deploy", MINILM, str(rotten_tomatoes_file()), "--out", str(t / "out"),
                       "--target", target(t) if target else "auto", *extra]
+
+
+def _deploy_tiny(data: Callable[[Path], Path] | None = None, *, task: str | None = None,
+                 extra: tuple[str, ...] = ()) -> Callable[[Path], list[str]]:
+    """`frugal deploy` of the one-MatMul model on 16 random rows (8 calibrate, 8 evaluate)."""
+    def build(t: Path) -> list[str]:
+        tiny_onnx(t / "m" / "tiny.onnx")
+        arrays = (data(t) if data else mk.write_npz(
+            t / "d.npz", x=np.random.default_rng(0).random((16, 3), np.float32)))
+        return ["deploy", str(t / "m" / "tiny.onnx"), str(arrays), "--out", str(t / "out"),
+                "--num", "8", "--eval-items", "8", "--profile-runs", "5",
+                *(("--task", task) if task else ()), *extra]
+    return build
 
 
 def _target_file(content: str) -> Callable[[Path], str]:
@@ -186,8 +202,8 @@ def _symlinked_model(b: Path) -> None:
     (b / "model.onnx").symlink_to(outside)
 
 
-_HOST_CANNOT_RUN = {**mk.TARGET_FIELDS, "required_features": ["sve2_not_on_this_host"]}
 
+_CACHE = ("cache", "calibration")
 CASES = [
     # export: files that are not what they claim to be
     Case("onnx-missing", _export(lambda t: t / "nowhere.onnx"), ExportError, "does not exist"),
@@ -268,10 +284,10 @@ CASES = [
     Case("quantize-task-does-not-fit", _quantize_tiny("--task", "object-detection"),
          QuantizationError, "needs a YOLO-style output.*or NMS outputs named boxes"),
     # recipes, budgets and targets (all refused before the long steps start)
-    Case("recipe-unknown", _deploy("--recipe", "int3"), QuantizationError,
-         "Unknown recipe 'int3'; known recipes: int8"),
-    Case("quantizer-unknown", _deploy("--quantizer", "tensorrt"), QuantizationError,
-         "Unknown quantization backend 'tensorrt'"),
+    Case("candidate-unknown", _deploy("--candidates", "int8-static,int3"), QuantizationError,
+         "Unknown candidate int3; choose default, all, or names among fp32, int8-static"),
+    Case("deploy-time-budget-malformed", _deploy("--time-budget", "soon"), FrugalError,
+         "'soon' is not a duration: write e.g. 20m"),
     Case("budget-impossible-cosine", _deploy("--min-cosine", "1.5"), QuantizationError,
          "cannot be met.*at most 1"),
     Case("budget-negative-drop", _deploy("--max-drop", "-1"), QuantizationError,
@@ -288,8 +304,21 @@ CASES = [
         {**mk.TARGET_FIELDS, "int8_format": "s4s4"}))), TargetError, "int8_format 's4s4'"),
     Case("target-file-unknown-field", _deploy(target=_target_file(json.dumps(
         {**mk.TARGET_FIELDS, "plugin": "evil.so"}))), TargetError, r"unknown fields \['plugin'\]"),
-    Case("target-host-cannot-run", _deploy(target=_target_file(json.dumps(_HOST_CANNOT_RUN))),
-         TargetError, "lacks sve2_not_on_this_host"),
+    Case("target-file-no-backend", _deploy(target=_target_file(json.dumps(
+        {k: v for k, v in mk.TARGET_FIELDS.items() if k != "backend"}))), TargetError,
+         r"missing fields \['backend'\]"),
+    Case("deploy-data-does-not-fit", _deploy_tiny(lambda t: mk.write_npz(
+        t / "d.npz", x=np.random.default_rng(0).random((16, 5), np.float32))),
+         CalibrationError, "x.*3"),
+    Case("deploy-task-not-inferable", _deploy_tiny(task="object-detection"), QuantizationError,
+         "needs a YOLO-style output", after_work=_CACHE),
+    Case("deploy-no-candidate-in-budget", _deploy_tiny(
+        extra=("--max-size-ratio", "0.01", "--require-quantized")), QuantizationError,
+         "No quantized candidate shipped.*size vs FP32.*--require-quantized",
+         after_work=(*_CACHE, "bundles", "deploy.json", "report.md", "report.html")),
+    Case("deploy-time-budget-ran-out", _deploy_tiny(extra=("--time-budget", "0.001")),
+         QuantizationError, "time budget \\(0 s\\) ran out before any candidate",
+         after_work=_CACHE),
     # bundles: missing, malformed, tampered
     Case("bundle-missing", lambda t: ["verify", str(t / "nowhere")], BundleError,
          "does not exist"),
@@ -361,9 +390,14 @@ def test_bad_input_gets_a_typed_error_with_advice(case: Case, tmp_path: Path,
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
+    if case.after_work:  # progress lines came first; the error is the last thing said
+        err = err[err.index("\nerror: ") + 1:] if "\nerror: " in err else err
+        left = sorted(p.name for p in (tmp_path / "out").iterdir())
+        assert set(left) <= set(case.after_work), f"a failed deploy left {left}"
+    else:
+        assert not (tmp_path / "out").exists(), "a failed step left output behind"
     assert err.startswith("error: ") and "Traceback" not in err, err
     assert re.search(case.advice, err, re.S), err
-    assert not (tmp_path / "out").exists(), "a failed step left output behind"
     assert not (tmp_path / "PAYLOAD_RAN").exists(), "a pickle payload ran"
 
 

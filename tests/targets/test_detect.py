@@ -71,9 +71,11 @@ def test_every_target_says_how_this_host_can_run_it() -> None:
     assert detect(_host(("fp", "asimd"), machine="aarch64")).name == "arm64-a72"
 
 
-def test_a_gpu_target_is_never_picked_or_built_on_a_cpu_only_host() -> None:
-    from frugalml.pipeline import _resolve_target
+def test_a_gpu_target_is_never_picked_and_gets_only_gpu_candidates() -> None:
+    from frugalml.deploy.candidates import CNN, TRANSFORMER, candidates_for
 
     assert detect(_host(("avx2", "fma"))).device == "CPU"
-    with pytest.raises(TargetError, match="igpu cannot be built.*Intel GPU"):
-        _resolve_target("igpu") if not Probes.read().intel_gpu else pytest.skip("has a GPU")
+    for family in (CNN, TRANSFORMER):
+        assert [c.name for c in candidates_for(family, get_target("igpu"), ("all",))] == ["fp16"]
+        assert "fp16" not in [c.name for c in candidates_for(family, get_target("x86-avx2"),
+                                                                ("all",))]

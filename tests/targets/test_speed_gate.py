@@ -40,26 +40,6 @@ def test_a_model_that_quantization_slows_down_is_refused(tmp_path: Path) -> None
         measure_speed(fp32, int8.path, {"x": np.zeros((1, 3), np.float32)}, plan=QUICK)
 
 
-def _metrics() -> dict:
-    return {"size_bytes": 100, "mean_cosine": 0.999, "accuracy_drop_points": 0.0, "kernels": {}}
-
-
-def test_deploy_report_ships_int8_only_on_a_faster_verdict() -> None:
-    from frugalml.quantize.recipe import Budget
-    from frugalml.report import decide
-
-    host = {"cpu_model": "AMD EPYC", "flags": ["avx2", "fma"], "family": 23, "model": 49,
-            "microarchitecture": "Zen 2"}
-    budget = Budget(max_size_ratio=1.0)
-    within = from_rounds([10.0, 11.0, 10.5, 10.2], [9.9, 11.1, 10.4, 10.3]).to_dict()
-    speed = decide(budget, _metrics(), _metrics(), host, within)[-1]
-    assert speed.name.startswith("p50 speed-up") and not speed.passed
-    assert "Zen 2" in speed.why and "no VNNI" in speed.why
-    faster = from_rounds([10.0, 10.1, 10.2, 10.0], [5.0, 5.1, 5.0, 5.05]).to_dict()
-    assert faster["verdict"] == "faster"
-    assert all(c.passed for c in decide(budget, _metrics(), _metrics(), host, faster))
-
-
 def test_from_rounds_refuses_malformed_rounds() -> None:
     with pytest.raises(ValueError):
         from_rounds([10.0, 11.0], [9.0])

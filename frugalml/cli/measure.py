@@ -10,9 +10,9 @@ from frugalml.errors import FrugalError
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from frugalml.bench_report import FORMATS, build_bench_report, write_bench_report
     from frugalml.cli import _print
-    from frugalml.runs import load_runs
+    from frugalml.report.bench import FORMATS, build_bench_report, write_bench_report
+    from frugalml.report.runs import load_runs
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -25,8 +25,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from frugalml.cli import _print
-    from frugalml.compare import compare_runs, failing
-    from frugalml.runs import load_runs
+    from frugalml.report.compare import compare_runs, failing
+    from frugalml.report.runs import load_runs
 
     comparisons = compare_runs(load_runs(args.runs), cross_host=args.cross_host)
     if not comparisons:

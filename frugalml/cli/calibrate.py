@@ -81,7 +81,6 @@ def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The calibrate command's arguments; defaults are shown in --help."""
-    from frugalml.calibration.pixels import PRESETS
 
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("data", type=Path, help="image folder, .npy/.npz, or .csv/.jsonl/.txt")
@@ -91,6 +90,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num", type=int, default=300,
                    help="calibration items; the rest is the evaluation part, which scores the "
                    "quantized model against FP32 and must not be empty")
+    add_reader_arguments(p)
+
+
+def add_reader_arguments(p: argparse.ArgumentParser) -> None:
+    """How to read the data (images, arrays, text); shared by calibrate and deploy."""
+    from frugalml.calibration.pixels import PRESETS
+
     p.add_argument("--input-name", help="the model input the images or .npy feed (default: "
                    "the model's only input)")
     images = p.add_argument_group("images: (pixel * scale - mean) / std per channel")
@@ -107,8 +113,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     images.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"))
     images.add_argument("--strict", action="store_true", help="non-image files are errors")
     text = p.add_argument_group("text")
-    text.add_argument("--tokenizer", type=Path, help="tokenizer dir (default: --model)")
+    text.add_argument("--tokenizer", type=Path, help="tokenizer dir (default: the model's)")
     text.add_argument("--column", default="text")
     text.add_argument("--label-column")
     text.add_argument("--window", type=int, help="for a language model: cut the whole file "
                       "into windows of this many tokens (one item each) instead of one per line")
+
+
+def reader_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader options given on the command line (the deploy picks those its data takes)."""
+    flags = {**_IMAGE_OPTIONS, "tokenizer": "tokenizer", "column": "column",
+             "label_column": "label_column", "window": "window"}
+    values = {key: getattr(args, flag) for flag, key in flags.items()}
+    values["strict"] = args.strict or None
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}

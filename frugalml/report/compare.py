@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from frugalml.errors import FrugalError
-from frugalml.runs import Run
+from frugalml.report.runs import Run
 from frugalml.runtime.host import describe_host
 
 MIN_CHANGE = 0.10

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from frugalml._records import write_json_atomic, write_text_atomic
-from frugalml.compare import compare_runs
-from frugalml.runs import Run
+from frugalml.report.compare import compare_runs
+from frugalml.report.runs import Run
 
 SCHEMA_VERSION = 1
 FORMATS = ("json", "md", "html")
@@ -145,7 +145,7 @@ def write_bench_report(report: dict[str, Any], out_dir: Path,
         write_text_atomic(out_dir / "report.md", render_bench_markdown(report))
         written["md"] = out_dir / "report.md"
     if "html" in formats:
-        from frugalml.bench_html import render_bench_html
+        from frugalml.report.bench_html import render_bench_html
 
         write_text_atomic(out_dir / "report.html", render_bench_html(report))
         written["html"] = out_dir / "report.html"

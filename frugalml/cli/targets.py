@@ -10,7 +10,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
     """Build the target's bundle(s), verify them here, gate speed where native."""
     from frugalml._progress import Steps
     from frugalml.cli import _print
-    from frugalml.cli_quantize import _data
+    from frugalml.cli.quantize import _data
     from frugalml.targets.compile import COMPILE_RECORD, compile_model
 
     data = _data(args.data)
@@ -111,16 +111,3 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("onnxruntime", "openvino"),
                    help="build for this backend instead of the target's (CPU targets; "
                    "openvino: an IR with a compiled-model cache)")
-
-
-def cmd_deploy_targets(args: argparse.Namespace) -> None:
-    """`frugal deploy MODEL DATA --targets T1,T2`: a verified bundle per target."""
-    from frugalml.cli import _print
-    from frugalml.deploy_targets import deploy_targets, summary_lines
-
-    outcomes = deploy_targets(args.model, args.data, args.out,
-                              [t.strip() for t in args.targets.split(",") if t.strip()],
-                              recipe=args.recipe, quantizer=args.quantizer,
-                              eval_items=args.eval_items, quiet=args.json)
-    _print({name: o.to_dict() for name, o in outcomes.items()}, args.json,
-           summary_lines(outcomes, args.out))

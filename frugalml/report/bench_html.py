@@ -12,13 +12,13 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from frugalml.bench_report import render_bench_markdown
 from frugalml.errors import require
+from frugalml.report.bench import render_bench_markdown
 
 PLOTS = ("latency", "throughput", "cold-start", "top-ops", "kernels", "pareto")
 
 
-def _svg(draw: Callable[[Any], None], height: float = 3.2) -> str:
+def svg(draw: Callable[[Any], None], height: float = 3.2) -> str:
     import matplotlib
 
     matplotlib.use("svg")
@@ -36,7 +36,7 @@ def _svg(draw: Callable[[Any], None], height: float = 3.2) -> str:
     return text[text.index("<svg"):]
 
 
-def _latency(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
+def latency_plot(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
     def draw(ax: Any) -> None:
         for r in runs:
             lat = r["latency_ms"]
@@ -73,7 +73,7 @@ def _cold_start(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
     return draw
 
 
-def _top_ops(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
+def top_ops(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
     def draw(ax: Any) -> None:
         labels, values = [], []
         for r in runs:
@@ -118,11 +118,11 @@ def render_bench_html(report: dict[str, Any]) -> str:
     """The whole page as one string."""
     require("matplotlib", extra="toolchain")
     runs = report["runs"]
-    drawers = {"latency": _latency(runs), "throughput": _throughput(runs),
-               "cold-start": _cold_start(runs), "top-ops": _top_ops(runs),
+    drawers = {"latency": latency_plot(runs), "throughput": _throughput(runs),
+               "cold-start": _cold_start(runs), "top-ops": top_ops(runs),
                "kernels": _kernels(runs), "pareto": _pareto(runs)}
     figures = "\n".join(
-        f'<figure id="plot-{name}">{_svg(draw, 4.0 if name == "top-ops" else 3.2)}</figure>'
+        f'<figure id="plot-{name}">{svg(draw, 4.0 if name == "top-ops" else 3.2)}</figure>'
         for name, draw in drawers.items())
     markdown = html.escape(render_bench_markdown(report))
     return f"""<!DOCTYPE html>

@@ -17,51 +17,6 @@ def _print(result: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     print(json.dumps(result, indent=2, default=str) if as_json else "\n".join(lines))
 
 
-def _deploy_summary(result: Any, as_json: bool) -> None:
-    from frugalml.runtime.bundle import manifest_digest
-
-    report = result.report
-    summary = {"shipped": report["shipped"], "shipped_bundle": str(result.shipped_bundle),
-               "bundles": {k: str(v) for k, v in result.bundles.items()},
-               "report_json": str(result.report_json), "report_md": str(result.report_md),
-               "report_html": str(result.report_html),
-               "manifest_sha256": {k: manifest_digest(v) for k, v in result.bundles.items()},
-               "speedup_p50": report["speedup_p50"], "checks": report["checks"]}
-    lines = [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']}: {c['value']:.4f} "
-             f"(limit {c['limit']})" for c in report["checks"]]
-    lines += [f"shipped: {report['shipped'].upper()}", f"bundle: {result.shipped_bundle}",
-              f"bundle manifest sha256: {manifest_digest(result.shipped_bundle)}",
-              f"report: {result.report_md}", f"report (JSON): {result.report_json}",
-              f"report (HTML, plots): {result.report_html}"]
-    _print(summary, as_json, lines)
-
-
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from frugalml.demo import run_demo
-
-    _deploy_summary(run_demo(args.out, eval_items=args.eval_items, quiet=args.json), args.json)
-
-
-def _cmd_deploy(args: argparse.Namespace) -> None:
-    import dataclasses
-
-    if args.targets:
-        from frugalml.cli_targets import cmd_deploy_targets
-
-        return cmd_deploy_targets(args)
-
-    from frugalml.pipeline import DeployOptions, deploy
-    from frugalml.quantize.recipe import Budget, get_recipe
-
-    budget = Budget(min_mean_cosine=args.min_cosine, max_accuracy_drop_points=args.max_drop)
-    options = dataclasses.replace(
-        DeployOptions(), target=args.target, eval_items=args.eval_items,
-        recipe=get_recipe(args.recipe, budget=budget), quantizer=args.quantizer,
-        require_quantized=args.require_quantized, profile_runs=args.profile_runs,
-        profile_rounds=args.profile_rounds)
-    _deploy_summary(deploy(args.model, args.data, args.out, options, quiet=args.json), args.json)
-
-
 def _read_npz(path: Path, what: str) -> dict[str, Any]:
     import zipfile
 
@@ -169,35 +124,18 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
 
 
-def _deploy_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="Hugging Face sentence-encoder dir")
-    p.add_argument("data", type=Path, help="labelled texts (.csv.bz2)")
-    p.add_argument("--target", default="auto",
-                   help="a built-in target, a target file (.json), or auto")
-    p.add_argument("--targets", help="comma-separated targets: quantize per format, compile, "
-                   "verify and gate each (see `frugal targets`); replaces --target")
-    p.add_argument("--recipe", default="int8")
-    p.add_argument("--quantizer", default="onnxruntime",
-                   help="quantization backend")
-    p.add_argument("--min-cosine", type=float, default=0.99,
-                   help="budget: least mean cosine of INT8 to FP32 outputs")
-    p.add_argument("--max-drop", type=float, default=1.0,
-                   help="budget: most accuracy drop, in points")
-    p.add_argument("--require-quantized", action="store_true",
-                   help="exit with an error if INT8 misses its budget")
-    p.add_argument("--profile-runs", type=int, default=200,
-                   help="timed runs per bundle and round")
-    p.add_argument("--profile-rounds", type=int, default=2,
-                   help="alternating FP32/INT8 profiling rounds")
-
-
 def _parser() -> argparse.ArgumentParser:
-    from frugalml import cli_calibrate, cli_measure, cli_quantize, cli_sweep, cli_targets
+    from frugalml.cli import calibrate as cli_calibrate
+    from frugalml.cli import deploy as cli_deploy
+    from frugalml.cli import measure as cli_measure
+    from frugalml.cli import quantize as cli_quantize
+    from frugalml.cli import sweep as cli_sweep
+    from frugalml.cli import targets as cli_targets
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
-        "demo": (_cmd_demo, "run the whole path on the bundled model and data"),
+        "demo": (cli_deploy.cmd_demo, "deploy the bundled model and data (the whole path)"),
         "export": (_cmd_export, "export a HF model dir or .onnx to ONNX / OpenVINO IR, validated"),
         "calibrate": (cli_calibrate.cmd_calibrate,
                       "split and fingerprint a calibration set for a model"),
@@ -206,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
         "report": (cli_measure.cmd_report, "render Profile JSONs into report.json/.md/.html"),
         "compare": (cli_measure.cmd_compare, "compare Profiles with the first; flag slowdowns"),
         "compile": (cli_targets.cmd_compile, "bundle a model for a target, verified here"),
-        "deploy": (_cmd_deploy, "export, quantize, bundle, measure and report one model"),
+        "deploy": (cli_deploy.cmd_deploy,
+                   "try the candidate artifacts of a model, ship the fastest within budget"),
         "verify": (cli_targets.cmd_verify, "check a bundle's hashes, target and samples"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
         "bench": (cli_measure.cmd_bench, "profile a bundle's latency on this host"),
@@ -218,10 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         subs[name] = sub.add_parser(name, help=help_text)
         subs[name].set_defaults(fn=fn)
         subs[name].add_argument("--json", action="store_true", help="machine-readable output")
-    for name in ("demo", "deploy"):
-        subs[name].add_argument("--out", type=Path, default=Path("frugal-out"))
-        subs[name].add_argument("--eval-items", type=int, default=2000)
-    _deploy_arguments(subs["deploy"])
+    cli_deploy.add_arguments(subs["deploy"], subs["demo"])
     _export_arguments(subs["export"])
     cli_calibrate.add_arguments(subs["calibrate"])
     cli_quantize.add_arguments(subs["quantize"], subs["diagnose"])
@@ -273,6 +209,3 @@ def run() -> None:
 
     exit_process(main())
 
-
-if __name__ == "__main__":
-    run()

@@ -1,0 +1,5 @@
+"""`python -m frugalml.cli`: the `frugal` command."""
+
+from frugalml.cli import run
+
+run()

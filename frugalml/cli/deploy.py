@@ -1,0 +1,123 @@
+"""`frugal deploy` and `frugal demo`: the deploy engine from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import FrugalError
+
+# CLI budget flags -> Budget fields (only the given ones override a recipe's defaults)
+_BUDGET_FLAGS = {"max_drop": ("max_accuracy_drop_points",),
+                 "min_cosine": ("min_mean_cosine",),
+                 "min_agreement": ("min_top1_agreement", "min_detection_agreement"),
+                 "max_ppl_rise": ("max_perplexity_increase_pct",),
+                 "max_size_ratio": ("max_size_ratio",)}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
+
+
+def parse_duration(text: str) -> float:
+    """``20m``, ``90s``, ``1h`` or plain seconds.
+
+    Raises:
+        FrugalError: anything else.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise FrugalError(f"--time-budget {text!r} is not a duration: write e.g. 20m, 90s, "
+                          "1h or a number of seconds.")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def options_from(args: argparse.Namespace, **overrides: Any) -> Any:
+    """DeployOptions from the deploy/demo flags."""
+    from frugalml.cli.calibrate import reader_flags
+    from frugalml.deploy import DeployOptions
+
+    budget = {field: getattr(args, flag) for flag, fields in _BUDGET_FLAGS.items()
+              for field in fields if getattr(args, flag, None) is not None}
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    return DeployOptions(
+        targets=targets, task=getattr(args, "task", None), budget=budget,
+        candidates=args.candidates, time_budget_s=parse_duration(args.time_budget),
+        threads=args.threads, calibration_items=args.num, eval_items=args.eval_items,
+        profile_runs=args.profile_runs, require_quantized=args.require_quantized,
+        data_options=reader_flags(args) if hasattr(args, "preset") else {}, **overrides)
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    """Run the engine on MODEL and DATA; print the decision per target."""
+    from frugalml.deploy import deploy
+
+    result = deploy(args.model, args.data, args.out,
+                    options_from(args, **({"name": args.name} if args.name else {})),
+                    quiet=args.json)
+    print_result(result, args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The engine on the bundled MiniLM and Rotten Tomatoes snippets."""
+    from frugalml.demo import run_demo
+
+    print_result(run_demo(args.out, options=options_from(args), quiet=args.json), args.json)
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    """deploy.json with --json; else the decision per target and where things went."""
+    from frugalml.cli import _print
+    from frugalml.report.deploy_md import decision_line
+    from frugalml.runtime.bundle import manifest_digest
+
+    record = result.record
+    lines = []
+    for target, r in record["targets"].items():
+        lines += [decision_line(target, r), f"  why: {r['why']}"]
+        if r["bundle"]:
+            lines += [f"  bundle: {r['bundle']}",
+                      f"  bundle manifest sha256: {manifest_digest(Path(r['bundle']))}"]
+    lines += [f"deploy record: {result.deploy_json}", f"report: {result.report_md}",
+              f"report (HTML, plots): {result.report_html}"]
+    _print(record, as_json, lines)
+
+
+def add_arguments(deploy: argparse.ArgumentParser, demo: argparse.ArgumentParser) -> None:
+    """Flags of both faces; deploy also takes MODEL, DATA and how to read the data."""
+    from frugalml.cli.calibrate import add_reader_arguments
+    from frugalml.deploy.candidates import CANDIDATES
+
+    deploy.add_argument("model", type=Path,
+                        help="Hugging Face model dir, .onnx, OpenVINO .xml, or .gguf")
+    deploy.add_argument("data", type=Path, help="image folder, .npy/.npz, text file (.csv, "
+                        ".jsonl, .txt, optionally .gz/.bz2), or a `frugal calibrate` folder")
+    deploy.add_argument("--task", choices=("classification", "embedding", "language-model",
+                                           "object-detection", "outputs"),
+                        help="what the outputs mean (default: inferred)")
+    deploy.add_argument("--name", help="name of the bundles and reports (default: the model's)")
+    for p in (deploy, demo):
+        p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+        p.add_argument("--out", type=Path, default=Path("frugal-out"))
+        p.add_argument("--targets", "--target", default="auto",
+                       help="comma-separated targets or target files (`frugal targets`)")
+        p.add_argument("--candidates", default="default", help="default, all, or names: "
+                       f"fp32, {', '.join(CANDIDATES)}")
+        p.add_argument("--max-drop", type=float, help="budget: most drop of the task metric, "
+                       "in points (default 1.0; 1.5 for w4a8)")
+        p.add_argument("--min-cosine", type=float, help="budget: least mean cosine to FP32 "
+                       "of every output and output part (default 0.99; classifiers: unset)")
+        p.add_argument("--min-agreement", type=float, help="budget: least top-1 or "
+                       "detection agreement with FP32 (default: unset / 0.95)")
+        p.add_argument("--max-ppl-rise", type=float, help="budget: most perplexity rise, %%")
+        p.add_argument("--max-size-ratio", type=float, help="budget: most size vs FP32")
+        p.add_argument("--time-budget", default="20m", help="bound on the candidate search")
+        p.add_argument("--threads", type=int, default=0, help="threads for timing (0: all)")
+        p.add_argument("--num", type=int, default=300,
+                       help="calibration items; the rest is the evaluation part")
+        p.add_argument("--eval-items", type=int, default=2000,
+                       help="evaluation items every candidate is scored on")
+        p.add_argument("--profile-runs", type=int, default=200,
+                       help="runs of the fresh-process profile of the shipped and FP32 bundles")
+        p.add_argument("--require-quantized", action="store_true",
+                       help="exit with an error where FP32 ships")
+    add_reader_arguments(deploy)

@@ -1,0 +1,119 @@
+"""The candidate artifacts a deploy tries: each a named recipe x quantization backend x format.
+
+Which apply depends on the model's family (what its compute is made of) and the target: the
+engine builds every one that applies, scores it against FP32 on the evaluation split, and
+lets the measurement pick. Nothing here knows a backend's API; the recipe and the backend name
+go to :func:`frugalml.quantize.api.quantize`, which translates them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from frugalml.errors import QuantizationError
+
+FP32 = "fp32"
+
+# Families, from the exported graph's compute (see plan.model_family).
+CNN, TRANSFORMER, DECODER, OTHER = "cnn", "transformer", "decoder", "other"
+ALL_FAMILIES = frozenset({CNN, TRANSFORMER, DECODER, OTHER})
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CandidateSpec:
+    """One way to build an artifact from the FP32 export."""
+
+    name: str
+    recipe: str
+    backend: str
+    output_format: str
+    families: frozenset[str]
+    default: bool                       # tried without --candidates all
+    devices: frozenset[str] = frozenset({"CPU"})
+    about: str = ""
+
+    def recipe_for(self, budget: Mapping[str, Any]) -> Any:
+        """The recipe with the user's budget limits over the recipe's own defaults."""
+        from frugalml.quantize.recipe import get_recipe
+
+        recipe = get_recipe(self.recipe)
+        if not budget:
+            return recipe
+        return dataclasses.replace(recipe, budget=dataclasses.replace(recipe.budget, **budget))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What deploy.json says of the candidate's construction."""
+        return {"name": self.name, "recipe": self.recipe, "backend": self.backend,
+                "format": self.output_format}
+
+
+CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
+    CandidateSpec(name="int8-static", recipe="int8", backend="onnxruntime", output_format="onnx",
+                  families=ALL_FAMILIES, default=True,
+                  about="ONNX Runtime static QDQ, per-channel weights, the target's format"),
+    CandidateSpec(name="int8-dynamic", recipe="int8-dynamic", backend="onnxruntime",
+                  output_format="onnx", families=frozenset({TRANSFORMER, DECODER}), default=True,
+                  about="ONNX Runtime dynamic INT8: per-channel weights, activations per call"),
+    CandidateSpec(name="int8-nncf", recipe="int8", backend="nncf", output_format="onnx",
+                  families=ALL_FAMILIES, default=False,
+                  about="NNCF post-training INT8, run by ONNX Runtime"),
+    CandidateSpec(name="int8-openvino", recipe="int8", backend="nncf",
+                  output_format="openvino", families=ALL_FAMILIES - {DECODER}, default=False,
+                  about="NNCF INT8 as an OpenVINO IR, run by OpenVINO"),
+    CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
+                  families=frozenset({DECODER}), default=True,
+                  about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
+    CandidateSpec(name="fp16", recipe="fp16", backend="onnxruntime", output_format="onnx",
+                  families=ALL_FAMILIES, default=True, devices=frozenset({"GPU"}),
+                  about="FP16 weights for targets that compute in FP16"),
+)}
+
+
+def parse_choice(choice: str) -> tuple[str, ...]:
+    """``default``, ``all`` or names, checked before any work starts.
+
+    Raises:
+        QuantizationError: an unknown candidate name (the message lists them).
+    """
+    if choice in ("default", "all"):
+        return (choice,)
+    names = tuple(dict.fromkeys(n.strip() for n in choice.split(",") if n.strip()))
+    unknown = [n for n in names if n not in CANDIDATES and n != FP32]
+    if unknown or not names:
+        raise QuantizationError(
+            f"Unknown candidate{'s' if len(unknown) > 1 else ''} {', '.join(unknown) or '(none)'}"
+            f"; choose default, all, or names among {FP32}, {', '.join(CANDIDATES)}.")
+    return names
+
+
+def candidates_for(family: str, target: Any, choice: Sequence[str], *,
+                   source_format: str = "onnx") -> list[CandidateSpec]:
+    """The candidates that apply to ``family`` on ``target``, in the order they are tried.
+
+    Named candidates that do not apply are left out (the engine says so); ``default`` keeps
+    the cheap, usually useful ones and ``all`` every one that applies. A model that came as
+    OpenVINO IR has no ONNX form: only NNCF's IR-to-IR INT8 applies, by default.
+    """
+    pool: Sequence[CandidateSpec] = list(CANDIDATES.values())
+    if source_format == "openvino":
+        pool = [dataclasses.replace(CANDIDATES["int8-openvino"], output_format="openvino",
+                                    default=True, families=ALL_FAMILIES)]
+    applies = [c for c in pool
+               if family in c.families and target.device in c.devices
+               and (c.output_format == "onnx" or target.artifact != "ort")]
+    if choice == ("all",):
+        return applies
+    if choice == ("default",):
+        return [c for c in applies if c.default]
+    return [c for c in applies if c.name in choice]
+
+
+def not_applicable(family: str, target: Any, choice: Sequence[str], *,
+                   source_format: str = "onnx") -> list[str]:
+    """Names the user asked for that do not apply here, for the progress line."""
+    if choice in (("all",), ("default",)):
+        return []
+    kept = {c.name for c in candidates_for(family, target, choice, source_format=source_format)}
+    return [n for n in choice if n not in kept and n != FP32]

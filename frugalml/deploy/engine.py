@@ -1,0 +1,326 @@
+"""The deploy engine: one model, one data set, one or more targets -> the fastest artifact within
+budget per target (or FP32 and why), as verified bundles, deploy.json and a report.
+
+Stages: read the data (split, fingerprinted) -> export (checked against the source) -> infer
+the task and the model's family -> per target: build and score each candidate against FP32
+(cached by content), repair one that misses by diagnose, bundle and verify the in-budget
+ones, time them against FP32 by the speed protocol where the target runs here -> select ->
+report. `frugal deploy`, `frugal demo` and the sweep's stage calls all come through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from frugalml._progress import Steps
+from frugalml.deploy import outcome
+from frugalml.deploy.candidates import (
+    FP32,
+    CandidateSpec,
+    candidates_for,
+    not_applicable,
+    parse_choice,
+)
+from frugalml.deploy.plan import DeployOptions
+from frugalml.errors import FrugalError, QuantizationError
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "deploy.json"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DeployResult:
+    """Where everything went, and deploy.json's content."""
+
+    out_dir: Path
+    record: dict[str, Any]
+    deploy_json: Path
+    report_md: Path
+    report_html: Path
+
+    @property
+    def shipped(self) -> dict[str, Path]:
+        """Per target, the shipped bundle."""
+        return {t: Path(r["bundle"]) for t, r in self.record["targets"].items() if r["bundle"]}
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Run:
+    """What every stage of one deploy reads: options, progress, data, export, task."""
+
+    options: DeployOptions
+    steps: Steps
+    out: Path
+    name: str
+    data: Any
+    exported: Any
+    task: str
+    family: str
+    samples: dict[str, Any]
+    started: float
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache"
+
+    def time_left(self) -> float:
+        return self.options.time_budget_s - (time.monotonic() - self.started)
+
+
+def deploy(model: Any, data: Any, out_dir: Path, options: DeployOptions | None = None, *,
+           example: Mapping[str, Any] | None = None, quiet: bool = False) -> DeployResult:
+    """Run the whole path for ``model`` (HF dir, .onnx, OpenVINO .xml, .gguf, or a
+    ``torch.nn.Module`` with ``example`` inputs) on ``data`` (image folder, .npy/.npz, text
+    file, calibration descriptor, or a calibration set) for ``options.targets``.
+
+    Raises:
+        FrugalError: a bad option, model or data (before long work where it can be seen), or a
+            stage every target needs (data, export) failed; QuantizationError with
+            ``require_quantized`` when a target ships FP32.
+    """
+    from frugalml.deploy.plan import resolve_targets
+
+    options = options or DeployOptions()
+    steps, out = Steps(quiet=quiet), Path(out_dir).resolve()
+    targets = resolve_targets(options.targets)
+    run = _prepare(model, data, options, example, steps, out)
+    results = {}
+    for target in targets:
+        steps.note(f"target {target.name}: {target.description}")
+        results[target.name] = _deploy_target(run, target)
+    return _finish(run, results)
+
+
+def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str, Any] | None,
+             steps: Steps, out: Path) -> _Run:
+    """Data, export, task and family: what every target's candidates start from."""
+    from frugalml.deploy import plan
+    from frugalml.deploy.data import open_data
+    from frugalml.deploy.stages import export_cached, export_key, source_digest
+
+    started = time.monotonic()
+    inputs = plan.input_names(model, example)
+    language_model = options.task == "language-model" or plan.language_model_source(model)
+    with steps.step("read, split and fingerprint the data"):
+        data_set, _ = open_data(data, inputs, options.data_options, signature=_signature(model),
+                                tokenizer=plan.tokenizer_dir(model), language_model=language_model,
+                                calibration_items=options.calibration_items,
+                                out_dir=out / "calibration")
+    summary = data_set.summary()
+    steps.note(f"  {summary['calibration_items']} calibration / {summary['evaluation_items']} "
+               f"evaluation items, fingerprint {data_set.fingerprint[:12]}")
+    feeds = next(data_set.batches("evaluation", batch_size=options.sample_items))[0]
+    source = source_digest(model)
+    with steps.step("export and check against the source"):
+        exported, hit = export_cached(
+            model, out / "cache", export_key(source, data_set.fingerprint) if source else None,
+            validation=[feeds], example=example)
+    worst = min((c.min_cosine for c in exported.checks), default=float("nan"))
+    steps.note(f"  {'cached; ' if hit else ''}{exported.exporter}, min cosine to the source "
+               f"{worst:.7f} on {exported.inputs_used} real inputs")
+    task = _task(exported.path, data_set, options.task)
+    family = plan.model_family(exported.path, task)
+    steps.note(f"  task {task}, family {family}")
+    return _Run(options=options, steps=steps, out=out, name=options.name or plan.model_name(model),
+                data=data_set, exported=exported, task=task, family=family,
+                samples=dict(feeds), started=started)
+
+
+def _signature(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
+    """The inputs of an ONNX or IR model file, to check the data against before any work."""
+    if not isinstance(model, (str, Path)) or Path(model).suffix not in (".onnx", ".xml"):
+        return None
+    from frugalml.quantize.api import signature
+
+    return signature(Path(model))
+
+
+def _task(model: Path, data: Any, given: str | None) -> str:
+    """The task scoring will use, from one evaluation item through FP32."""
+    from frugalml.quantize.accuracy import open_model, task_of
+
+    session = open_model(model)
+    try:
+        return str(task_of(session, data, given)[0])
+    finally:
+        session.close()
+
+
+def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
+    """Candidates for one target: built, scored, bundled, timed; then the choice."""
+    from frugalml.deploy.select import select_elsewhere, select_native
+    from frugalml.deploy.timing import measured_on, native_here, profile_pair, time_candidates
+    from frugalml.targets.compile import fp32_record
+
+    choice = parse_choice(run.options.candidates)
+    fmt = "openvino" if run.exported.path.suffix == ".xml" else "onnx"
+    specs = candidates_for(run.family, target, choice, source_format=fmt)
+    for name in not_applicable(run.family, target, choice, source_format=fmt):
+        run.steps.note(f"  {name} does not apply to a {run.family} model on {target.name}")
+    entries = [_candidate(run, spec, target) for spec in specs]
+    if entries and all(e["status"] == "skipped" for e in entries):
+        raise QuantizationError(
+            f"The time budget ({run.options.time_budget_s:.0f} s) ran out before any candidate "
+            f"for {target.name} was built (the data and export took "
+            f"{time.monotonic() - run.started:.0f} s). Give a larger --time-budget; cached "
+            "stages are reused on the next run.")
+    references = [e.pop("reference", None) for e in entries]
+    reference = next((r for r in references if r is not None), None)
+    fp32 = outcome.fp32_entry(run.exported.path, run.exported.size_bytes, reference)
+    _bundle(run, target, fp32, run.exported.path.parent,
+            record=fp32_record({"accuracy": reference}) if reference else None)
+    for entry in entries:
+        if entry["status"] == "scored" and entry["accuracy"]["budget_met"]:
+            _bundle(run, target, entry, Path(entry["model"]).parent)
+    native = native_here(target)
+    if native:
+        time_candidates(run, fp32, entries)
+        shipped, why = select_native(entries)
+        why += f"; {measured_on()}"
+    else:
+        shipped, why = select_elsewhere(entries, fp32["verified"] or "")
+    run.steps.note(f"  ships {shipped}: {why}")
+    chosen = next(e for e in [fp32, *entries] if e["name"] == shipped)
+    profiles = profile_pair(run, fp32, chosen) if native else {}
+    return {"shipped": shipped, "why": why, "bundle": chosen["bundle"], "native": native,
+            "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles}
+
+
+def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
+    """Build and score one candidate (one repair by diagnose if it misses by accuracy)."""
+    if run.time_left() <= 0:
+        run.steps.note(f"  {spec.name}: skipped, the time budget "
+                       f"({run.options.time_budget_s:.0f} s) ran out")
+        return outcome.not_scored(spec, "skipped", "the time budget ran out before it")
+    try:
+        record, hit = _quantize(run, spec, target)
+        entry = outcome.scored(spec, record, hit)
+        if not entry["accuracy"]["budget_met"] and _repairable(spec, entry, run):
+            record, hit = _quantize(run, spec, target, repair=True)
+            entry = {**outcome.scored(spec, record, hit), "repaired": True,
+                     "before_repair": entry["accuracy"]}
+    except FrugalError as e:
+        run.steps.note(f"  {spec.name} FAILED: {type(e).__name__}: {e}")
+        return outcome.not_scored(spec, "failed", f"{type(e).__name__}: {e}")
+    run.steps.note(f"  {spec.name}{' (cached)' if hit else ''}: {outcome.summary(entry)}")
+    return {**entry, "reference": record.accuracy}
+
+
+def _repairable(spec: CandidateSpec, entry: dict[str, Any], run: _Run) -> bool:
+    """Static INT8 that missed on accuracy only, and by a little (diagnose keeps layers in
+    float, which helps accuracy and costs size and time), with time left for the search."""
+    failed = [c for c in entry["accuracy"]["checks"] if not c["passed"]]
+    return (spec.recipe == "int8" and bool(failed) and run.time_left() > 0
+            and all(c["name"] != "size vs FP32" and near_miss(c) for c in failed))
+
+
+# A miss is "a little" when it is within this factor of the limit: a drop or rise at most
+# 2x its limit, a cosine or agreement at most 2x as far below 1 as its limit.
+REPAIR_MARGIN = 2.0
+
+
+def near_miss(check: dict[str, Any]) -> bool:
+    """True when a failed check is close enough to its limit for one diagnose repair."""
+    value, limit = check["value"], check["limit"]
+    if value > limit:  # a "most" limit (drop points, perplexity rise)
+        return limit > 0 and value <= REPAIR_MARGIN * limit
+    return limit < 1 and (1 - value) <= REPAIR_MARGIN * (1 - limit)  # a "least" limit
+
+
+def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = False
+              ) -> tuple[Any, bool]:
+    """The candidate's quantized model, from the cache when the same inputs built it."""
+    from frugalml._cache import cached_stage
+    from frugalml.deploy.stages import quantize_cached, quantize_key
+    from frugalml.deploy.timing import native_here
+    from frugalml.quantize import QuantizedModel
+
+    recipe = spec.recipe_for(run.options.budget)
+    scoring = "native" if native_here(target) else "unfused"
+    key = quantize_key(run.exported.digest, recipe.digest, spec.backend, spec.output_format,
+                       target.int8_format.value, scoring, run.data.fingerprint,
+                       run.options.eval_items, run.task)
+    if not repair:
+        with run.steps.step(f"{spec.name}: quantize ({spec.about}) and score against FP32"):
+            return quantize_cached(run.cache, key, run.exported.path, run.data, recipe=recipe,
+                                   backend=spec.backend, target=target,
+                                   output_format=spec.output_format,
+                                   eval_items=run.options.eval_items, task=run.task)
+    from frugalml.quantize.api import read_record
+    from frugalml.quantize.diagnose import diagnose
+
+    def build(tmp: Path) -> Any:
+        diagnose(run.exported.path, run.data, tmp / "quantized", recipe=recipe,
+                 backend=spec.backend, target=target, eval_items=run.options.eval_items,
+                 task=run.task, steps=run.steps)
+        return read_record(tmp / "quantized")
+
+    run.steps.note(f"  {spec.name}: one repair by diagnose (culprit layers back to float)")
+    try:
+        return cached_stage(run.cache, "quantize", "repair" + key, build,
+                            QuantizedModel.from_dict)
+    except QuantizationError as e:
+        raise QuantizationError(f"missed its budget, and diagnose found no repair: {e}") from e
+
+
+def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,
+            record: dict[str, Any] | None = None) -> None:
+    """Bundle one candidate for ``target`` and verify it here; a bundle that fails
+    verification is not kept and the candidate says why."""
+    from frugalml.targets.compile import build_bundle
+
+    dest = run.out / "bundles" / f"{run.name}-{target.name}-{entry['name']}"
+    backend = "openvino" if entry["name"] == "int8-openvino" else None
+    try:
+        with run.steps.step(f"{entry['name']}: bundle for {target.name} and verify"):
+            _, check = build_bundle(model_dir, dest, target=target, samples=run.samples,
+                                    backend=backend, record=record, steps=run.steps)
+    except FrugalError as e:
+        entry["verified"] = f"bundle failed: {type(e).__name__}: {e}"
+        return
+    entry["verified"] = outcome.verification_text(check)
+    entry["bundle"] = str(dest)
+
+
+def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:
+    """deploy.json, report.md and report.html; the --require-quantized refusal."""
+    from frugalml._records import write_json_atomic
+    from frugalml.report.deploy_html import write_html
+    from frugalml.report.deploy_md import write_markdown
+    from frugalml.runtime.host import read_host
+
+    record = {"schema_version": SCHEMA_VERSION, "host": read_host().to_dict(),
+              "model": run.name, "source": str(run.exported.source) if hasattr(
+                  run.exported, "source") else None,
+              "task": run.task, "family": run.family,
+              "metric": _metric(results), "calibration": run.data.summary(),
+              "export": run.exported.to_dict(), "seconds": round(time.monotonic() - run.started, 1),
+              "targets": results}
+    md = write_markdown(run.out, record)
+    html = write_html(run.out, record)
+    record |= {"report_md": str(md), "report_html": str(html)}
+    path = run.out / RECORD_NAME
+    write_json_atomic(path, record)
+    result = DeployResult(out_dir=run.out, record=record, deploy_json=path, report_md=md,
+                          report_html=html)
+    fp32_targets = [t for t, r in results.items() if r["shipped"] == FP32]
+    if run.options.require_quantized and fp32_targets:
+        raise QuantizationError(
+            f"No quantized candidate shipped on {', '.join(fp32_targets)}, and "
+            f"--require-quantized was given: {results[fp32_targets[0]]['why']}. The report "
+            f"is {md}; the FP32 bundle is still written. Loosen the budget, or drop "
+            "--require-quantized to ship FP32.")
+    return result
+
+
+def _metric(results: dict[str, dict[str, Any]]) -> str | None:
+    """The headline metric the candidates were judged by."""
+    for r in results.values():
+        for c in r["candidates"]:
+            if c.get("accuracy"):
+                return str(c["accuracy"]["metric"])
+    return None

@@ -1,0 +1,160 @@
+"""What a deploy will do, settled before the long work: options, targets, the data reader,
+and (after the export) the model's family, which decides the candidates.
+
+Every bad option fails here with advice, so no export runs for a deploy that cannot finish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from frugalml.deploy.candidates import CNN, DECODER, OTHER, TRANSFORMER, parse_choice
+from frugalml.errors import FrugalError, InputError, TargetError
+
+# Budget fields a deploy may set (the rest keep each recipe's defaults).
+BUDGET_FIELDS = ("max_accuracy_drop_points", "min_mean_cosine", "min_top1_agreement",
+                 "min_detection_agreement", "max_perplexity_increase_pct", "max_size_ratio")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DeployOptions:
+    """What `deploy` does; the defaults are the demo's."""
+
+    targets: tuple[str, ...] = ("auto",)
+    name: str | None = None             # bundles and reports; default: from the model path
+    task: str | None = None
+    budget: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    candidates: str = "default"
+    time_budget_s: float = 1200.0
+    threads: int = 0
+    eval_items: int = 2000
+    calibration_items: int = 300
+    sample_items: int = 4
+    profile_runs: int = 200
+    speed_cap_s: float = 60.0
+    data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    require_quantized: bool = False
+
+    def __post_init__(self) -> None:
+        """Raises FrugalError for counts or names that make no sense, before any work."""
+        counts = {"eval_items": self.eval_items, "calibration_items": self.calibration_items,
+                  "sample_items": self.sample_items, "profile_runs": self.profile_runs}
+        bad = {k: v for k, v in counts.items() if v < 1} | (
+            {"threads": self.threads} if self.threads < 0 else {}) | (
+            {"time_budget_s": self.time_budget_s} if not self.time_budget_s > 0 else {}) | (
+            {"speed_cap_s": self.speed_cap_s} if not self.speed_cap_s > 0 else {})
+        if bad:
+            raise FrugalError(f"Deploy options out of range: {bad}. Counts must be at least 1, "
+                              "times above 0 (threads: 0 lets the backend choose).")
+        unknown = sorted(set(self.budget) - set(BUDGET_FIELDS))
+        if unknown:
+            raise FrugalError(f"Unknown budget fields {unknown}; use {', '.join(BUDGET_FIELDS)}.")
+        from frugalml.quantize.recipe import Budget
+
+        Budget(**self.budget)  # an impossible limit fails now (QuantizationError)
+        parse_choice(self.candidates)
+        if not self.targets:
+            raise TargetError("No target given: pass --targets auto or names from "
+                              "`frugal targets`.")
+
+
+def resolve_targets(names: tuple[str, ...]) -> list[Any]:
+    """The targets by name or file; ``auto`` is this host's best one.
+
+    Raises:
+        TargetError: an unknown target, a malformed target file, or ``auto`` on a host no
+            built-in target fits.
+    """
+    from frugalml.targets import detect, get_target
+
+    resolved = {}
+    for name in names:
+        target = detect() if name == "auto" else get_target(name)
+        resolved.setdefault(target.name, target)
+    return list(resolved.values())
+
+
+def model_name(model: Any) -> str:
+    """A short name for bundles and reports: the file or directory name, or the class."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if path.stem == "model" and path.parent.name:  # .../MiniLM/model, .../ir/model.xml
+            return path.parent.name
+        return path.stem if path.is_file() else path.name
+    return type(model).__name__
+
+
+def input_names(model: Any, example: Mapping[str, Any] | None) -> list[str]:
+    """The model's input names, from its file, its Hugging Face task, or the example.
+
+    Raises:
+        InputError: a torch module without ``example`` inputs.
+    """
+    if not isinstance(model, (str, Path)):
+        if example is None:
+            raise InputError("A torch module needs example inputs: deploy(module, data, "
+                             "example={'input_name': array}).")
+        return list(example)
+    path = Path(model)
+    if path.suffix in (".onnx", ".xml"):
+        from frugalml.quantize.api import signature
+
+        return [name for name, _, _ in signature(path)]
+    from frugalml.export.huggingface import INPUT_NAMES, infer_task
+
+    if language_model_source(path):
+        return ["input_ids", "attention_mask"]
+    if (path / "config.json").is_file() and infer_task(path) == "image-classification":
+        return ["pixel_values"]
+    return list(INPUT_NAMES)
+
+
+def language_model_source(model: Any) -> bool:
+    """True for a GGUF file or a Hugging Face causal LM directory."""
+    if not isinstance(model, (str, Path)):
+        return False
+    path = Path(model)
+    if path.suffix == ".gguf":
+        return True
+    from frugalml.export.huggingface import infer_task
+
+    return (path / "config.json").is_file() and infer_task(path) == "text-generation"
+
+
+def tokenizer_dir(model: Any) -> Path | None:
+    """The tokenizer of a Hugging Face directory or GGUF file, else None."""
+    if not isinstance(model, (str, Path)):
+        return None
+    path = Path(model)
+    if path.suffix == ".gguf":
+        from frugalml.export.gguf import gguf_model_dir
+
+        return gguf_model_dir(path)
+    return path if (path / "config.json").is_file() else None
+
+
+def model_family(onnx_or_ir: Path, task: str) -> str:
+    """What the model's compute is made of: decoders by their task, else convolutions vs
+    attention-style matrix products counted in the graph."""
+    if task == "language-model":
+        return DECODER
+    path = Path(onnx_or_ir)
+    if path.suffix == ".xml":
+        import openvino as ov
+
+        ops = [op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()]
+        conv, matmul, softmax = "Convolution", "MatMul", "Softmax"
+    else:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+        ops = [n.op_type for n in graph.node]
+        conv, matmul, softmax = "Conv", "MatMul", "Softmax"
+    if ops.count(conv) >= max(1, ops.count(matmul)):
+        return CNN
+    if ops.count(matmul) and softmax in ops:
+        return TRANSFORMER
+    return OTHER

@@ -1,0 +1,94 @@
+"""The stage calls every face of the path shares (deploy, demo, sweep): export and quantize as
+content-addressed cache entries, and the bundle build. Each is keyed by the hash of its
+inputs, so a re-run, another target with the same INT8 format, or a sweep cell that agrees on
+them reuses the finished entry (see ``_cache.cached_stage``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml._cache import cached_stage
+from frugalml._records import digest, file_sha256, tree_digest
+
+
+def source_digest(model: Any) -> str | None:
+    """Content digest of a model path (file, IR pair, or directory); None for a module, which
+    is exported every time (its weights live in Python, not on disk)."""
+    if not isinstance(model, (str, Path)):
+        return None
+    path = Path(model)
+    if path.is_dir():
+        return tree_digest(path)
+    if path.suffix == ".xml":
+        return digest(file_sha256(path), file_sha256(path.with_suffix(".bin")))
+    return file_sha256(path)
+
+
+def export_cached(model: Any, cache: Path, key: str | None, *,
+                  validation: Sequence[Mapping[str, np.ndarray]],
+                  example: Mapping[str, np.ndarray] | None = None) -> tuple[Any, bool]:
+    """Export ``model`` to ONNX (or check an ONNX / IR), validated on ``validation``.
+
+    Returns:
+        (ExportedModel, True when it came from the cache)
+    """
+    from frugalml.export import ExportedModel, export
+
+    # An IR stays IR (it has no way back to ONNX); everything else becomes ONNX.
+    ir = isinstance(model, (str, Path)) and Path(model).suffix == ".xml"
+
+    def build(tmp: Path) -> Any:
+        return export(model, tmp / "export", example=example, validation=list(validation),
+                      format="openvino" if ir else "onnx")
+
+    if key is None:
+        return build_uncached(cache, build), False
+    return cached_stage(cache, "export", key, build, ExportedModel.from_dict)
+
+
+def build_uncached(cache: Path, build: Any) -> Any:
+    """A torch module's export: into a fresh folder under ``cache`` named by time."""
+    import tempfile
+
+    cache.mkdir(parents=True, exist_ok=True)
+    return build(Path(tempfile.mkdtemp(prefix="export-module-", dir=cache)))
+
+
+def export_key(source: str, data_fingerprint: str) -> str:
+    """Export entries depend on the source bytes, the validation data and the exporter."""
+    from frugalml.export.huggingface import OPSET
+    from frugalml.export.records import SCHEMA_VERSION
+
+    return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION)
+
+
+def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: str,
+                 int8_format: str, scoring: str, data_fingerprint: str, eval_items: int,
+                 task: str | None) -> str:
+    """Quantize entries depend on everything that changes the model or its scores."""
+    return digest("quantize", exported_digest, recipe_digest, backend, fmt, int8_format,
+                  scoring, data_fingerprint, eval_items, task)
+
+
+def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe: Any,
+                    backend: str, target: Any, output_format: str, eval_items: int,
+                    task: str | None = None, steps: Any = None) -> tuple[Any, bool]:
+    """Quantize and score against FP32 on the evaluation split; a model over its budget is
+    kept (marked so) for the caller to report, not raised.
+
+    Returns:
+        (QuantizedModel, True when it came from the cache)
+    """
+    from frugalml.quantize import QuantizedModel
+    from frugalml.quantize.api import quantize
+
+    return cached_stage(
+        cache, "quantize", key,
+        lambda tmp: quantize(exported, data, tmp / "quantized", recipe=recipe, backend=backend,
+                             target=target, output_format=output_format, eval_items=eval_items,
+                             allow_over_budget=True, task=task, steps=steps),
+        QuantizedModel.from_dict)

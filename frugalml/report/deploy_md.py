@@ -1,0 +1,79 @@
+"""report.md: the decision per target first, then every candidate with its numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from frugalml.runtime.host import describe_host
+
+COLUMNS = ("candidate", "backend", "size MB", "metric", "FP32", "value", "delta", "budget",
+           "speed vs FP32", "verified")
+
+
+def decision_line(target: str, result: dict[str, Any]) -> str:
+    """``x86-avx512: ships int8-dynamic, 2.10x FP32 (95 % CI 1.99-2.29), delta -0.20, 22.9 MB``."""
+    chosen = next(c for c in result["candidates"] if c["name"] == result["shipped"])
+    parts = [f"{target}: ships {result['shipped']}"]
+    speed = chosen["speed"]
+    if speed.get("ratio_p50") is not None and speed["verdict"] != "baseline":
+        lo, hi = speed["ci95"]
+        parts.append(f"{speed['ratio_p50']:.2f}x FP32 (95 % CI {lo:.2f}-{hi:.2f})")
+    elif not result["native"]:
+        parts.append("speed not measured here")
+    acc = chosen.get("accuracy") or {}
+    if acc.get("delta") is not None:
+        parts.append(f"{acc['metric']} delta {acc['delta']:+.4f}")
+    if chosen.get("size_bytes"):
+        parts.append(f"{chosen['size_bytes'] / 1e6:.1f} MB")
+    return ", ".join(parts)
+
+
+def cells(c: dict[str, Any]) -> list[str]:
+    """One candidate's row, as text cells in COLUMNS order."""
+    acc, speed = c.get("accuracy") or {}, c["speed"]
+
+    def num(v: Any, fmt: str = ".4f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    if c["status"] != "scored":
+        return [c["name"], c["backend"], "-", "-", "-", "-", "-", c["status"], "-",
+                c.get("error", "")[:120]]
+    ratio = speed.get("ratio_p50")
+    timed = ("-" if ratio is None else
+             f"{ratio:.2f}x [{speed['ci95'][0]:.2f}, {speed['ci95'][1]:.2f}]") + \
+        f" {speed['verdict']}"
+    budget = "-" if not acc else ("met" if acc["budget_met"] else
+                                  "missed: " + "; ".join(acc["failures"]))
+    return [c["name"] + (" (repaired)" if c.get("repaired") else ""), c["backend"],
+            num(c["size_bytes"] / 1e6 if c.get("size_bytes") else None, ".1f"),
+            acc.get("metric", "-"), num(acc.get("fp32")), num(acc.get("value")),
+            num(acc.get("delta"), "+.4f"), budget, timed, c.get("verified") or "-"]
+
+
+def render_markdown(record: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    lines = [f"# Deploy report: {record['model']}", "",
+             f"Task {record['task']} ({record['family']} model), metric {record['metric']}; "
+             f"host {describe_host(record['host'])}; {record['seconds']} s.", "",
+             "## Decision", ""]
+    lines += [f"- {decision_line(t, r)}" for t, r in record["targets"].items()]
+    for target, result in record["targets"].items():
+        lines += ["", f"## {target}", "", f"Why: {result['why']}", "",
+                  "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(x.replace("|", "/") for x in cells(c)) + " |"
+                  for c in result["candidates"]]
+    cal = record["calibration"]
+    lines += ["", f"Data: {cal['calibration_items']} calibration / {cal['evaluation_items']} "
+              f"evaluation items (split by content hash, never shared), fingerprint "
+              f"{cal['fingerprint'][:16]}.", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
+    """Write report.md atomically; return its path."""
+    from frugalml._records import write_text_atomic
+
+    path = Path(out_dir) / "report.md"
+    write_text_atomic(path, render_markdown(record))
+    return path

@@ -1,0 +1,57 @@
+"""`frugal deploy` on a decoder from its GGUF (SmolLM2-135M) with running text: windows of 128
+tokens, scored by perplexity through the engine; the shipped bundle's perplexity recomputed
+from the bundle on the same windows (CI time: ~3 min on 2 cores, most of it the export)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.cli import main
+from frugalml.deploy.select import select_native
+
+
+def _perplexity(bundle: Path, data: object, items: int) -> float:
+    """exp(mean next-token NLL) of a bundle over the first ``items`` evaluation windows."""
+    from frugalml import runtime
+
+    nll, tokens = 0.0, 0
+    with runtime.load(bundle) as model:
+        for feeds, _ in data.batches("evaluation", batch_size=1, limit=items):
+            logits = model.run(feeds)["logits"][:, :-1].astype(np.float64)
+            ids, mask = feeds["input_ids"][:, 1:], feeds["attention_mask"][:, 1:]
+            top = logits.max(-1, keepdims=True)
+            logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+            picked = np.take_along_axis(logp, ids[..., None], -1)[..., 0]
+            nll -= float((picked * mask).sum())
+            tokens += int(mask.sum())
+    return float(np.exp(nll / tokens))
+
+
+def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from frugalml.calibration.descriptor import open_descriptor
+    from tests.realdata import smollm2_gguf, tiny_shakespeare
+
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["deploy", str(smollm2_gguf()), str(tiny_shakespeare()), "--num", "32",
+                 "--eval-items", "8", "--candidates", "w4a8", "--max-ppl-rise", "30",
+                 "--profile-runs", "5", "--out", str(out), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["task"] == "language-model" and record["family"] == "decoder"
+    assert record["metric"] == "perplexity"
+    (target,) = record["targets"].values()
+    fp32, w4a8 = target["candidates"]
+    assert (fp32["name"], w4a8["name"]) == ("fp32", "w4a8")
+    assert w4a8["accuracy"]["items"] == 8 * 127  # next-token predictions in 8 windows
+    assert 20 < fp32["accuracy"]["value"] < 200  # a working decoder on Shakespeare
+    assert w4a8["size_bytes"] <= 0.25 * fp32["size_bytes"]
+    shipped, why = select_native([w4a8])
+    assert target["shipped"] == shipped and target["why"].startswith(why)
+    data = open_descriptor(out / "calibration")
+    chosen = next(c for c in target["candidates"] if c["name"] == shipped)
+    assert _perplexity(Path(chosen["bundle"]), data, 8) == pytest.approx(
+        chosen["accuracy"]["value"], rel=2e-3)

@@ -1,0 +1,137 @@
+"""`deploy` on each kind of model and data it takes: an ONNX image classifier with an image
+folder and an OpenVINO IR with an .npz (CLI), a torch module with an .npz (Python). Each test
+checks the candidates tried, the choice against the measured numbers, the shipped bundle's
+accuracy recomputed from the bundle on the same evaluation items, and the reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.cli import main
+from frugalml.deploy.select import select_elsewhere, select_native
+from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
+
+
+def _deploy_cli(capsys: pytest.CaptureFixture, *argv: str) -> dict:
+    capsys.readouterr()
+    assert main(["deploy", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _check_choice(record: dict) -> dict:
+    """The one target's result, after checking its choice follows its numbers."""
+    (target,) = record["targets"].values()
+    quantized = [c for c in target["candidates"] if c["name"] != "fp32"]
+    if target["native"]:
+        shipped, why = select_native(quantized)
+        assert target["why"].startswith(why)
+    else:
+        shipped, _ = select_elsewhere(quantized, "")
+    assert target["shipped"] == shipped and Path(target["bundle"]).is_dir()
+    assert Path(record["report_md"]).is_file() and Path(record["report_html"]).is_file()
+    assert f"ships {shipped}" in Path(record["report_md"]).read_text()
+    return target
+
+
+def _top1_from_bundle(bundle: Path, data: object, items: int, output: str) -> float:
+    """Top-1 accuracy of a bundle on the first ``items`` evaluation items, via the runtime."""
+    from frugalml import runtime
+
+    hits = total = 0
+    with runtime.load(bundle) as model:
+        for feeds, labels in data.batches("evaluation", batch_size=16, limit=items):
+            hits += int((model.run(feeds)[output].argmax(1) == labels).sum())
+            total += len(labels)
+    assert total == items
+    return hits / total
+
+
+def _recomputed(out: Path, target: dict, items: int, output: str) -> None:
+    """Shipped and FP32 top-1, recomputed from their bundles, equal what deploy.json says."""
+    from frugalml.calibration.descriptor import open_descriptor
+
+    data = open_descriptor(out / "calibration")
+    for c in target["candidates"]:
+        if c["name"] in ("fp32", target["shipped"]) and c["bundle"]:
+            value = c["accuracy"]["value"]
+            assert c["accuracy"]["metric"] == "top1_accuracy"
+            assert _top1_from_bundle(Path(c["bundle"]), data, items, output) == pytest.approx(
+                value, abs=0.005), c["name"]
+
+
+@pytest.fixture(scope="module")
+def effnet_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from frugalml.export import GraphSpec, export
+
+    x, _ = imagenet_batch(4)
+    return export(efficientnet_lite0(), tmp_path_factory.mktemp("effnet"),
+                  example={"image": x[:2]},
+                  spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}})).path
+
+
+def test_onnx_image_classifier_with_an_image_folder(effnet_onnx: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    record = _deploy_cli(capsys, str(effnet_onnx), str(IMAGENET), "--preset", "tflite",
+                         "--num", "200", "--eval-items", "300", "--profile-runs", "20",
+                         "--candidates", "int8-static,int8-openvino", "--out", str(out))
+    assert record["task"] == "classification" and record["family"] == "cnn"
+    target = _check_choice(record)
+    assert [c["name"] for c in target["candidates"]] == ["fp32", "int8-static", "int8-openvino"]
+    fp32 = target["candidates"][0]
+    assert fp32["accuracy"]["value"] > 0.7  # real labels from labels.json, real preprocessing
+    for c in target["candidates"][1:]:
+        assert c["status"] == "scored" and c["accuracy"]["items"] == 300, c
+        assert c["size_bytes"] < 0.3 * fp32["size_bytes"]
+    assert target["candidates"][2]["backend"] == "nncf"
+    if target["candidates"][2]["bundle"]:  # NNCF's QDQ ONNX, bundled as IR for OpenVINO
+        manifest = Path(target["candidates"][2]["bundle"]) / "manifest.json"
+        assert json.loads(manifest.read_text())["model_file"] == "model.xml"
+    _recomputed(out, target, 300, "logits")
+
+
+def _digits(path: Path, count: int = 600) -> tuple[Path, np.ndarray]:
+    x, y = mnist_batch(count)
+    np.savez(path, input=x, labels=y)
+    return path, x
+
+
+def test_torch_module_cnn_with_an_npz_from_python(tmp_path: Path) -> None:
+    import frugalml
+    from frugalml.deploy import DeployOptions
+
+    data, x = _digits(tmp_path / "digits.npz")
+    result = frugalml.deploy(mnist_net(), data, tmp_path / "out", DeployOptions(
+        calibration_items=200, eval_items=400, profile_runs=20), example={"input": x[:2]},
+        quiet=True)
+    record = result.record
+    assert record["model"] == "MNISTNet" and record["task"] == "classification"
+    target = _check_choice(record)
+    assert [c["name"] for c in target["candidates"]] == ["fp32", "int8-static"]
+    assert target["candidates"][0]["accuracy"]["value"] > 0.95  # a trained digit classifier
+    _recomputed(tmp_path / "out", target, 400, record["export"]["output_names"][0])
+
+
+def test_openvino_ir_with_an_npz(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from frugalml.export import export
+
+    data, x = _digits(tmp_path / "digits.npz")
+    ir = export(mnist_net(), tmp_path / "ir", format="openvino", example={"input": x[:2]})
+    xml = ir.path if ir.path.suffix == ".xml" else ir.path.with_suffix(".xml")
+    out = tmp_path / "out"
+    record = _deploy_cli(capsys, str(xml), str(data), "--num", "200", "--eval-items", "400",
+                         "--profile-runs", "20", "--out", str(out))
+    target = _check_choice(record)
+    assert [c["name"] for c in target["candidates"]] == ["fp32", "int8-openvino"]
+    for c in target["candidates"]:
+        if c["bundle"]:
+            manifest = json.loads((Path(c["bundle"]) / "manifest.json").read_text())
+            assert manifest["model_file"] == "model.xml", c["name"]
+    int8 = target["candidates"][1]
+    assert int8["status"] == "scored" and int8["accuracy"]["items"] == 400
+    assert record["model"] == "ir"  # named after the folder of its model.xml
+    _recomputed(out, target, 400, record["export"]["output_names"][0])

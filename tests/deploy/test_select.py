@@ -1,0 +1,110 @@
+"""Selection, candidate choice and option parsing: pure functions, checked on made-up numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from frugalml.deploy.candidates import CNN, DECODER, TRANSFORMER, candidates_for, parse_choice
+from frugalml.deploy.select import select_elsewhere, select_native
+from frugalml.errors import FrugalError
+from frugalml.runtime.speed import from_rounds
+from frugalml.targets import get_target
+
+
+def _entry(name: str, *, met: bool = True, ratio_rounds: tuple | None = None,
+           size: int = 100, status: str = "scored") -> dict:
+    speed = {"ratio_p50": None, "ci95": None, "verdict": "not measured"}
+    if ratio_rounds is not None:
+        speed = from_rounds(*ratio_rounds).to_dict()
+    return {"name": name, "status": status, "size_bytes": size, "bundle": f"/b/{name}",
+            "error": "QuantizationError: boom", "verified": "verified: natively",
+            "accuracy": {"budget_met": met, "failures": [] if met else
+                         ["probe accuracy drop (points) 2.1000 (limit 1.0)"]},
+            "speed": speed}
+
+
+FASTER = ([10.0, 10.1, 10.2, 10.0, 10.1, 10.0], [5.0, 5.1, 5.0, 5.05, 5.0, 5.1])
+FASTEST = ([10.0, 10.1, 10.2, 10.0, 10.1, 10.0], [4.0, 4.1, 4.0, 4.05, 4.0, 4.1])
+SAME = ([10.0, 11.0, 10.5, 10.2, 10.3, 10.4], [9.9, 11.1, 10.4, 10.3, 10.5, 10.2])
+
+
+def test_the_fastest_significantly_faster_in_budget_candidate_ships() -> None:
+    entries = [_entry("int8-static", ratio_rounds=FASTER),
+               _entry("int8-dynamic", ratio_rounds=FASTEST),
+               _entry("int8-nncf", met=False, ratio_rounds=None)]
+    name, why = select_native(entries)
+    assert name == "int8-dynamic" and "2.48x FP32" in why and "int8-static 1.99x" in why
+    assert "int8-nncf missed its budget (probe accuracy drop" in why
+
+
+def test_fp32_ships_when_nothing_in_budget_is_measured_faster() -> None:
+    entries = [_entry("int8-static", ratio_rounds=SAME),
+               _entry("int8-dynamic", met=False, ratio_rounds=FASTEST),
+               _entry("w4a8", status="failed"), _entry("int8-nncf", status="skipped")]
+    name, why = select_native(entries)
+    assert name == "fp32" and "no candidate was both within its budget and measured faster" in why
+    assert "int8-static 1.00x FP32" in why and "inconclusive" in why
+    assert "int8-dynamic missed its budget" in why and "w4a8 failed: QuantizationError" in why
+    assert select_native([]) == ("fp32", "FP32: no quantized candidate applies to this model "
+                                         "and target")
+
+
+def test_elsewhere_the_smallest_in_budget_candidate_ships_unmeasured() -> None:
+    entries = [_entry("int8-static", size=300), _entry("w4a8", size=200, met=False),
+               _entry("int8-dynamic", size=250)]
+    name, why = select_elsewhere(entries, "not verified here: missing avx512_vnni")
+    assert name == "int8-dynamic" and "not measured here" in why and "avx512_vnni" in why
+    name, why = select_elsewhere([_entry("w4a8", met=False)], "")
+    assert name == "fp32" and "w4a8 missed its budget" in why
+
+
+def test_the_speed_reason_names_the_microarchitecture_and_vnni() -> None:
+    from frugalml.deploy.timing import measured_on
+    from frugalml.runtime.host import read_host
+
+    zen2 = dataclasses.replace(read_host(), flags=("avx2", "fma"), family=23, model=49,
+                               machine="x86_64", vendor="AuthenticAMD")
+    text = measured_on(zen2)
+    assert "Zen 2" in text and "no VNNI" in text
+    vnni = dataclasses.replace(zen2, flags=("avx2", "avx512f", "avx512_vnni"), family=25,
+                               model=17)
+    assert "VNNI" not in measured_on(vnni)
+
+
+def test_candidates_follow_the_family_and_the_target() -> None:
+    x86, phone = get_target("x86-avx2"), get_target("android-arm64")
+
+    def names(family: str, target, choice=("default",)) -> list[str]:
+        return [c.name for c in candidates_for(family, target, parse_choice(",".join(choice)))]
+
+    assert names(CNN, x86) == ["int8-static"]
+    assert names(TRANSFORMER, x86) == ["int8-static", "int8-dynamic"]
+    assert names(DECODER, x86) == ["int8-static", "int8-dynamic", "w4a8"]
+    assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
+    assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
+    assert names(CNN, x86, ("int8-nncf", "w4a8")) == ["int8-nncf"]  # w4a8: decoders only
+    with pytest.raises(FrugalError, match="Unknown candidate int3"):
+        parse_choice("int8-static,int3")
+
+
+def test_time_budget_durations() -> None:
+    from frugalml.cli.deploy import parse_duration
+
+    assert [parse_duration(t) for t in ("20m", "90s", "1h", "45", "1.5m")] == [
+        1200, 90, 3600, 45, 90]
+    with pytest.raises(FrugalError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_only_a_near_miss_gets_a_diagnose_repair() -> None:
+    from frugalml.deploy.engine import near_miss
+
+    def check(value: float, limit: float) -> dict:
+        return {"name": "x", "value": value, "limit": limit, "passed": False}
+
+    assert near_miss(check(1.8, 1.0)) and not near_miss(check(2.5, 1.0))  # drop points
+    assert near_miss(check(35.0, 20.0)) and not near_miss(check(51.3, 20.0))  # ppl rise %
+    assert near_miss(check(0.985, 0.99)) and not near_miss(check(0.97, 0.99))  # cosine
+    assert not near_miss(check(0.5, 0.0))  # a zero limit has no "little" above it

@@ -1,0 +1,106 @@
+"""The deploy engine on the demo model: caching, several targets, early refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from frugalml.deploy import DeployOptions, DeployResult
+from frugalml.errors import FrugalError, QuantizationError, TargetError
+from tests.conftest import SMALL, candidate
+
+
+def test_second_run_reuses_cached_stages(deployed: DeployResult, tmp_path: Path) -> None:
+    from frugalml.demo import run_demo
+
+    # A copy of the first run's cache: proves cache dirs are relocatable and keeps the first
+    # run's outputs untouched for the other tests.
+    out = tmp_path / "again"
+    cache = out / "cache"
+    shutil.copytree(deployed.out_dir / "cache", cache)
+    before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    again = run_demo(out, options=dataclasses.replace(SMALL, profile_runs=10), quiet=True)
+    after = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert before == after  # nothing rebuilt, nothing added
+    for name in ("int8-static", "int8-dynamic"):
+        assert candidate(again, name)["cached"]
+        assert candidate(again, name)["accuracy"] == candidate(deployed, name)["accuracy"]
+    assert all(Path(b).is_dir() for b in again.shipped.values())
+
+
+def test_several_targets_each_get_their_own_candidates_and_verification(
+        deployed: DeployResult, tmp_path: Path) -> None:
+    """x86-avx2 natively (timed), x86-avx512 natively on a VNNI host and not verified on an AVX2
+    one, android-arm64 (S8S8) whose INT8 bundles fail their desktop check without stopping
+    the others (it ships FP32, saying why).
+
+    The phone's S8S8 MiniLM .ort does not reproduce the unfused reference on the desktop
+    (worst-token cosine 0.979, as under emulated ARM: 0.98): transformer INT8 token outputs
+    differ across CPU classes by more than the bundle's 0.999 tolerance, so it is refused."""
+    from frugalml.demo import run_demo
+    from frugalml.runtime.host import read_host
+
+    shutil.copytree(deployed.out_dir / "cache", tmp_path / "cache")  # the export
+    result = run_demo(tmp_path, options=dataclasses.replace(
+        SMALL, targets=("x86-avx2", "android-arm64", "x86-avx512"), eval_items=200,
+        profile_runs=10), quiet=True)
+    targets = result.record["targets"]
+    assert list(targets) == ["x86-avx2", "android-arm64", "x86-avx512"]
+    avx2, phone, vnni = targets.values()
+    vnni_here = "avx512_vnni" in read_host().flags
+    assert avx2["native"] and vnni["native"] == vnni_here and not phone["native"]
+    for c in avx2["candidates"]:
+        assert c["verified"] == "verified: natively", c
+        if c["name"] != "fp32":
+            assert c["speed"]["verdict"] in ("faster", "slower", "inconclusive")
+    assert phone["shipped"] == "fp32" and phone["bundle"].endswith("android-arm64-fp32")
+    assert "desktop ONNX Runtime" in candidate_of(phone, "fp32")["verified"]
+    static = candidate_of(phone, "int8-static")
+    assert static["bundle"] is None and "BundleError" in static["verified"]
+    assert "reproduces its samples" in static["verified"]
+    assert not list((tmp_path / "bundles").glob("*android-arm64-int8*"))
+    if not vnni_here:
+        assert "not measured here" in vnni["why"] or vnni["shipped"] == "fp32"
+        assert all(c["speed"]["verdict"] in ("not measured", "baseline")
+                   for c in vnni["candidates"])
+
+
+def candidate_of(target: dict, name: str) -> dict:
+    return next(c for c in target["candidates"] if c["name"] == name)
+
+
+def test_bad_options_fail_before_any_work(tmp_path: Path) -> None:
+    from frugalml.deploy import deploy
+
+    out = tmp_path / "out"
+    with pytest.raises(TargetError, match="Unknown target 'x86-sse'.*x86-avx2"):
+        deploy(tmp_path, tmp_path / "none.csv", out, DeployOptions(targets=("x86-sse",)))
+    with pytest.raises(TargetError, match="No target given"):
+        DeployOptions(targets=())
+    with pytest.raises(QuantizationError, match="Unknown candidate int3.*int8-dynamic"):
+        DeployOptions(candidates="int8-static,int3")
+    with pytest.raises(QuantizationError, match="min_mean_cosine 1.5"):
+        DeployOptions(budget={"min_mean_cosine": 1.5})
+    with pytest.raises(FrugalError, match="Unknown budget fields"):
+        DeployOptions(budget={"min_cosine": 0.9})
+    with pytest.raises(FrugalError, match="time_budget_s"):
+        DeployOptions(time_budget_s=0)
+    assert not out.exists()
+
+
+def test_require_quantized_refuses_an_fp32_outcome_naming_why(deployed: DeployResult,
+                                                              tmp_path: Path) -> None:
+    from frugalml.demo import run_demo
+
+    shutil.copytree(deployed.out_dir / "cache", tmp_path / "cache")
+    with pytest.raises(QuantizationError) as e:  # no candidate can be 5x smaller than FP32
+        run_demo(tmp_path, options=dataclasses.replace(
+            SMALL, budget={"max_size_ratio": 0.2}, require_quantized=True, eval_items=200,
+            profile_runs=10),
+            quiet=True)
+    text = str(e.value)
+    assert "--require-quantized" in text and "size vs FP32" in text
+    assert str(tmp_path / "report.md") in text and (tmp_path / "deploy.json").is_file()
