@@ -34,7 +34,7 @@ def test_default_candidates_for_a_transformer_are_tried_and_scored(deployed: Dep
         assert c["status"] == "scored" and acc["items"] == 1000
         checks = {k["name"]: k for k in acc["checks"]}
         assert checks["mean cosine to FP32"]["value"] >= 0.99, name
-        assert checks["probe accuracy drop (points)"]["value"] <= 1.0, name
+        assert checks["probe accuracy drop (points)"]["value"] <= 2.0, name  # SMALL's budget
         assert acc["fp32"] == fp32["accuracy"]["value"]  # scored against the same FP32
         assert acc["delta"] == pytest.approx(acc["value"] - acc["fp32"], abs=1e-12)
         assert c["size_bytes"] <= 0.30 * fp32["size_bytes"], name

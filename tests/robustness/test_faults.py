@@ -22,9 +22,9 @@ from frugalml._cache import cached_stage
 from frugalml.calibration import rotten_tomatoes_file
 from frugalml.demo import default_model_dir
 from frugalml.deploy import DeployResult
-from tests.conftest import SMALL
+from tests.conftest import SMALL_FLAGS
 
-ARGS = ["--eval-items", str(SMALL.eval_items), "--profile-runs", "30"]
+ARGS = list(SMALL_FLAGS)  # the session deploy's options: its cache entries are reused
 
 
 def _command(out: Path) -> list[str]:
