@@ -48,6 +48,7 @@ class ExportedModel:
     attempts: tuple[str, ...] = ()
     simplified: bool = False
     fp16_weights: bool = False
+    fusions: tuple[str, ...] = ()       # "attention x6", ... when the graph was fused
     size_bytes: int = 0
     seconds: float = 0.0
 
@@ -71,6 +72,7 @@ class ExportedModel:
         fields["path"] = Path(data["path"])
         for name in ("input_names", "output_names", "attempts"):
             fields[name] = tuple(data[name])
+        fields["fusions"] = tuple(data.get("fusions", ()))
         fields["checks"] = tuple(OutputCheck(**c) for c in data["checks"])
         return cls(**fields)
 

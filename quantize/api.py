@@ -77,8 +77,11 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8", backend: str = "onnxruntime",
              target: Any = "auto", output_format: str | None = None, eval_items: int = 500,
              allow_over_budget: bool = False, task: str | None = None,
-             steps: Steps | None = None) -> QuantizedModel:
+             steps: Steps | None = None, reference: Path | None = None) -> QuantizedModel:
     """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
+
+    ``reference`` is the FP32 model the result is scored and sized against when it is not
+    ``model`` itself (a fused graph is quantized, the unfused export is the reference).
 
     ``task`` names what the outputs mean (see :class:`~frugalml.quantize.accuracy.Task`;
     None infers it), which decides how the result is scored against FP32.
@@ -115,10 +118,10 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                                         target, out, source_digest=file_sha256(source))
         hints, how = _scoring_for(target, fmt)
         with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"):
-            report = measure(source, out, data, recipe.budget, items=eval_items, task=task,
-                             candidate_hints=hints)
-        report = report.with_check(size_check(model_bytes(source), model_bytes(out),
-                                              recipe.budget))
+            report = measure(reference or source, out, data, recipe.budget, items=eval_items,
+                             task=task, candidate_hints=hints)
+        report = report.with_check(size_check(model_bytes(reference or source),
+                                              model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
                                      calibration_items_used=counted.used,

@@ -19,6 +19,8 @@ FP32 = "fp32"
 # Families, from the exported graph's compute (see plan.model_family).
 CNN, TRANSFORMER, DECODER, OTHER = "cnn", "transformer", "decoder", "other"
 ALL_FAMILIES = frozenset({CNN, TRANSFORMER, DECODER, OTHER})
+# The FP32 graph a candidate starts from: the export, or the export with ORT fusions.
+EXPORTED, FUSED = "exported", "fused"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,15 +35,18 @@ class CandidateSpec:
     default: bool                       # tried without --candidates all
     devices: frozenset[str] = frozenset({"CPU"})
     about: str = ""
+    graph: str = EXPORTED              # which FP32 graph it starts from: EXPORTED or FUSED
+    budget_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def recipe_for(self, budget: Mapping[str, Any]) -> Any:
-        """The recipe with the user's budget limits over the recipe's own defaults."""
+        """The recipe with the user's budget limits over the candidate's and recipe's own."""
         from frugalml.quantize.recipe import get_recipe
 
         recipe = get_recipe(self.recipe)
-        if not budget:
+        limits = {**self.budget_defaults, **budget}
+        if not limits:
             return recipe
-        return dataclasses.replace(recipe, budget=dataclasses.replace(recipe.budget, **budget))
+        return dataclasses.replace(recipe, budget=dataclasses.replace(recipe.budget, **limits))
 
     def to_dict(self) -> dict[str, Any]:
         """What deploy.json says of the candidate's construction."""
@@ -50,6 +55,13 @@ class CandidateSpec:
 
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
+    CandidateSpec(name="fp32-fused", recipe="fp32", backend="onnxruntime",
+                  output_format="onnx", families=frozenset({TRANSFORMER, DECODER}), default=True,
+                  graph=FUSED, budget_defaults={"max_size_ratio": 1.01, "min_mean_cosine": 0.9999,
+                                                "max_accuracy_drop_points": 0.5,
+                                                "max_perplexity_increase_pct": 0.5},
+                  about="FP32 with attention, skip layer norm and GELU fused for ONNX Runtime "
+                        "(onnxscript ort_fusions), kept only if outputs match"),
     CandidateSpec(name="int8-static", recipe="int8", backend="onnxruntime", output_format="onnx",
                   families=ALL_FAMILIES, default=True,
                   about="ONNX Runtime static QDQ, per-channel weights, the target's format"),

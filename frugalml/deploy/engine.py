@@ -20,6 +20,7 @@ from frugalml._progress import Steps
 from frugalml.deploy import outcome
 from frugalml.deploy.candidates import (
     FP32,
+    FUSED,
     CandidateSpec,
     candidates_for,
     not_applicable,
@@ -62,6 +63,7 @@ class _Run:
     family: str
     samples: dict[str, Any]
     started: float
+    fused: Any = None                  # the fused graph's ExportedModel, or why it failed
 
     @property
     def cache(self) -> Path:
@@ -235,21 +237,26 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = Fal
               ) -> tuple[Any, bool]:
     """The candidate's quantized model, from the cache when the same inputs built it."""
     from frugalml._cache import cached_stage
+    from frugalml._records import digest
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
     from frugalml.quantize import QuantizedModel
 
     recipe = spec.recipe_for(run.options.budget)
     scoring = "native" if native_here(target) else "unfused"
-    key = quantize_key(run.exported.digest, recipe.digest, spec.backend, spec.output_format,
-                       target.int8_format.value, scoring, run.data.fingerprint,
-                       run.options.eval_items, run.task)
+    source, reference = run.exported, None
+    if spec.graph == FUSED:  # quantized from the fused graph, scored against the export
+        source, reference = _fused(run), run.exported.path
+    key = quantize_key(digest(source.digest, run.exported.digest), recipe.digest, spec.backend,
+                       spec.output_format, target.int8_format.value, scoring,
+                       run.data.fingerprint, run.options.eval_items, run.task)
     if not repair:
-        with run.steps.step(f"{spec.name}: quantize ({spec.about}) and score against FP32"):
-            return quantize_cached(run.cache, key, run.exported.path, run.data, recipe=recipe,
+        with run.steps.step(f"{spec.name}: build ({spec.about}) and score against FP32"):
+            return quantize_cached(run.cache, key, source.path, run.data, recipe=recipe,
                                    backend=spec.backend, target=target,
                                    output_format=spec.output_format,
-                                   eval_items=run.options.eval_items, task=run.task)
+                                   eval_items=run.options.eval_items, task=run.task,
+                                   reference=reference)
     from frugalml.quantize.api import read_record
     from frugalml.quantize.diagnose import diagnose
 
@@ -265,6 +272,23 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = Fal
                             QuantizedModel.from_dict)
     except QuantizationError as e:
         raise QuantizationError(f"missed its budget, and diagnose found no repair: {e}") from e
+
+
+def _fused(run: _Run) -> Any:
+    """The export with ORT transformer fusions, built once per deploy (a failure too: every
+    fused candidate then fails with the same reason)."""
+    from frugalml.deploy.stages import fuse_cached
+
+    if run.fused is None:
+        try:
+            with run.steps.step("fuse attention, layer norm and GELU for ONNX Runtime"):
+                run.fused, hit = fuse_cached(run.cache, run.exported, [run.samples])
+            run.steps.note(f"  {'cached; ' if hit else ''}fused {', '.join(run.fused.fusions)}")
+        except FrugalError as e:
+            run.fused = e
+    if isinstance(run.fused, FrugalError):
+        raise run.fused
+    return run.fused
 
 
 def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,

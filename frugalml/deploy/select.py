@@ -62,7 +62,8 @@ def select_native(candidates: Sequence[dict[str, Any]]) -> tuple[str, str]:
 def select_elsewhere(candidates: Sequence[dict[str, Any]], verified_how: str) -> tuple[str, str]:
     """(shipped name, why) on a target this host cannot time: the smallest in-budget one."""
     tried = [c for c in candidates if c["name"] != FP32]
-    kept = [c for c in tried if in_budget(c)]
+    # An FP32 variant (fused) is no smaller; without a measurement it has no claim over FP32.
+    kept = [c for c in tried if in_budget(c) and c["precision"] != "fp32"]
     if not kept:
         reasons = "; ".join(_why_not(c) for c in tried) or "no quantized candidate applies"
         return FP32, f"FP32: {reasons}"

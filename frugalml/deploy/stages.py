@@ -76,7 +76,8 @@ def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: st
 
 def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe: Any,
                     backend: str, target: Any, output_format: str, eval_items: int,
-                    task: str | None = None, steps: Any = None) -> tuple[Any, bool]:
+                    task: str | None = None, steps: Any = None,
+                    reference: Path | None = None) -> tuple[Any, bool]:
     """Quantize and score against FP32 on the evaluation split; a model over its budget is
     kept (marked so) for the caller to report, not raised.
 
@@ -90,5 +91,27 @@ def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe:
         cache, "quantize", key,
         lambda tmp: quantize(exported, data, tmp / "quantized", recipe=recipe, backend=backend,
                              target=target, output_format=output_format, eval_items=eval_items,
-                             allow_over_budget=True, task=task, steps=steps),
+                             allow_over_budget=True, task=task, steps=steps,
+                             reference=reference),
         QuantizedModel.from_dict)
+
+
+def fuse_cached(cache: Path, exported: Any, feeds: Sequence[Mapping[str, np.ndarray]]
+                ) -> tuple[Any, bool]:
+    """The export with transformer fusions for ONNX Runtime, checked against it on ``feeds``.
+
+    Returns:
+        (ExportedModel of the fused graph, True when it came from the cache)
+
+    Raises:
+        ExportError: nothing fused, or the fused graph's outputs differ.
+    """
+    import onnxscript
+
+    from frugalml.export import ExportedModel
+    from frugalml.export.fusion import fuse_for_onnxruntime
+
+    key = digest("fuse", exported.digest, onnxscript.__version__)
+    return cached_stage(cache, "fuse", key,
+                        lambda tmp: fuse_for_onnxruntime(exported, tmp / "fused", feeds),
+                        ExportedModel.from_dict)

@@ -66,7 +66,7 @@ def _table(result: dict[str, Any]) -> str:
 
 def _profiles(result: dict[str, Any]) -> str:
     """Latency and per-op plots of the profiled bundles (FP32 and the shipped one)."""
-    runs = [{"label": name, "backend": p["backend"], "latency_ms": p["latency_ms"],
+    runs = [{"label": name, "backend": f"{name}, {p['backend']}", "latency_ms": p["latency_ms"],
              "top_ops": p.get("ops", {}).get("by_type", [])[:8]}
             for name, p in result.get("profiles", {}).items()]
     if not runs:

@@ -24,9 +24,12 @@ from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT, SPINNING_HI
 class OpenVinoSession:
     """A ``CompiledModel`` plus a pool of ``InferRequest``s; outputs by tensor name."""
 
-    def __init__(self, compiled: Any, profile: bool) -> None:
+    def __init__(self, compiled: Any, profile: bool, names: list[str] | None = None) -> None:
         self._compiled = compiled
-        self._outputs = [(o.get_any_name(), o) for o in compiled.outputs]
+        # Outputs keep the model file's names: compiling can add aliases (an FP16 IR's output
+        # became {"graph_output_cast_0", "output"}), and get_any_name may pick the alias.
+        names = names or [o.get_any_name() for o in compiled.outputs]
+        self._outputs = list(zip(names, compiled.outputs, strict=True))
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._profile = profile
         self._lock = threading.Lock()
@@ -133,7 +136,9 @@ class OpenVinoBackend:
             if not config["CACHE_DIR"]:
                 del config["CACHE_DIR"]
         try:
-            compiled = core.compile_model(core.read_model(str(model_file)), device, config)
+            model = core.read_model(str(model_file))
+            names = [o.get_any_name() for o in model.outputs]
+            compiled = core.compile_model(model, device, config)
         except Exception as e:  # OpenVINO raises RuntimeError subclasses without a common base
             raise BundleError(f"OpenVINO cannot compile {model_file}: {str(e)[:400]}") from e
-        return OpenVinoSession(compiled, profile)
+        return OpenVinoSession(compiled, profile, names)

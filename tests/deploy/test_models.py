@@ -135,3 +135,23 @@ def test_openvino_ir_with_an_npz(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert int8["status"] == "scored" and int8["accuracy"]["items"] == 400
     assert record["model"] == "ir"  # named after the folder of its model.xml
     _recomputed(out, target, 400, record["export"]["output_names"][0])
+
+
+def test_a_gpu_target_gets_fp16_verified_as_far_as_this_host_can(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from frugalml.export import export
+    from frugalml.targets.detect import Probes
+
+    if Probes.read().intel_gpu:
+        pytest.skip("this host has an Intel GPU: the bundle would be verified natively")
+    data, x = _digits(tmp_path / "digits.npz", 300)
+    onnx = export(mnist_net(), tmp_path / "exp", example={"input": x[:2]}).path
+    record = _deploy_cli(capsys, str(onnx), str(data), "--targets", "igpu", "--num", "100",
+                         "--eval-items", "200", "--out", str(tmp_path / "out"))
+    target = _check_choice(record)
+    assert not target["native"] and [c["name"] for c in target["candidates"]] == ["fp32", "fp16"]
+    fp16 = target["candidates"][1]
+    assert fp16["accuracy"]["budget_met"], fp16["accuracy"]
+    assert target["shipped"] == "fp16" and "speed was not measured here" in target["why"]
+    assert fp16["verified"].startswith("not verified here: missing an Intel GPU")
+    assert fp16["speed"]["verdict"] == "not measured"

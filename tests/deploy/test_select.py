@@ -19,6 +19,7 @@ def _entry(name: str, *, met: bool = True, ratio_rounds: tuple | None = None,
     if ratio_rounds is not None:
         speed = from_rounds(*ratio_rounds).to_dict()
     return {"name": name, "status": status, "size_bytes": size, "bundle": f"/b/{name}",
+            "precision": "fp32" if name.startswith("fp32") else "int8",
             "error": "QuantizationError: boom", "verified": "verified: natively",
             "accuracy": {"budget_met": met, "failures": [] if met else
                          ["probe accuracy drop (points) 2.1000 (limit 1.0)"]},
@@ -58,6 +59,7 @@ def test_elsewhere_the_smallest_in_budget_candidate_ships_unmeasured() -> None:
     assert name == "int8-dynamic" and "not measured here" in why and "avx512_vnni" in why
     name, why = select_elsewhere([_entry("w4a8", met=False)], "")
     assert name == "fp32" and "w4a8 missed its budget" in why
+    assert select_elsewhere([_entry("fp32-fused", size=90)], "")[0] == "fp32"  # not smaller
 
 
 def test_the_speed_reason_names_the_microarchitecture_and_vnni() -> None:
@@ -80,8 +82,8 @@ def test_candidates_follow_the_family_and_the_target() -> None:
         return [c.name for c in candidates_for(family, target, parse_choice(",".join(choice)))]
 
     assert names(CNN, x86) == ["int8-static"]
-    assert names(TRANSFORMER, x86) == ["int8-static", "int8-dynamic"]
-    assert names(DECODER, x86) == ["int8-static", "int8-dynamic", "w4a8"]
+    assert names(TRANSFORMER, x86) == ["fp32-fused", "int8-static", "int8-dynamic"]
+    assert names(DECODER, x86) == ["fp32-fused", "int8-static", "int8-dynamic", "w4a8"]
     assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
     assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
     assert names(CNN, x86, ("int8-nncf", "w4a8")) == ["int8-nncf"]  # w4a8: decoders only
