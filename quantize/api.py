@@ -80,11 +80,9 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
              steps: Steps | None = None, reference: Path | None = None) -> QuantizedModel:
     """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
 
-    ``reference`` is the FP32 model the result is scored and sized against when it is not
-    ``model`` itself (a fused graph is quantized, the unfused export is the reference).
-
     ``task`` names what the outputs mean (see :class:`~frugalml.quantize.accuracy.Task`;
-    None infers it), which decides how the result is scored against FP32.
+    None infers it), which decides how the result is scored against ``reference`` (default:
+    ``model``; a fused graph is scored against its unfused export).
 
     ``out_dir`` receives ``model.onnx`` (or ``model.xml``/``.bin`` for ``output_format=
     "openvino"``) and ``quantize.json``, atomically: a failure leaves nothing behind.
