@@ -48,7 +48,9 @@ def test_default_candidates_for_a_transformer_are_tried_and_scored(deployed: Dep
 def test_shipped_choice_follows_the_measured_numbers(deployed: DeployResult) -> None:
     target = _target(deployed)
     quantized = [c for c in target["candidates"] if c["name"] != "fp32"]
-    assert (target["shipped"], target["why"]) == select_native(quantized)
+    shipped, why = select_native(quantized)
+    assert target["shipped"] == shipped and target["why"].startswith(why)
+    assert "measured on" in target["why"] and deployed.record["host"]["cpu_model"] in target["why"]
     for c in quantized:
         if in_budget(c):  # every in-budget candidate was timed by the speed protocol
             s = c["speed"]
