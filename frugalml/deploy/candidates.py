@@ -77,6 +77,10 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
                   families=frozenset({DECODER}), default=True,
                   about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
+    CandidateSpec(name="w4a8-openvino", recipe="w4a8", backend="nncf",
+                  output_format="openvino", families=frozenset({DECODER}), default=False,
+                  about="NNCF 4-bit grouped weights as an OpenVINO IR, dynamic int8 "
+                        "activations where the CPU has int8 kernels for them"),
     CandidateSpec(name="fp16", recipe="fp16", backend="onnxruntime", output_format="onnx",
                   families=ALL_FAMILIES, default=True, devices=frozenset({"GPU"}),
                   about="FP16 weights for targets that compute in FP16"),

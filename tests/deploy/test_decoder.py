@@ -38,18 +38,20 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
     out = tmp_path / "out"
     capsys.readouterr()
     assert main(["deploy", str(smollm2_gguf()), str(tiny_shakespeare()), "--num", "32",
-                 "--eval-items", "8", "--candidates", "w4a8", "--max-ppl-rise", "30",
+                 "--eval-items", "8", "--candidates", "w4a8,w4a8-openvino", "--max-ppl-rise", "30",
                  "--profile-runs", "5", "--out", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["task"] == "language-model" and record["family"] == "decoder"
     assert record["metric"] == "perplexity"
     (target,) = record["targets"].values()
-    fp32, w4a8 = target["candidates"]
-    assert (fp32["name"], w4a8["name"]) == ("fp32", "w4a8")
-    assert w4a8["accuracy"]["items"] == 8 * 127  # next-token predictions in 8 windows
+    fp32, *quantized = target["candidates"]
+    assert [c["name"] for c in target["candidates"]] == ["fp32", "w4a8", "w4a8-openvino"]
     assert 20 < fp32["accuracy"]["value"] < 200  # a working decoder on Shakespeare
-    assert w4a8["size_bytes"] <= 0.25 * fp32["size_bytes"]
-    shipped, why = select_native([w4a8])
+    for c in quantized:  # ONNX Runtime MatMulNBits, and NNCF's 4-bit OpenVINO IR
+        assert c["status"] == "scored", c
+        assert c["accuracy"]["items"] == 8 * 127  # next-token predictions in 8 windows
+        assert c["size_bytes"] <= 0.25 * fp32["size_bytes"], c["name"]
+    shipped, why = select_native(quantized)
     assert target["shipped"] == shipped and target["why"].startswith(why)
     data = open_descriptor(out / "calibration")
     chosen = next(c for c in target["candidates"] if c["name"] == shipped)

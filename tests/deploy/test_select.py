@@ -87,6 +87,8 @@ def test_candidates_follow_the_family_and_the_target() -> None:
     assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
     assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
     assert names(CNN, x86, ("int8-nncf", "w4a8")) == ["int8-nncf"]  # w4a8: decoders only
+    assert "w4a8-openvino" in names(DECODER, x86, ("all",))
+    assert "w4a8-openvino" not in names(DECODER, phone, ("all",))  # an IR: not for phones
     with pytest.raises(FrugalError, match="Unknown candidate int3"):
         parse_choice("int8-static,int3")
 
