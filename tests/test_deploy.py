@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,35 @@ def test_require_quantized_refuses_an_fp32_outcome_naming_why(deployed: DeployRe
     text = str(e.value)
     assert "--require-quantized" in text and "size vs FP32" in text
     assert str(tmp_path / "report.md") in text and (tmp_path / "deploy.json").is_file()
+
+
+def test_a_near_miss_is_repaired_by_diagnose_then_bundled_and_timed(
+        deployed: DeployResult, tmp_path: Path) -> None:
+    """int8-static's mean cosine on MiniLM is about 0.992: against a 0.995 limit that is a near
+    miss (within 2x the limit's distance from 1), so the engine runs diagnose once, keeps the
+    culprit layers in float, scores the repaired model again and treats it as any candidate.
+    The size limit is 0.5 here: layers in float cost size (0.35 of FP32 measured)."""
+    from frugalml.demo import run_demo
+    from frugalml.deploy.engine import near_miss
+    from frugalml.deploy.select import select_native
+
+    shutil.copytree(deployed.out_dir / "cache", tmp_path / "cache")  # the export
+    result = run_demo(tmp_path, options=dataclasses.replace(
+        SMALL, candidates="int8-static", eval_items=200, profile_runs=10,
+        budget={"min_mean_cosine": 0.995, "max_accuracy_drop_points": 2.0,
+                "max_size_ratio": 0.5}), quiet=True)
+    (target,) = result.record["targets"].values()
+    static = candidate(result, "int8-static")
+    before = {c["name"]: c for c in static["before_repair"]["checks"]}
+    assert not static["before_repair"]["budget_met"]
+    cosine = before["mean cosine to FP32"]
+    assert not cosine["passed"] and near_miss(cosine), cosine
+    assert static["repaired"] and static["accuracy"]["budget_met"], static["accuracy"]
+    after = {c["name"]: c for c in static["accuracy"]["checks"]}
+    assert after["mean cosine to FP32"]["value"] >= 0.995 > cosine["value"]
+    assert static["float_nodes"] and (Path(static["bundle"]) / "manifest.json").is_file()
+    manifest = json.loads((Path(static["bundle"]) / "manifest.json").read_text())
+    assert set(static["float_nodes"]) <= set(manifest["recipe"]["ignored_nodes"])
+    assert static["speed"]["verdict"] in ("faster", "slower", "inconclusive")
+    assert (target["shipped"], target["why"].split("; measured on")[0]) == select_native(
+        target["candidates"][1:])

@@ -204,7 +204,8 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
         if not entry["accuracy"]["budget_met"] and _repairable(spec, entry, run):
             record, hit = _quantize(run, spec, target, repair=True)
             entry = {**outcome.scored(spec, record, hit), "repaired": True,
-                     "before_repair": entry["accuracy"]}
+                     "before_repair": entry["accuracy"],
+                     "float_nodes": list(record.recipe["ignored_nodes"])}
     except FrugalError as e:
         run.steps.note(f"  {spec.name} FAILED: {type(e).__name__}: {e}")
         return outcome.not_scored(spec, "failed", f"{type(e).__name__}: {e}")

@@ -48,6 +48,9 @@ def test_fp32_ships_when_nothing_in_budget_is_measured_faster() -> None:
     assert name == "fp32" and "no candidate was both within its budget and measured faster" in why
     assert "int8-static 1.00x FP32" in why and "inconclusive" in why
     assert "int8-dynamic missed its budget" in why and "w4a8 failed: QuantizationError" in why
+    repaired = {**_entry("int8-static", met=False), "repaired": True, "float_nodes": ["a", "b"]}
+    assert ("int8-static missed its budget even after one diagnose repair kept 2 nodes in float "
+            "(probe accuracy drop") in select_native([repaired])[1]
     assert select_native([]) == ("fp32", "FP32: no quantized candidate applies to this model "
                                          "and target")
 
