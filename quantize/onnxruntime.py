@@ -295,7 +295,7 @@ class OnnxRuntimeQuantizer:
             prepared = onnx.version_converter.convert_version(prepared, 13)
             onnx.save(prepared, str(pre))
         if recipe.precision is Precision.INT8 and recipe.dynamic_activations:
-            quantized = quantize_dynamic_int8(pre, tmp / "dynamic.onnx", recipe, target)
+            quantized = quantize_dynamic_int8(pre, tmp / "dynamic.onnx", recipe, target, data)
             _embeddings(quantized, recipe)
             return quantized
         if recipe.precision is Precision.INT8:

@@ -25,7 +25,7 @@ def test_default_candidates_for_a_transformer_are_tried_and_scored(deployed: Dep
                                                                    ) -> None:
     target = _target(deployed)
     assert [c["name"] for c in target["candidates"]] == ["fp32", "fp32-fused", "int8-static",
-                                                         "int8-dynamic"]
+                                                         "int8-dynamic", "int8-dynamic-fused"]
     assert deployed.record["task"] == "embedding" and deployed.record["family"] == "transformer"
     fp32 = candidate(deployed, "fp32")
     assert fp32["accuracy"]["value"] > 0.6  # the probe learns something real (3 classes)
@@ -33,7 +33,7 @@ def test_default_candidates_for_a_transformer_are_tried_and_scored(deployed: Dep
     assert fused["status"] == "scored" and fused["size_bytes"] >= 0.99 * fp32["size_bytes"]
     fused_checks = {k["name"]: k for k in fused["accuracy"]["checks"]}
     assert fused_checks["mean cosine to FP32"]["value"] >= 0.9999  # the same function
-    for name in ("int8-static", "int8-dynamic"):
+    for name in ("int8-static", "int8-dynamic", "int8-dynamic-fused"):
         c = candidate(deployed, name)
         acc = c["accuracy"]
         assert c["status"] == "scored" and acc["items"] == 1000

@@ -68,6 +68,11 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="int8-dynamic", recipe="int8-dynamic", backend="onnxruntime",
                   output_format="onnx", families=frozenset({TRANSFORMER, DECODER}), default=True,
                   about="ONNX Runtime dynamic INT8: per-channel weights, activations per call"),
+    CandidateSpec(name="int8-dynamic-fused", recipe="int8-dynamic", backend="onnxruntime",
+                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
+                  graph=FUSED,
+                  about="ONNX Runtime dynamic INT8 on the fused graph: attention as QAttention, "
+                        "per-channel weights"),
     CandidateSpec(name="int8-nncf", recipe="int8", backend="nncf", output_format="onnx",
                   families=ALL_FAMILIES, default=False,
                   about="NNCF post-training INT8, run by ONNX Runtime"),

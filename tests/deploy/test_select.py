@@ -85,7 +85,8 @@ def test_candidates_follow_the_family_and_the_target() -> None:
         return [c.name for c in candidates_for(family, target, parse_choice(",".join(choice)))]
 
     assert names(CNN, x86) == ["int8-static"]
-    assert names(TRANSFORMER, x86) == ["fp32-fused", "int8-static", "int8-dynamic"]
+    assert names(TRANSFORMER, x86) == ["fp32-fused", "int8-static", "int8-dynamic",
+                                       "int8-dynamic-fused"]
     assert names(DECODER, x86) == ["fp32-fused", "int8-static", "int8-dynamic", "w4a8"]
     assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
     assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
