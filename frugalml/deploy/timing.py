@@ -41,8 +41,6 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
     off, until the 95 % interval decides or ``speed_cap_s``. When the time budget is gone the
     rest are left "not measured" (and so cannot ship), with the reason.
     """
-    from frugalml.runtime.speed import Plan, measure_bundles
-
     if fp32["bundle"] is None:
         return
     for entry in entries:
@@ -53,9 +51,9 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
             continue
         with run.steps.step(f"{entry['name']}: time against FP32 (speed protocol)"):
             try:
-                verdict = measure_bundles(Path(fp32["bundle"]), Path(entry["bundle"]),
-                                          threads=run.options.threads,
-                                          plan=Plan(time_cap_s=run.options.speed_cap_s))
+                verdict = against_fp32(Path(fp32["bundle"]), Path(entry["bundle"]),
+                                       threads=run.options.threads,
+                                       time_cap_s=run.options.speed_cap_s)
             except FrugalError as e:
                 entry["speed"]["why"] = f"not timed: {type(e).__name__}: {e}"
                 continue
@@ -66,19 +64,36 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
                        + (f" ({verdict.busy_warning()})" if verdict.busy_warning() else ""))
 
 
-def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
-    """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report."""
+def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float) -> Any:
+    """The speed protocol's Verdict for ``bundle`` against its FP32 sibling: both in this
+    process, interleaved, spinning off, until the 95 % interval decides or ``time_cap_s``.
+    Deploy and the sweep's device nodes both judge "faster" by this call."""
+    from frugalml.runtime.speed import Plan, measure_bundles
+
+    return measure_bundles(fp32, bundle, threads=threads, plan=Plan(time_cap_s=time_cap_s))
+
+
+def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None = None
+                  ) -> dict[str, Any]:
+    """A Profile of ``bundle`` measured in a fresh process (cold start and RSS are its own)."""
     from frugalml.runtime.profile import profile_in_fresh_process
 
+    extra = [] if warmup is None else ["--warmup", str(warmup)]
+    return profile_in_fresh_process(bundle, ["--runs", str(runs), "--threads", str(threads),
+                                             *extra])
+
+
+def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+    """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report."""
     profiles = {}
     for entry in {e["name"]: e for e in (fp32, chosen)}.values():
         if entry["bundle"] is None:
             continue
         with run.steps.step(f"{entry['name']}: profile in a fresh process"):
             try:
-                profiles[entry["name"]] = profile_in_fresh_process(
-                    Path(entry["bundle"]), ["--runs", str(run.options.profile_runs),
-                                            "--threads", str(run.options.threads)])
+                profiles[entry["name"]] = fresh_profile(
+                    Path(entry["bundle"]), runs=run.options.profile_runs,
+                    threads=run.options.threads)
             except FrugalError as e:
                 run.steps.note(f"  profiling {entry['name']} failed: {e}")
     return profiles

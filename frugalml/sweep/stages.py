@@ -1,7 +1,9 @@
 """The work of one sweep stage, as plain functions Ray runs as tasks (no Ray import here).
 
-Export and quantize are the deploy engine's cached stage calls (``deploy.stages``); this
-module adapts them to Ray: paths as strings, results as small dicts.
+Every stage is the deploy engine's own call: export and quantize through its content-addressed
+cache (``deploy.stages``), bundling through ``targets.compile.build_bundle``, timing and
+profiles through ``deploy.timing``; this module adapts them to Ray: paths as strings, results
+as small dicts.
 
 Each takes and returns small JSON-able dicts, so results travel through Ray's object store and
 land in cell records unchanged. Export and quantize are content-addressed cache entries under
@@ -13,6 +15,7 @@ their manifest's sha256 on arrival before anything runs.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import tempfile
 import time
@@ -24,6 +27,7 @@ from frugalml.deploy.stages import export_cached, quantize_cached
 from frugalml.errors import BundleError
 
 _VALIDATION_ITEMS = 4
+_COMPILED = "compiled.json"  # a finished compile stage: its bundle and verification
 
 
 def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
@@ -56,25 +60,31 @@ def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str
 
 def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str, target: str,
                   backend: str, name: str, samples: int) -> dict[str, Any]:
-    """Bundle the quantized model for ``target`` and ``backend``, verified here however this
-    host can run it (natively, under emulation, desktop check, or "not verified here")."""
-    import json
-
+    """Bundle the quantized model for ``target`` and ``backend`` as deploy does
+    (``targets.compile.build_bundle``), verified here however this host can run it
+    (natively, under emulation, desktop check, or "not verified here")."""
+    from frugalml._records import write_json_atomic
     from frugalml.runtime import manifest_digest
-    from frugalml.targets.compile import COMPILE_RECORD, compile_model
+    from frugalml.targets import get_target
+    from frugalml.targets.compile import build_bundle
 
     started = time.perf_counter()
     out = Path(artifacts) / f"compile-{key[:24]}"
-    reused = (out / COMPILE_RECORD).is_file()
+    done = out / _COMPILED
+    reused = done.is_file()
     if reused:
-        result = json.loads((out / COMPILE_RECORD).read_text())
+        result = json.loads(done.read_text())
     else:
         feeds = next(open_descriptor(Path(data)).batches("evaluation", batch_size=samples))[0]
-        result = compile_model(Path(quantized["path"]).parent, out, target=target,
-                               samples=feeds, name=name, backend=backend).to_dict()
-    precision, bundle = next(iter(result["bundles"].items()))
-    return {"bundle": bundle, "digest": manifest_digest(Path(bundle)), "reused": reused,
-            "verification": result["verification"][precision],
+        chosen = get_target(target)
+        dest = out / (f"{name}-{chosen.name}"
+                      + ("" if backend == chosen.backend else f"-{backend}"))
+        precision, verification = build_bundle(Path(quantized["path"]).parent, dest,
+                                               target=chosen, samples=feeds, backend=backend)
+        result = {"bundle": str(dest), "precision": precision, "verification": verification}
+        write_json_atomic(done, result)
+    return {"bundle": result["bundle"], "digest": manifest_digest(Path(result["bundle"])),
+            "reused": reused, "verification": result["verification"],
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -110,18 +120,17 @@ def bench_stage(archive: bytes, compiled: dict[str, Any], threads: int,
                 ) -> dict[str, Any]:
     """Unpack the bundle on this (device) node and profile it in a fresh process; with the
     FP32 sibling's bundle as ``baseline``, also judge it against FP32 by the speed protocol
-    (both in one process here, interleaved), the verdict the report's "x FP32" reads."""
-    from frugalml.runtime.profile import profile_in_fresh_process
-    from frugalml.runtime.speed import Plan, measure_bundles
+    (both in one process here, interleaved), the verdict the report's "x FP32" reads. The
+    measurements are deploy's own (``deploy.timing``)."""
+    from frugalml.deploy.timing import against_fp32, fresh_profile
 
     with tempfile.TemporaryDirectory(prefix="frugal-sweep-") as tmp:
         bundle = _unpack(archive, compiled, Path(tmp) / "candidate")
-        result: dict[str, Any] = {"profile": profile_in_fresh_process(bundle, [
-            "--threads", str(threads), "--runs", str(bench["runs"]),
-            "--warmup", str(bench["warmup"])])}
+        result: dict[str, Any] = {"profile": fresh_profile(
+            bundle, runs=bench["runs"], threads=threads, warmup=bench["warmup"])}
         if baseline is not None:
             fp32 = _unpack(*baseline, Path(tmp) / "baseline")
-            result["speed"] = measure_bundles(
+            result["speed"] = against_fp32(
                 fp32, bundle, threads=threads,
-                plan=Plan(time_cap_s=float(bench.get("speed_cap_s", 60)))).to_dict()
+                time_cap_s=float(bench.get("speed_cap_s", 60))).to_dict()
     return result
