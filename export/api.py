@@ -123,6 +123,14 @@ def _to_onnx(model: Any, stage: Path, *, opset: int, task: str | None, example: 
             return import_onnx(path, stage, validation=validation, tolerance=tolerance,
                                simplify_graph=simplify_graph), list(validation)
         task = task or hf.infer_task(path)
+        if task == hf.WITH_PAST:  # checked token by token against torch, not on feeds
+            from frugalml.export.decoder import export_decoder
+
+            if hf.infer_task(path) != "text-generation":
+                raise ExportError(f"--task {hf.WITH_PAST} exports a causal language model "
+                                  f"with its KV cache; {path} is a {hf.infer_task(path)} "
+                                  "model (its config names no ...ForCausalLM).")
+            return export_decoder(path, stage, opset=opset, tolerance=tolerance), []
         feeds = list(validation) or hf.huggingface_feeds(path, task, texts, images)
         return hf.export_huggingface(path, stage, task=task, validation=feeds, opset=opset,
                                      tolerance=tolerance, simplify_graph=simplify_graph,

@@ -24,7 +24,9 @@ from frugalml.export.records import ExportedModel
 from frugalml.export.torch_module import Feeds, export_module
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
 
-TASKS = ("feature-extraction", "image-classification", "text-generation")
+# text-generation-with-past: a decoder with its KV cache, for generation (export.decoder)
+WITH_PAST = "text-generation-with-past"
+TASKS = ("feature-extraction", "image-classification", "text-generation", WITH_PAST)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("last_hidden_state", "sentence_embedding")
 OPSET = DEFAULT_OPSET

@@ -34,7 +34,32 @@ def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = N
     """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``."""
     from frugalml.runtime.backends import get_backend
 
-    return get_backend(model_backend(path)).open(Path(path), threads=threads, hints=hints)
+    session = get_backend(model_backend(path)).open(Path(path), threads=threads, hints=hints)
+    layout = Path(path).parent / "decoder.json"
+    return _Prefill(session, layout) if layout.is_file() else session
+
+
+class _Prefill:
+    """A KV-cache decoder scored like any model: whole windows run as a prefill with nothing
+    cached (positions from the mask, empty past), so perplexity is the cached graph's own.
+    The present outputs are dropped: scores read logits only."""
+
+    def __init__(self, session: Any, layout_file: Path) -> None:
+        import json
+
+        from frugalml.runtime.generate import DecoderLayout
+
+        self._session = session
+        self.layout = DecoderLayout.from_dict(json.loads(layout_file.read_text()))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from frugalml.runtime.generate import prefill_feeds
+
+        full = prefill_feeds(self.layout, feeds["input_ids"], feeds.get("attention_mask"))
+        return {"logits": self._session.run(full)["logits"]}
+
+    def close(self) -> None:
+        self._session.close()
 
 
 def _task(outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], labels: np.ndarray,

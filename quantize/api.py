@@ -131,7 +131,21 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                 f"{recipe.precision} through {backend} is over its budget: "
                 + "; ".join(report.failures()) + ". " + _advice(report))
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
+        _carry_sidecars(source, stage)
     return record
+
+
+# Files beside a model that describe how to drive it (a decoder's cache layout and
+# tokenizer): the quantized model is driven the same way, so they travel with it.
+SIDECARS = ("decoder.json", "tokenizer.json")
+
+
+def _carry_sidecars(source: Path, stage: Path) -> None:
+    import shutil
+
+    for name in SIDECARS:
+        if (source.parent / name).is_file():
+            shutil.copyfile(source.parent / name, stage / name)
 
 
 def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:

@@ -81,6 +81,9 @@ class Manifest:
     metrics: dict[str, Any]
     # Backend settings the target wants (OpenVINO properties such as INFERENCE_PRECISION_HINT).
     runtime_hints: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Decoders: the KV-cache layout, end-of-text tokens and tokenizer file
+    # (:class:`~frugalml.runtime.generate.DecoderLayout`); None for every other model.
+    generation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as written to ``manifest.json``."""
@@ -159,10 +162,26 @@ def _check_fields(data: dict[str, Any]) -> None:
     if not (isinstance(hints, dict) and all(isinstance(k, str) and isinstance(v, str)
                                             for k, v in hints.items())):
         raise ValueError("field 'runtime_hints' must map text to text")
+    _check_generation(data)
     tolerance = data["sample_tolerance"]
     if not all(isinstance(tolerance.get(k), (int, float)) and not isinstance(tolerance[k], bool)
                for k in ("min_cosine", "max_abs")):
         raise ValueError("field 'sample_tolerance' needs numeric min_cosine and max_abs")
+
+
+def _check_generation(data: dict[str, Any]) -> None:
+    """A decoder's generation section: a valid layout whose tokenizer file is hashed."""
+    from frugalml.runtime.generate import DecoderLayout
+
+    section = data.get("generation")
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ValueError("field 'generation' must be an object or null")
+    layout = DecoderLayout.from_dict(section)
+    if layout.tokenizer_file is not None and layout.tokenizer_file not in data["files"]:
+        raise ValueError(f"tokenizer_file {layout.tokenizer_file!r} is not among the hashed "
+                         "files")
 
 
 def _all(values: Any, kind: type | tuple[type, ...]) -> bool:

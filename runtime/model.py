@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from frugalml.errors import BundleError, InputError
 from frugalml.runtime.backends import Session
+from frugalml.runtime.generate import (
+    DecoderLayout,
+    Generation,
+    Sampling,
+    TextStream,
+    Token,
+    decode,
+)
 from frugalml.runtime.manifest import Manifest, TensorSpec
 from frugalml.runtime.numerics import max_abs_error, row_cosine
 
@@ -67,6 +77,8 @@ class Model:
         self.backend = backend
         self.load_ms = dict(load_ms or {})
         self._session: Session | None = session
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -135,6 +147,85 @@ class Model:
                 f"{_signature(self.manifest.inputs)}; check dynamic sizes and value ranges "
                 "(token ids within the vocabulary, lengths within the model's limit)."
             ) from e
+
+    @property
+    def generation(self) -> DecoderLayout | None:
+        """The KV-cache layout of a decoder bundle; None for other models."""
+        section = self.manifest.generation
+        return None if section is None else DecoderLayout.from_dict(section)
+
+    def tokenizer(self) -> Any:
+        """The bundle's tokenizer (``tokenizers.Tokenizer``, from its hashed file).
+
+        Raises:
+            BundleError: the bundle is no decoder or carries no tokenizer.
+            FrugalError: the ``tokenizers`` package (``runtime-text`` extra) is missing.
+        """
+        layout = self.decoder_layout()
+        if layout.tokenizer_file is None:
+            raise BundleError(f"Bundle {self.manifest.name!r} carries no tokenizer; pass "
+                              "token ids instead of text.")
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                from frugalml.errors import require
+
+                require("tokenizers", extra="runtime-text")
+                from tokenizers import Tokenizer
+
+                self._tokenizer = Tokenizer.from_file(
+                    str(self.bundle_dir / layout.tokenizer_file))
+        return self._tokenizer
+
+    def stream(self, prompt: str | Sequence[int], sampling: Sampling | None = None,
+               **options: Any) -> Iterator[Token]:
+        """Generate from ``prompt`` (text, or token ids), yielding each token as it comes.
+
+        ``options`` are :class:`~frugalml.runtime.generate.Sampling` fields
+        (``max_new_tokens``, ``temperature``, ``top_k``, ``top_p``, ``seed``,
+        ``stop_token_ids``). Safe to call from many threads at once on one Model.
+
+        Raises:
+            InputError: bad sampling options, an empty prompt, or one longer than the model's
+                position limit; BundleError: not a decoder bundle, or the model was closed.
+        """
+        layout = self.decoder_layout()
+        sampling = sampling or Sampling(**options)
+        text = isinstance(prompt, str)
+        ids = self.tokenizer().encode(prompt).ids if text else [int(t) for t in prompt]
+        pieces = TextStream(self.tokenizer()) if layout.tokenizer_file else None
+        for token, seconds in decode(self._step, layout, ids, sampling):
+            yield Token(token, pieces.add(token) if pieces else "", seconds)
+
+    def generate(self, prompt: str | Sequence[int], sampling: Sampling | None = None,
+                 **options: Any) -> Generation:
+        """Generate from ``prompt`` to a stop token or the token limit (see :meth:`stream`)."""
+        sampling = sampling or Sampling(**options)
+        prompt_tokens = (len(self.tokenizer().encode(prompt).ids) if isinstance(prompt, str)
+                         else len(prompt))
+        tokens = list(self.stream(prompt, sampling))
+        layout = self.decoder_layout()
+        limit = min(sampling.max_new_tokens, layout.max_positions - prompt_tokens)
+        text = (self.tokenizer().decode([t.id for t in tokens], skip_special_tokens=True)
+                if layout.tokenizer_file else "")
+        return Generation(text=text,
+                          token_ids=tuple(t.id for t in tokens), prompt_tokens=prompt_tokens,
+                          finish="length" if len(tokens) >= limit else "stop",
+                          step_seconds=tuple(t.seconds for t in tokens))
+
+    def decoder_layout(self) -> DecoderLayout:
+        """The KV-cache layout; raises BundleError when the bundle is no decoder."""
+        layout = self.generation
+        if layout is None:
+            raise BundleError(f"Bundle {self.manifest.name!r} is not a decoder with a KV "
+                              "cache; only such bundles generate. Export the language model "
+                              "with its cache (`frugal deploy` does for a decoder).")
+        return layout
+
+    def _step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One decode step: the feeds are built by the loop, so only the session is checked."""
+        if self._session is None:
+            raise BundleError(f"Model {self.manifest.name!r} is closed; load the bundle again.")
+        return self._session.run(feeds)
 
     def close(self) -> None:
         """Release the backend session; later calls to :meth:`run` raise ``BundleError``."""

@@ -70,7 +70,8 @@ def assemble(
     """
     import onnxruntime as ort
 
-    files = dict(artifact or {MODEL_NAME: model_file})
+    generation, sidecars = decoder_files(model_file)
+    files = {**(artifact or {MODEL_NAME: model_file}), **sidecars}
     for rel, path in files.items():
         shutil.copyfile(path, staging / rel)
     options = ort.SessionOptions()
@@ -89,7 +90,24 @@ def assemble(
         samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
         kernels=kernel_counts(model_file), metrics=metrics,
-        runtime_hints=dict(runtime_hints or {})), samples, expected, files)
+        runtime_hints=dict(runtime_hints or {}), generation=generation),
+        samples, expected, files)
+
+
+DECODER_LAYOUT = "decoder.json"   # written beside a KV-cache export (export.decoder)
+TOKENIZER = "tokenizer.json"
+
+
+def decoder_files(model_file: Path) -> tuple[dict[str, Any] | None, dict[str, Path]]:
+    """A decoder's generation section and the files it brings (its tokenizer), from the
+    layout and tokenizer beside ``model_file``; (None, {}) for any other model."""
+    layout = Path(model_file).parent / DECODER_LAYOUT
+    if not layout.is_file():
+        return None, {}
+    tokenizer = layout.parent / TOKENIZER
+    sidecars = {TOKENIZER: tokenizer} if tokenizer.is_file() else {}
+    return {**json.loads(layout.read_text()),
+            "tokenizer_file": TOKENIZER if sidecars else None}, sidecars
 
 
 def assemble_ir(

@@ -127,6 +127,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     from frugalml.cli import calibrate as cli_calibrate
     from frugalml.cli import deploy as cli_deploy
+    from frugalml.cli import generate as cli_generate
     from frugalml.cli import measure as cli_measure
     from frugalml.cli import quantize as cli_quantize
     from frugalml.cli import sweep as cli_sweep
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         "verify": (cli_targets.cmd_verify, "check a bundle's hashes, target and samples"),
         "run": (_cmd_run, "run a bundle on inputs from an .npz file"),
         "bench": (cli_measure.cmd_bench, "profile a bundle's latency on this host"),
+        "generate": (cli_generate.cmd_generate, "generate text from a decoder bundle"),
         "targets": (_cmd_targets, "show which targets this host runs"),
         "sweep": (cli_sweep.cmd_sweep, "run a models x recipes x backends x targets grid on Ray"),
     }
@@ -164,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_targets.add_compile_arguments(subs["compile"])
     cli_sweep.add_arguments(subs["sweep"])
     cli_measure.add_arguments(subs["report"], subs["compare"], subs["bench"])
+    cli_generate.add_arguments(subs["generate"])
     for name in ("verify", "run"):
         subs[name].add_argument("bundle", type=Path)
     subs["verify"].add_argument("--digest", metavar="SHA256",

@@ -48,6 +48,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     if args.against is not None:
         return _bench_pair(args)
+    if args.generate:
+        return _bench_generate(args)
     prof = profile_bundle(args.bundle, plan=plan_from(args), backend=args.backend,
                           threads=args.threads, spin=args.spin)
     lat, cold = prof.latency_ms, prof.cold_start_ms
@@ -68,6 +70,28 @@ def cmd_bench(args: argparse.Namespace) -> None:
         lines += [f"  {t['op_type']:<24} {t['ms_per_run']:7.3f} ms  {t['share']:5.1%}  "
                   f"{t['kernel']}" for t in prof.ops["by_type"][:8]]
     _print(prof.to_dict(), args.json, lines)
+
+
+def _bench_generate(args: argparse.Namespace) -> None:
+    """`frugal bench BUNDLE --generate`: time to first token and decode tokens/s."""
+    from frugalml.cli import _print
+    from frugalml.runtime.decode_profile import profile_decoding
+    from frugalml.runtime.host import describe_host
+
+    prof = profile_decoding(args.bundle, prompt_tokens=args.prompt_tokens,
+                            new_tokens=args.new_tokens, threads=args.threads or 1,
+                            runs=args.generations, backend=args.backend)
+    s = prof["settings"]
+    lines = [f"{prof['bundle']} ({prof['precision']}) on {s['backend']}, "
+             f"{describe_host(prof['host'])}, {s['threads']} thread(s), {s['runs']} runs of "
+             f"{s['new_tokens']} tokens after {s['prompt_tokens']}",
+             f"first token (prefill) ms: p50 {prof['first_token_ms']['p50']:.1f}, max "
+             f"{prof['first_token_ms']['max']:.1f}",
+             f"decode: {prof['decode_tokens_per_s']:.1f} tokens/s, per token ms p50 "
+             f"{prof['token_ms']['p50']:.2f}, p99 {prof['token_ms']['p99']:.2f}",
+             f"memory: peak RSS {prof['peak_rss_mib']:.0f} MiB, KV cache "
+             f"{prof['kv_cache_bytes'] / 2**20:.1f} MiB, model {prof['model_bytes'] / 1e6:.0f} MB"]
+    _print(prof, args.json, lines)
 
 
 def _bench_pair(args: argparse.Namespace) -> None:
@@ -105,5 +129,11 @@ def add_arguments(report: argparse.ArgumentParser, compare: argparse.ArgumentPar
     bench.add_argument("--against", type=Path, metavar="BASELINE",
                        help="instead of a profile: is BUNDLE faster than BASELINE? (speed "
                             "protocol: interleaved rounds until the 95 %% interval decides)")
+    bench.add_argument("--generate", action="store_true",
+                       help="decoder bundles: time to first token and decode tokens/s")
+    bench.add_argument("--prompt-tokens", type=int, default=128)
+    bench.add_argument("--new-tokens", type=int, default=128)
+    bench.add_argument("--generations", type=int, default=3,
+                       help="with --generate: timed generations after one warm-up")
     bench.add_argument("--time-cap", type=float, default=60.0,
                        help="seconds the --against comparison may take (default 60)")

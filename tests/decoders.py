@@ -1,0 +1,39 @@
+"""A tiny random Llama (2 layers, grouped-query attention) with a byte-level BPE tokenizer
+trained on tiny-shakespeare: a real decoder architecture that exports in seconds, for tests of
+the KV-cache path that need no model hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.realdata import tiny_shakespeare
+
+EOS = "<|endoftext|>"
+
+
+def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0) -> Path:
+    """Write a Hugging Face model directory at ``dest`` and return it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    text = tiny_shakespeare().read_text(encoding="utf-8")[:200_000]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(text.splitlines(), trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS)
+    config = LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=64,
+                         intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=128,
+                         eos_token_id=bpe.token_to_id(EOS), bos_token_id=None,
+                         tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # sharper logits than the init's, so greedy choices are clear-cut
+        model.lm_head.weight.mul_(20.0)
+    model.save_pretrained(dest, safe_serialization=True)
+    tokenizer.save_pretrained(dest)
+    return dest

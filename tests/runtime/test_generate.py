@@ -1,0 +1,180 @@
+"""Decoders with a KV cache, end to end on a tiny random Llama (grouped-query attention, rotary
+positions, a BPE tokenizer trained on tiny-shakespeare): export checked against torch token by
+token, a bundle carrying its tokenizer, and `Model.generate` in the runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frugalml.errors import BundleError, InputError
+
+PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny model's directory, its KV-cache export, and an FP32 bundle of it."""
+    from frugalml.export.decoder import export_decoder
+    from frugalml.runtime.generate import DecoderLayout, prefill_feeds
+    from frugalml.targets import detect
+    from frugalml.targets.compile import build_bundle
+    from tests.decoders import tiny_llama
+
+    root = tmp_path_factory.mktemp("decoder")
+    source = tiny_llama(root / "hf")
+    exported = export_decoder(source, root / "export")
+    layout = DecoderLayout.from_dict(json.loads((root / "export" / "decoder.json").read_text()))
+    samples = prefill_feeds(layout, np.array([[5, 6, 7, 8, 9, 10]], dtype=np.int64))
+    build_bundle(root / "export", root / "bundle", target=detect(), samples=samples)
+    return {"source": source, "exported": exported, "bundle": root / "bundle",
+            "layout": layout}
+
+
+def _torch_model(source: Path):  # type: ignore[no-untyped-def]
+    from frugalml.export.huggingface import load_model
+
+    return load_model(source, "text-generation")
+
+
+def test_the_export_is_fused_and_matches_torch_over_prefill_and_decode(decoder: dict) -> None:
+    exported = decoder["exported"]
+    assert "ort_fusions" in exported.exporter and not exported.attempts
+    assert any(f.startswith("gqa") for f in exported.fusions), exported.fusions
+    (logits,) = exported.checks
+    assert logits.passed and logits.min_cosine > 0.99999 and logits.max_abs_error < 1e-3
+    assert exported.input_names[:3] == ("input_ids", "attention_mask", "position_ids")
+    assert len(decoder["layout"].past_inputs) == 4  # 2 layers x key, value
+
+
+def test_greedy_tokens_equal_torch_for_16_steps(decoder: dict) -> None:
+    import frugalml.runtime as rt
+    from frugalml.export.decoder import torch_greedy
+
+    with rt.load(decoder["bundle"]) as model:
+        prompt = model.tokenizer().encode(PROMPT).ids
+        got = model.generate(prompt, max_new_tokens=16, stop_token_ids=())
+    want, _ = torch_greedy(_torch_model(decoder["source"]), prompt, 16)
+    assert list(got.token_ids) == want and len(set(want)) > 3  # not one token repeated
+    assert got.finish == "length" and got.prompt_tokens == len(prompt)
+
+
+def test_cached_steps_give_the_uncached_logits_and_perplexity(decoder: dict) -> None:
+    """Each cached step's logits equal the uncached graph's (one prefill over the whole
+    sequence) and torch's full forward; perplexity through the cached graph equals torch's
+    within 1e-3 relative."""
+    import torch
+
+    import frugalml.runtime as rt
+    from frugalml.calibration.metrics import perplexity
+    from frugalml.runtime.generate import prefill_feeds
+
+    layout = decoder["layout"]
+    with rt.load(decoder["bundle"]) as model:
+        ids = model.tokenizer().encode(PROMPT).ids[:24]
+        whole = model.run(prefill_feeds(layout, np.array([ids])))["logits"][0]
+        steps, feeds, cache = [], prefill_feeds(layout, np.array([ids[:1]])), None
+        for position in range(1, len(ids) + 1):
+            out = model.run(feeds)
+            steps.append(out["logits"][0, -1])
+            cache = {p: out[q] for p, q in zip(layout.past_inputs, layout.present_outputs,
+                                               strict=True)}
+            feeds = {"input_ids": np.array([[ids[min(position, len(ids) - 1)]]]),
+                     "attention_mask": np.ones((1, position + 1), np.int64),
+                     "position_ids": np.array([[position]]), **cache}
+    with torch.no_grad():
+        reference = _torch_model(decoder["source"])(torch.tensor([ids])).logits[0].numpy()
+    np.testing.assert_allclose(np.array(steps), whole, atol=1e-4)
+    np.testing.assert_allclose(whole, reference, atol=1e-3)
+    mask = np.ones((1, len(ids)), np.int64)
+    cached = perplexity(whole[None], np.array([ids]), mask).value
+    uncached = perplexity(reference[None], np.array([ids]), mask).value
+    assert cached == pytest.approx(uncached, rel=1e-3)
+
+
+def test_seeded_sampling_is_reproducible_and_stop_tokens_stop(decoder: dict) -> None:
+    import frugalml.runtime as rt
+
+    with rt.load(decoder["bundle"]) as model:
+        def sample(seed: int) -> tuple[int, ...]:
+            return model.generate(PROMPT, max_new_tokens=24, temperature=1.0, top_k=40,
+                                  top_p=0.95, seed=seed, stop_token_ids=()).token_ids
+
+        assert sample(1) == sample(1) and sample(1) != sample(2)
+        greedy = model.generate(PROMPT, max_new_tokens=24, stop_token_ids=()).token_ids
+        cut = next(i for i, t in enumerate(greedy) if i >= 2 and t not in greedy[:i])
+        stopped = model.generate(PROMPT, max_new_tokens=24, stop_token_ids=(greedy[cut],))
+        assert stopped.token_ids == greedy[:cut] and stopped.finish == "stop"
+        streamed = list(model.stream(PROMPT, max_new_tokens=24, stop_token_ids=()))
+        assert tuple(t.id for t in streamed) == greedy
+        whole = model.generate(PROMPT, max_new_tokens=24, stop_token_ids=()).text
+        assert whole == model.tokenizer().decode(list(greedy), skip_special_tokens=True)
+        # Streamed pieces add up to the text, but for a character the limit cut in half.
+        assert "".join(t.text for t in streamed) == whole.removesuffix("\ufffd")
+
+
+def test_bad_prompts_and_options_are_input_errors(decoder: dict) -> None:
+    import frugalml.runtime as rt
+
+    with rt.load(decoder["bundle"]) as model:
+        limit = decoder["layout"].max_positions
+        with pytest.raises(InputError, match=f"at most {limit} positions"):
+            model.generate([5] * limit)
+        with pytest.raises(InputError, match="empty"):
+            model.generate([])
+        with pytest.raises(InputError, match="temperature -1.*top_p 0"):
+            model.generate(PROMPT, temperature=-1, top_p=0)
+        near = model.generate([5] * (limit - 3), max_new_tokens=50, stop_token_ids=())
+        assert len(near.token_ids) == 3 and near.finish == "length"  # the position limit
+
+
+def test_four_threads_generate_what_one_thread_does(decoder: dict) -> None:
+    import frugalml.runtime as rt
+
+    with rt.load(decoder["bundle"], threads=1) as model:
+        def job(i: int) -> tuple[int, ...]:
+            return model.generate(PROMPT, max_new_tokens=12, temperature=0.8 if i % 2 else 0,
+                                  seed=i, stop_token_ids=()).token_ids
+
+        alone = [job(i) for i in range(50)]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(job, [i for _ in range(4) for i in range(50)]))
+    assert together == alone * 4
+
+
+def test_an_altered_tokenizer_or_generation_section_is_refused(decoder: dict,
+                                                               tmp_path: Path) -> None:
+    import frugalml.runtime as rt
+
+    changed = tmp_path / "tokenizer"
+    shutil.copytree(decoder["bundle"], changed)
+    with (changed / "tokenizer.json").open("a") as f:
+        f.write(" ")
+    with pytest.raises(BundleError, match="tokenizer.json: sha256 differs"):
+        rt.load(changed)
+    broken = tmp_path / "generation"
+    shutil.copytree(decoder["bundle"], broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["generation"]["tokenizer_file"] = "other.json"
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="tokenizer_file 'other.json' is not among"):
+        rt.load(broken)
+
+
+def test_generation_needs_only_numpy_onnxruntime_and_tokenizers(decoder: dict) -> None:
+    script = ("import json, sys\nimport frugalml.runtime as rt\n"
+              "m = rt.load(sys.argv[1])\n"
+              "print(m.generate('ROMEO:', max_new_tokens=4).text, file=sys.stderr)\n"
+              "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(decoder["bundle"])],
+                          capture_output=True, text=True, check=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"onnxruntime", "numpy", "tokenizers"} <= loaded
+    assert not loaded & {"torch", "transformers", "onnx", "optimum", "nncf"}
