@@ -178,3 +178,30 @@ def test_generation_needs_only_numpy_onnxruntime_and_tokenizers(decoder: dict) -
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert {"onnxruntime", "numpy", "tokenizers"} <= loaded
     assert not loaded & {"torch", "transformers", "onnx", "optimum", "nncf"}
+
+
+def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.CaptureFixture
+                                            ) -> None:
+    import frugalml.runtime as rt
+    from frugalml.cli import main
+
+    bundle = str(decoder["bundle"])
+    assert main(["generate", bundle, "--prompt", "ROMEO:", "--max-new-tokens", "6",
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with rt.load(bundle) as model:
+        want = model.generate("ROMEO:", max_new_tokens=6)
+    assert printed["token_ids"] == list(want.token_ids) and printed["text"] == want.text
+    assert main(["generate", bundle, "--prompt", "ROMEO:", "--max-new-tokens", "6"]) == 0
+    streamed = capsys.readouterr()
+    assert streamed.out.startswith(want.text.removesuffix("\ufffd"))
+    assert "tokens/s" in streamed.err
+    assert main(["bench", bundle, "--generate", "--prompt-tokens", "16", "--new-tokens", "8",
+                 "--generations", "2", "--json"]) == 0
+    prof = json.loads(capsys.readouterr().out)
+    assert prof["kind"] == "decode" and prof["decode_tokens_per_s"] > 0
+    assert prof["kv_cache_bytes"] == decoder["layout"].bytes_per_token() * 24
+    assert prof["token_ms"]["p50"] <= prof["token_ms"]["p99"]
+    assert main(["bench", bundle, "--generate", "--prompt-tokens", "120", "--new-tokens",
+                 "20"]) == 2
+    assert "exceed the model's 128 positions" in capsys.readouterr().err
