@@ -208,7 +208,7 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
         exporter=EXPORTER + (" + ort_fusions" if fusions else ""), opset=opset,
         input_names=("input_ids", "attention_mask", "position_ids", *layout.past_inputs),
         output_names=("logits", *layout.present_outputs), checks=checks,
-        inputs_used=len(prompt), attempts=tuple(attempts), fusions=fusions,
+        inputs_used=decode_steps + 1, attempts=tuple(attempts), fusions=fusions,
         size_bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3))
 
 

@@ -39,6 +39,20 @@ def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = N
     return _Prefill(session, layout) if layout.is_file() else session
 
 
+def filled_by_prefill(path: Path) -> frozenset[str]:
+    """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
+    empty for every other model."""
+    import json
+
+    from frugalml.runtime.generate import DecoderLayout
+
+    layout = Path(path).parent / "decoder.json"
+    if not layout.is_file():
+        return frozenset()
+    past = DecoderLayout.from_dict(json.loads(layout.read_text())).past_inputs
+    return frozenset({"position_ids", *past})
+
+
 class _Prefill:
     """A KV-cache decoder scored like any model: whole windows run as a prefill with nothing
     cached (positions from the mask, empty past), so perplexity is the cached graph's own.

@@ -67,10 +67,13 @@ def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
                 for i in model.inputs]
     import onnxruntime as ort
 
+    from frugalml.quantize.accuracy import filled_by_prefill
     from frugalml.targets.bundle import onnx_dtype
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
+    filled = filled_by_prefill(Path(path))  # a decoder's cache: not the data's to give
+    return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()
+            if i.name not in filled]
 
 
 def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
@@ -109,6 +112,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     _check_fits(source, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
+        _carry_sidecars(source, stage)  # scoring drives a decoder by its layout
         safety = _range_safety(source, data, recipe, steps)
         counted = CountedData(data)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
@@ -131,7 +135,6 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                 f"{recipe.precision} through {backend} is over its budget: "
                 + "; ".join(report.failures()) + ". " + _advice(report))
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
-        _carry_sidecars(source, stage)
     return record
 
 

@@ -11,8 +11,10 @@ from tests.realdata import tiny_shakespeare
 EOS = "<|endoftext|>"
 
 
-def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0) -> Path:
-    """Write a Hugging Face model directory at ``dest`` and return it."""
+def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0, tied: bool = False) -> Path:
+    """Write a Hugging Face model directory at ``dest`` and return it. ``tied``: the output
+    layer shares the embedding table (as SmolLM2's does); its logits are then less sharp
+    and it tends to repeat itself, so the untied one serves the generation tests."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -29,11 +31,11 @@ def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0) -> Path:
                          intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, max_position_embeddings=128,
                          eos_token_id=bpe.token_to_id(EOS), bos_token_id=None,
-                         tie_word_embeddings=False)
+                         tie_word_embeddings=tied)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():  # sharper logits than the init's, so greedy choices are clear-cut
-        model.lm_head.weight.mul_(20.0)
+        model.lm_head.weight.mul_(8.0 if tied else 20.0)
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
     return dest

@@ -205,3 +205,48 @@ def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.Captur
     assert main(["bench", bundle, "--generate", "--prompt-tokens", "120", "--new-tokens",
                  "20"]) == 2
     assert "exceed the model's 128 positions" in capsys.readouterr().err
+
+
+def test_w4a8_keeps_the_cache_and_gives_the_tied_output_layer_8_bits(
+        decoder: dict, tmp_path: Path) -> None:  # a tied model of its own
+    """W4A8 on the KV-cache graph: scored by perplexity through the cached graph, bundled
+    with its tokenizer, generating. The tied output layer (a FusedMatMul after ort_fusions,
+    which no weight quantizer takes) gets its own 8-bit weight instead of staying float."""
+    import onnx
+
+    import frugalml.runtime as rt
+    from frugalml.calibration.dataset import make_set
+    from frugalml.calibration.windows import TokenWindows
+    from frugalml.export.decoder import export_decoder
+    from frugalml.quantize.api import quantize
+    from frugalml.runtime.generate import prefill_feeds
+    from frugalml.targets import detect
+    from frugalml.targets.compile import build_bundle
+    from tests.decoders import tiny_llama
+    from tests.realdata import tiny_shakespeare
+
+    source = tiny_llama(tmp_path / "tied", tied=True)
+    export = export_decoder(source, tmp_path / "export").path.parent
+    text = tmp_path / "text.txt"
+    text.write_text(tiny_shakespeare().read_text(encoding="utf-8")[:40_000])
+    data = make_set(TokenWindows(text, source, window=32), calibration_size=16)
+    record = quantize(export, data, tmp_path / "w4a8", recipe="w4a8", eval_items=32,
+                      allow_over_budget=True)
+    assert record.accuracy["task"] == "language-model"
+    assert record.accuracy["reference"]["perplexity"] > 1
+    model = onnx.load(str(record.path), load_external_data=False)
+    ops = [n.op_type for n in model.graph.node]
+    assert "FusedMatMul" not in ops
+    bits = [next(a.i for a in n.attribute if a.name == "bits")
+            for n in model.graph.node if n.op_type == "MatMulNBits"]
+    assert bits == [4] * 14  # 2 layers x 7 linears
+    # The output layer: an int8 weight of its own (ONNX Runtime runs it as 8-bit MatMulNBits);
+    # the embedding's Gather reads its int8 rows, never a dequantized whole table.
+    (dq,) = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert [n.op_type for n in model.graph.node if dq.output[0] in n.input] == ["MatMul"]
+    assert record.weight_only_layers and len(record.int4_weight_layers) == 14
+    samples = prefill_feeds(decoder["layout"], np.array([[5, 6, 7, 8]], dtype=np.int64))
+    build_bundle(record.path.parent, tmp_path / "bundle", target=detect(), samples=samples)
+    with rt.load(tmp_path / "bundle") as bundle:
+        assert bundle.manifest.precision == "w4a8" and bundle.generation is not None
+        assert len(bundle.generate(PROMPT, max_new_tokens=8, stop_token_ids=()).token_ids) == 8
