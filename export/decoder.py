@@ -32,6 +32,7 @@ from frugalml.runtime.generate import DecoderLayout, Sampling, decode
 MODEL_NAME = "model.onnx"
 LAYOUT_NAME = "decoder.json"      # the cache layout, read by bundling and scoring
 TOKENIZER_NAME = "tokenizer.json"  # the model's tokenizer, for the runtime's `tokenizers`
+GGUF_SOURCE = "gguf_source.json"   # the GGUF the model came from (export.gguf), if any
 EXPORTER = "torch.onnx dynamo + KV cache"
 PROMPT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
           "First Citizen: You are all resolved rather to die than to famish?")
@@ -177,6 +178,7 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
         ExportError: the model cannot be exported, or the graph disagrees with torch.
     """
     from frugalml._records import tree_digest, write_json_atomic
+    from frugalml.export.gguf import gguf_source
     from frugalml.export.huggingface import load_model, load_tokenizer
 
     started = time.perf_counter()
@@ -188,6 +190,9 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     out_dir.mkdir(parents=True, exist_ok=True)
     if getattr(tokenizer, "backend_tokenizer", None) is not None:  # what the runtime reads
         tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_NAME))
+    gguf = gguf_source(Path(model_dir))
+    if gguf is not None:  # the gguf quantize backend keeps that file's own blocks
+        write_json_atomic(out_dir / GGUF_SOURCE, gguf)
     plain = out_dir / "unfused.onnx"
     _export(model, layout, plain, opset)
     checks = check_greedy(model, plain, layout, prompt, decode_steps + 1, tolerance)

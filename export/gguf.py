@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from frugalml._atomic import staged
-from frugalml._records import file_sha256
+from frugalml._records import file_sha256, write_json_atomic
 from frugalml.errors import ExportError, require
 
 _MAGIC = b"GGUF"
@@ -34,14 +34,29 @@ def gguf_model_dir(gguf_file: Path, cache_root: Path | None = None) -> Path:
     """
     gguf_file = Path(gguf_file)
     _check_magic(gguf_file)
-    dest = (cache_root or default_cache_root()) / file_sha256(gguf_file)[:24]
-    if (dest / "config.json").is_file() and (dest / "model.safetensors").is_file():
-        return dest
-    require("gguf", extra="gguf")
-    require("accelerate", extra="gguf")
-    with staged(dest, error=ExportError) as stage:
-        _dequantize_into(gguf_file, stage)
+    sha = file_sha256(gguf_file)
+    dest = (cache_root or default_cache_root()) / sha[:24]
+    if not ((dest / "config.json").is_file() and (dest / "model.safetensors").is_file()):
+        require("gguf", extra="gguf")
+        require("accelerate", extra="gguf")
+        with staged(dest, error=ExportError) as stage:
+            _dequantize_into(gguf_file, stage)
+    # Where the quantized blocks are (the gguf quantize backend keeps them): this file now.
+    # Beside the directory, not in it: the directory's digest must not depend on locations.
+    write_json_atomic(_source_record(dest), {"path": str(gguf_file.resolve()), "sha256": sha})
     return dest
+
+
+def _source_record(model_dir: Path) -> Path:
+    return model_dir.with_name(model_dir.name + ".source.json")
+
+
+def gguf_source(model_dir: Path) -> dict[str, str] | None:
+    """``{"path", "sha256"}`` of the GGUF a cached model directory came from, else None."""
+    import json
+
+    record = _source_record(Path(model_dir))
+    return json.loads(record.read_text()) if record.is_file() else None
 
 
 def _check_magic(path: Path) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.quantize._graph import drop_unused
+
 MS_DOMAIN = "com.microsoft"
 _MASK_INDEX, _PAST, _ATTENTION_BIAS = 3, 4, 5
 
@@ -58,7 +60,7 @@ def prepare_attention(model: Any) -> tuple[list[str], dict[str, str]]:
             del node.input[:]
             node.input.extend(kept)
         ready.append(node.name)
-    _drop_unused(graph)
+    drop_unused(graph)
     return ready, refused
 
 
@@ -148,17 +150,3 @@ def _shape_only(name: str, bias: str, producer: dict[str, Any]) -> bool:
             return False
         stack.extend(node.input)
     return True
-
-
-def _drop_unused(graph: Any) -> None:
-    """Remove nodes and initializers nothing reads any more (the folded Concats)."""
-    while True:
-        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)

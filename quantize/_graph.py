@@ -122,3 +122,17 @@ def untie_transposed_matmuls(model: Any) -> tuple[str, ...]:
         model.graph.node.insert(index, matmul)
         made.append(matmul.name)
     return tuple(made)
+
+
+def drop_unused(graph: Any) -> None:
+    """Remove nodes and initializers nothing reads any more (after a rewrite), in place."""
+    while True:
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)

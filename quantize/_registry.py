@@ -10,6 +10,7 @@ from frugalml.quantize._protocol import Quantizer
 _QUANTIZERS: dict[str, str] = {
     "onnxruntime": "frugalml.quantize.onnxruntime:OnnxRuntimeQuantizer",
     "nncf": "frugalml.quantize.nncf:NncfQuantizer",
+    "gguf": "frugalml.quantize.gguf_grid:GgufGridQuantizer",
 }
 
 

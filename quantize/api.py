@@ -140,7 +140,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
 
 # Files beside a model that describe how to drive it (a decoder's cache layout and
 # tokenizer): the quantized model is driven the same way, so they travel with it.
-SIDECARS = ("decoder.json", "tokenizer.json")
+SIDECARS = ("decoder.json", "tokenizer.json", "gguf_source.json")
 
 
 def _carry_sidecars(source: Path, stage: Path) -> None:

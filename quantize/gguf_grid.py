@@ -1,0 +1,162 @@
+"""A GGUF's own quantized weights in the ONNX graph, bit for bit: backend ``gguf``.
+
+A llama.cpp file already holds 4- and 8-bit weights on its own grid; re-rounding them to
+another grid costs what the file's author saved (SmolLM2-135M Q4_1: perplexity 61.6 in
+FP32, 62.0 on the file's grid in llama.cpp, 74-95 after any re-rounding; STACK.md). So every
+constant MatMul weight of the export whose values are exactly a GGUF tensor's dequantized
+rows takes that tensor's blocks as they are:
+
+- ``Q4_0`` (``d * (q - 8)``, 32 per block): ``MatMulNBits`` 4 bits, block 32, scale ``d``,
+  zero point 8. Exact.
+- ``Q8_0`` (``d * q``): ``MatMulNBits`` 8 bits, block 32, scale ``d``, zero point 128. Exact.
+- ``Q4_1`` (``d * q + m``): ``MatMulNBits`` cannot say it with its integer zero points
+  (``-m / d`` is no integer), and with float zero points ONNX Runtime 1.32 falls back to a
+  kernel 42x slower (1.5 ms instead of 36 us for a 576 x 1536 layer). Written instead as
+  ``d * (q - 8)`` in ``MatMulNBits`` plus ``(8 d + m)`` times each block's input sum (a
+  ReduceSum and a small float MatMul): the same weights, exactly, for about 25 % more bytes.
+- The token embedding (a ``Gather`` of a ``Q8_0`` table): ``GatherBlockQuantized`` 8 bits.
+
+Rows are matched by content (the export came from this file dequantized), so llama.cpp's
+row order for attention (permuted for its rotary layout) needs no knowledge of the model.
+Other block types (the K-quants, Q5_x) are left as the export has them, and the record says
+which. Activations: int8 per block inside the kernels (``accuracy_level`` 4): the A8 of W4A8.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml._records import write_json_atomic
+from frugalml.errors import QuantizationError
+from frugalml.quantize._protocol import CalibrationData
+from frugalml.quantize.recipe import Recipe
+from frugalml.quantize.records import QuantizedModel
+from frugalml.targets.profiles import Target
+
+SOURCE_NAME = "gguf_source.json"   # beside an export from a GGUF: {"path", "sha256"}
+REPORT_NAME = "gguf_grid.json"     # beside the model written: which weights kept their blocks
+BLOCK = 32
+KINDS = ("Q4_0", "Q4_1", "Q8_0")
+
+
+def source_gguf(model: Path) -> Path:
+    """The GGUF file an export came from (its ``gguf_source.json`` sidecar).
+
+    Raises:
+        QuantizationError: the model did not come from a GGUF, or the file is gone.
+    """
+    record = Path(model).parent / SOURCE_NAME
+    if not record.is_file():
+        raise QuantizationError(
+            f"{model} did not come from a GGUF file (no {SOURCE_NAME} beside it): the gguf "
+            "backend keeps a llama.cpp file's own 4- and 8-bit weights. Export the .gguf, or "
+            "use --backend onnxruntime or nncf.")
+    path = Path(json.loads(record.read_text())["path"])
+    if not path.is_file():
+        raise QuantizationError(f"The GGUF file {path} this model came from is gone; the gguf "
+                                "backend reads its quantized blocks. Put it back, or export "
+                                "again.")
+    return path
+
+
+def _blocks(tensor: Any) -> dict[str, np.ndarray]:
+    """Scale, offset (Q4_1) and integer codes of a GGUF tensor, [rows, K / 32, ...]."""
+    rows = tensor.data.shape[0]
+    kind = tensor.tensor_type.name
+    size = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}[kind]
+    raw = np.asarray(tensor.data).reshape(rows, -1, size)
+    scale = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    if kind == "Q8_0":
+        return {"d": scale, "q": raw[..., 2:].copy().view(np.int8).astype(np.int16) + 128}
+    start = 4 if kind == "Q4_1" else 2
+    packed = raw[..., start:]
+    codes = np.concatenate([packed & 0x0F, packed >> 4], axis=-1)  # 0-15 low, 16-31 high
+    out = {"d": scale, "q": codes.astype(np.int16)}
+    if kind == "Q4_1":
+        out["m"] = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+    return out
+
+
+def _decoded(kind: str, b: dict[str, np.ndarray]) -> np.ndarray:
+    """The float rows the blocks stand for (llama.cpp's own dequantization)."""
+    if kind == "Q4_1":
+        values = b["d"][..., None] * b["q"] + b["m"][..., None]
+    else:
+        values = b["d"][..., None] * (b["q"] - (128 if kind == "Q8_0" else 8))
+    return values.reshape(values.shape[0], -1).astype(np.float32)
+
+
+def _row_keys(rows: np.ndarray) -> list[bytes]:
+    return [r.tobytes() for r in np.ascontiguousarray(rows, dtype=np.float32)]
+
+
+def read_tensors(gguf_file: Path) -> list[tuple[str, str, dict[str, np.ndarray], np.ndarray]]:
+    """(name, kind, blocks, decoded rows) of every Q4_0/Q4_1/Q8_0 tensor in the file."""
+    from gguf import GGUFReader
+
+    found = []
+    for tensor in GGUFReader(str(gguf_file)).tensors:
+        kind = tensor.tensor_type.name
+        if kind in KINDS and tensor.data.ndim == 2:
+            blocks = _blocks(tensor)
+            found.append((tensor.name, kind, blocks, _decoded(kind, blocks)))
+    return found
+
+
+def _match(rows: np.ndarray, tensors: list[Any]) -> tuple[Any, np.ndarray] | None:
+    """The GGUF tensor whose decoded rows are exactly ``rows`` (in some order), and for each
+    of ``rows`` the index of its GGUF row."""
+    keys = _row_keys(rows)
+    for tensor in tensors:
+        decoded = tensor[3]
+        if decoded.shape != rows.shape:
+            continue
+        index = {k: i for i, k in enumerate(_row_keys(decoded))}
+        order = [index.get(k) for k in keys]
+        if all(i is not None for i in order):
+            return tensor, np.asarray(order)
+    return None
+
+
+class GgufGridQuantizer:
+    """W4A8 that keeps a GGUF file's own grid; see the module docstring."""
+
+    name = "gguf"
+    formats = ("onnx",)
+
+    def quantize(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
+                 out: Path, *, source_digest: str) -> QuantizedModel:
+        """Write ``out`` from the export ``model`` and the GGUF it came from.
+
+        Raises:
+            QuantizationError: no GGUF source, or no weight of the export is on its grid.
+        """
+        import onnx
+
+        from frugalml.quantize._gguf_nodes import rewrite
+        from frugalml.quantize._graph import summarize, untie_transposed_matmuls
+
+        started = time.perf_counter()
+        graph = onnx.load(str(model))
+        untie_transposed_matmuls(graph)  # a tied output layer: its own (Q8_0) weight
+        tensors = read_tensors(source_gguf(model))
+        kept = rewrite(graph.graph, tensors, _match)
+        if not kept["transcoded"]:
+            raise QuantizationError(
+                f"No MatMul weight of {model} is exactly a Q4_0/Q4_1/Q8_0 tensor of "
+                f"{source_gguf(model).name}: the export did not come from this file's weights.")
+        onnx.save(graph, str(out))
+        write_json_atomic(out.parent / REPORT_NAME, {"gguf": str(source_gguf(model)), **kept})
+        return QuantizedModel(
+            path=out, backend=self.name, precision="w4a8", format="onnx",
+            int8_format=target.int8_format.value, source_digest=source_digest,
+            calibration_fingerprint=data.fingerprint,
+            recipe=recipe.to_dict(), activations=(
+                "dynamic int8 in MatMulNBits (accuracy_level 4); the GGUF's own weight grid"),
+            seconds=round(time.perf_counter() - started, 2), size_bytes=out.stat().st_size,
+            **summarize(graph))

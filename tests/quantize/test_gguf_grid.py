@@ -1,0 +1,108 @@
+"""The gguf backend keeps a GGUF file's own blocks: Q4_0, Q4_1 and Q8_0 weights matched to the
+export's MatMuls and embedding by content (rows in another order included), run as
+MatMulNBits / GatherBlockQuantized, and computing what the file's dequantized weights do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+K, N, VOCAB = 128, 64, 96
+
+
+def _gguf(path: Path) -> dict[str, np.ndarray]:
+    """A GGUF holding one tensor per block type; returns each one's dequantized rows."""
+    import gguf
+    from gguf.quants import dequantize, quantize
+
+    rng = np.random.default_rng(0)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    decoded = {}
+    for name, kind, shape in (("q40", "Q4_0", (N, K)), ("q41", "Q4_1", (N, N)),
+                              ("q80", "Q8_0", (N, N)), ("embd", "Q8_0", (VOCAB, K))):
+        qtype = gguf.GGMLQuantizationType[kind]
+        blocks = quantize(rng.normal(size=shape).astype(np.float32), qtype)
+        writer.add_tensor(name, blocks, raw_shape=blocks.shape, raw_dtype=qtype)
+        decoded[name] = dequantize(blocks, qtype).astype(np.float32).reshape(shape)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return decoded
+
+
+def _graph(w: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """ids -> Gather(embd) -> MatMul(q40^T) -> MatMul(q41^T, rows reversed) -> MatMul(q80^T)."""
+    inits = [numpy_helper.from_array(w["embd"], "embd"),
+             numpy_helper.from_array(np.ascontiguousarray(w["q40"].T), "w40"),
+             numpy_helper.from_array(np.ascontiguousarray(w["q41"][::-1].T), "w41"),
+             numpy_helper.from_array(np.ascontiguousarray(w["q80"].T), "w80")]
+    nodes = [helper.make_node("Gather", ["embd", "ids"], ["h0"], name="embed"),
+             helper.make_node("MatMul", ["h0", "w40"], ["h1"], name="l40"),
+             helper.make_node("MatMul", ["h1", "w41"], ["h2"], name="l41"),
+             helper.make_node("MatMul", ["h2", "w80"], ["y"], name="l80")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "s"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "s", N])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def _run(model: onnx.ModelProto, ids: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return session.run(["y"], {"ids": ids})[0]
+
+
+def test_each_block_type_keeps_its_grid_and_computes_what_the_file_does(tmp_path: Path) -> None:
+    from frugalml.quantize._gguf_nodes import rewrite
+    from frugalml.quantize.gguf_grid import _match, read_tensors
+
+    decoded = _gguf(tmp_path / "m.gguf")
+    tensors = read_tensors(tmp_path / "m.gguf")
+    for name, _, _, rows in tensors:  # our reading of the blocks is llama.cpp's
+        np.testing.assert_array_equal(rows, decoded[name])
+    assert {t[1] for t in tensors} == {"Q4_0", "Q4_1", "Q8_0"}
+    model = _graph(decoded)
+    ids = np.array([[3, 17, 95, 0, 42]], np.int64)
+    want = _run(model, ids)
+    report = rewrite(model.graph, tensors, _match)
+    assert report["transcoded"] == {"embed": "embd Q8_0", "l40": "q40 Q4_0",
+                                    "l41": "q41 Q4_1", "l80": "q80 Q8_0"}
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulNBits") == 3 and "GatherBlockQuantized" in ops
+    assert {i.name for i in model.graph.initializer}.isdisjoint({"embd", "w40", "w41", "w80"})
+    bits = {n.name: next(a.i for a in n.attribute if a.name == "bits")
+            for n in model.graph.node if n.op_type == "MatMulNBits"}
+    assert bits == {"l40_gguf": 4, "l41_gguf": 4, "l80_gguf": 8}
+    # The weights the new nodes hold are the file's, exactly: unpack and compare.
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+    def unpacked(stem: str) -> np.ndarray:
+        packed = inits[f"{stem}_blocks"]
+        codes = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(*packed.shape[:2], -1)
+        scales = inits[f"{stem}_scales"].reshape(packed.shape[:2])
+        return scales[..., None] * (codes.astype(np.float32) - 8)
+
+    np.testing.assert_array_equal(unpacked("l40").reshape(N, K), decoded["q40"])
+    offsets = inits["l41_offsets"].T  # [N, K / 32]: 8 d + m
+    q41 = unpacked("l41") + offsets[..., None]
+    np.testing.assert_allclose(q41.reshape(N, N), decoded["q41"][::-1], rtol=0, atol=1e-6)
+    got = _run(model, ids)  # activations int8 per block inside the kernels (accuracy level 4)
+    cosine = float(np.sum(got * want) / np.linalg.norm(got) / np.linalg.norm(want))
+    assert cosine > 0.999, cosine
+
+
+def test_a_model_that_did_not_come_from_a_gguf_is_refused(tmp_path: Path) -> None:
+    from frugalml.errors import QuantizationError
+    from frugalml.quantize.gguf_grid import source_gguf
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(QuantizationError, match="did not come from a GGUF file"):
+        source_gguf(tmp_path / "model.onnx")
