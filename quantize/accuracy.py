@@ -39,18 +39,21 @@ def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = N
     return _Prefill(session, layout) if layout.is_file() else session
 
 
-def filled_by_prefill(path: Path) -> frozenset[str]:
-    """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
-    empty for every other model."""
+def decoder_layout(path: Path) -> Any:
+    """The KV-cache layout written beside a decoder's model file, else None."""
     import json
 
     from frugalml.runtime.generate import DecoderLayout
 
     layout = Path(path).parent / "decoder.json"
-    if not layout.is_file():
-        return frozenset()
-    past = DecoderLayout.from_dict(json.loads(layout.read_text())).past_inputs
-    return frozenset({"position_ids", *past})
+    return DecoderLayout.from_dict(json.loads(layout.read_text())) if layout.is_file() else None
+
+
+def filled_by_prefill(path: Path) -> frozenset[str]:
+    """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
+    empty for every other model."""
+    layout = decoder_layout(path)
+    return frozenset() if layout is None else frozenset({"position_ids", *layout.past_inputs})
 
 
 class _Prefill:

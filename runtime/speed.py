@@ -277,3 +277,36 @@ def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = No
             "calls_per_round": calls, "baseline": str(baseline), "candidate": str(candidate),
             "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
             "time_cap_s": plan.time_cap_s, "load_limit_cores": plan.load_limit})
+
+
+def measure_decoding(baseline: Path, candidate: Path, *, threads: int = 1,
+                     plan: Plan = Plan(), prompt_tokens: int = 32, new_tokens: int = 16
+                     ) -> Verdict:
+    """:func:`compare` two decoder bundles by what a user waits for: the time of
+    ``new_tokens`` cached decode steps after a ``prompt_tokens`` prompt (greedy, stop tokens
+    off, the prefill not counted), in interleaved rounds.
+
+    Raises:
+        BundleError: a bundle fails verification or is no decoder.
+    """
+    from frugalml.runtime import load
+    from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
+    from frugalml.runtime.decode_profile import prompt_ids
+
+    hints = {SPINNING_HINT: "0"}
+    with load(baseline, threads=threads, hints=hints) as base, \
+            load(candidate, threads=threads, hints=hints) as cand:
+        prompt = prompt_ids(cand, prompt_tokens)
+
+        def timer(model: Any) -> Callable[[], float]:
+            def one_round() -> float:
+                steps = model.generate(prompt, max_new_tokens=new_tokens + 1,
+                                       stop_token_ids=()).step_seconds
+                return 1e3 * sum(steps[1:])
+            return one_round
+
+        return compare(timer(base), timer(cand), plan=plan, settings={
+            "backend": cand.backend, "threads": threads, "spinning": False,
+            "measures": f"{new_tokens} decode steps after a {prompt_tokens}-token prompt",
+            "baseline": str(baseline), "candidate": str(candidate),
+            "time_cap_s": plan.time_cap_s, "load_limit_cores": plan.load_limit})

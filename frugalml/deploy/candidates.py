@@ -36,6 +36,7 @@ class CandidateSpec:
     devices: frozenset[str] = frozenset({"CPU"})
     about: str = ""
     graph: str = EXPORTED              # which FP32 graph it starts from: EXPORTED or FUSED
+    sources: frozenset[str] = frozenset({"onnx", "gguf"})  # the formats the model came in
     budget_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def recipe_for(self, budget: Mapping[str, Any]) -> Any:
@@ -56,17 +57,17 @@ class CandidateSpec:
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="fp32-fused", recipe="fp32", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER, DECODER}), default=True,
+                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
                   graph=FUSED, budget_defaults={"max_size_ratio": 1.01, "min_mean_cosine": 0.9999,
                                                 "max_accuracy_drop_points": 0.5,
                                                 "max_perplexity_increase_pct": 0.5},
                   about="FP32 with attention, skip layer norm and GELU fused for ONNX Runtime "
                         "(onnxscript ort_fusions), kept only if outputs match"),
     CandidateSpec(name="int8-static", recipe="int8", backend="onnxruntime", output_format="onnx",
-                  families=ALL_FAMILIES, default=True,
+                  families=ALL_FAMILIES - {DECODER}, default=True,
                   about="ONNX Runtime static QDQ, per-channel weights, the target's format"),
     CandidateSpec(name="int8-dynamic", recipe="int8-dynamic", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER, DECODER}), default=True,
+                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
                   about="ONNX Runtime dynamic INT8: per-channel weights, activations per call"),
     CandidateSpec(name="int8-dynamic-fused", recipe="int8-dynamic", backend="onnxruntime",
                   output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
@@ -74,7 +75,7 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
                   about="ONNX Runtime dynamic INT8 on the fused graph: attention as QAttention, "
                         "per-channel weights"),
     CandidateSpec(name="int8-nncf", recipe="int8", backend="nncf", output_format="onnx",
-                  families=ALL_FAMILIES, default=False,
+                  families=ALL_FAMILIES - {DECODER}, default=False,
                   about="NNCF post-training INT8, run by ONNX Runtime"),
     CandidateSpec(name="int8-openvino", recipe="int8", backend="nncf",
                   output_format="openvino", families=ALL_FAMILIES - {DECODER}, default=False,
@@ -82,6 +83,11 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
                   families=frozenset({DECODER}), default=True,
                   about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
+    CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
+                  families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
+                  budget_defaults={"max_size_ratio": 0.3},
+                  about="the GGUF file's own Q4_0/Q4_1/Q8_0 blocks, not re-rounded "
+                        "(MatMulNBits, GatherBlockQuantized)"),
     CandidateSpec(name="w4a8-openvino", recipe="w4a8", backend="nncf",
                   output_format="openvino", families=frozenset({DECODER}), default=False,
                   about="NNCF 4-bit grouped weights as an OpenVINO IR, dynamic int8 "
@@ -123,6 +129,7 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
                                     default=True, families=ALL_FAMILIES)]
     applies = [c for c in pool
                if family in c.families and target.device in c.devices
+               and (source_format == "openvino" or source_format in c.sources)
                and (c.output_format == "onnx" or target.artifact != "ort")]
     if choice == ("all",):
         return applies

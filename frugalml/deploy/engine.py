@@ -103,6 +103,7 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     from frugalml.deploy import plan
     from frugalml.deploy.data import open_data
     from frugalml.deploy.stages import export_cached, export_key, source_digest
+    from frugalml.export.huggingface import WITH_PAST
 
     started = time.monotonic()
     inputs = plan.input_names(model, example)
@@ -117,10 +118,13 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
                f"evaluation items, fingerprint {data_set.fingerprint[:12]}")
     feeds = next(data_set.batches("evaluation", batch_size=options.sample_items))[0]
     source = source_digest(model)
+    # A decoder from its weights is exported with its KV cache, fused, for generation.
+    with_past = WITH_PAST if language_model and plan.tokenizer_dir(model) else None
     with steps.step("export and check against the source"):
         exported, hit = export_cached(
-            model, out / "cache", export_key(source, data_set.fingerprint) if source else None,
-            validation=[feeds], example=example)
+            model, out / "cache",
+            export_key(source, data_set.fingerprint, with_past) if source else None,
+            validation=[feeds], example=example, task=with_past)
     worst = min((c.min_cosine for c in exported.checks), default=float("nan"))
     steps.note(f"  {'cached; ' if hit else ''}{exported.exporter}, min cosine to the source "
                f"{worst:.7f} on {exported.inputs_used} real inputs")
@@ -129,7 +133,20 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     steps.note(f"  task {task}, family {family}")
     return _Run(options=options, steps=steps, out=out, name=options.name or plan.model_name(model),
                 data=data_set, exported=exported, task=task, family=family,
-                samples=dict(feeds), started=started)
+                samples=_samples(exported.path, feeds), started=started)
+
+
+def _samples(model: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundles' sample inputs: evaluation items, or for a KV-cache decoder the prefill of
+    the first window's first 32 tokens (the cache inputs empty)."""
+    from frugalml.quantize.accuracy import decoder_layout
+    from frugalml.runtime.generate import prefill_feeds
+
+    layout = decoder_layout(model)
+    if layout is None:
+        return dict(feeds)
+    return prefill_feeds(layout, feeds["input_ids"][:1, :32],
+                         feeds.get("attention_mask", feeds["input_ids"] * 0 + 1)[:1, :32])
 
 
 def _signature(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
@@ -156,10 +173,12 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     """Candidates for one target: built, scored, bundled, timed; then the choice."""
     from frugalml.deploy.select import select_elsewhere, select_native
     from frugalml.deploy.timing import measured_on, native_here, profile_pair, time_candidates
+    from frugalml.quantize.gguf_grid import SOURCE_NAME as GGUF_SOURCE
     from frugalml.targets.compile import fp32_record
 
     choice = parse_choice(run.options.candidates)
-    fmt = "openvino" if run.exported.path.suffix == ".xml" else "onnx"
+    fmt = ("openvino" if run.exported.path.suffix == ".xml" else
+           "gguf" if (run.exported.path.parent / GGUF_SOURCE).is_file() else "onnx")
     specs = candidates_for(run.family, target, choice, source_format=fmt)
     for name in not_applicable(run.family, target, choice, source_format=fmt):
         run.steps.note(f"  {name} does not apply to a {run.family} model on {target.name}")

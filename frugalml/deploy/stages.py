@@ -30,8 +30,10 @@ def source_digest(model: Any) -> str | None:
 
 def export_cached(model: Any, cache: Path, key: str | None, *,
                   validation: Sequence[Mapping[str, np.ndarray]],
-                  example: Mapping[str, np.ndarray] | None = None) -> tuple[Any, bool]:
-    """Export ``model`` to ONNX (or check an ONNX / IR), validated on ``validation``.
+                  example: Mapping[str, np.ndarray] | None = None,
+                  task: str | None = None) -> tuple[Any, bool]:
+    """Export ``model`` to ONNX (or check an ONNX / IR), validated on ``validation``
+    (``task``: the export's, e.g. ``text-generation-with-past`` for a decoder's KV cache).
 
     Returns:
         (ExportedModel, True when it came from the cache)
@@ -43,7 +45,7 @@ def export_cached(model: Any, cache: Path, key: str | None, *,
 
     def build(tmp: Path) -> Any:
         return export(model, tmp / "export", example=example, validation=list(validation),
-                      format="openvino" if ir else "onnx")
+                      format="openvino" if ir else "onnx", task=task)
 
     if key is None:
         return build_uncached(cache, build), False
@@ -58,12 +60,14 @@ def build_uncached(cache: Path, build: Any) -> Any:
     return build(Path(tempfile.mkdtemp(prefix="export-module-", dir=cache)))
 
 
-def export_key(source: str, data_fingerprint: str) -> str:
-    """Export entries depend on the source bytes, the validation data and the exporter."""
+def export_key(source: str, data_fingerprint: str, task: str | None = None) -> str:
+    """Export entries depend on the source bytes, the validation data, the exporter and the
+    task asked for (a decoder with or without its cache)."""
     from frugalml.export.huggingface import OPSET
     from frugalml.export.records import SCHEMA_VERSION
 
-    return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION)
+    return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION,
+                  *([task] if task else []))
 
 
 def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: str,

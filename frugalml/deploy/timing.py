@@ -66,11 +66,16 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
 
 def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float) -> Any:
     """The speed protocol's Verdict for ``bundle`` against its FP32 sibling: both in this
-    process, interleaved, spinning off, until the 95 % interval decides or ``time_cap_s``.
-    Deploy and the sweep's device nodes both judge "faster" by this call."""
-    from frugalml.runtime.speed import Plan, measure_bundles
+    process, interleaved, spinning off, until the 95 % interval decides or ``time_cap_s``;
+    decoders by the time of their cached decode steps. Deploy and the sweep's device nodes
+    both judge "faster" by this call."""
+    from frugalml.runtime.bundle import read_manifest
+    from frugalml.runtime.speed import Plan, measure_bundles, measure_decoding
 
-    return measure_bundles(fp32, bundle, threads=threads, plan=Plan(time_cap_s=time_cap_s))
+    plan = Plan(time_cap_s=time_cap_s)
+    if read_manifest(bundle).generation is not None:  # a decoder: judged by decode speed
+        return measure_decoding(fp32, bundle, threads=threads or 1, plan=plan)
+    return measure_bundles(fp32, bundle, threads=threads, plan=plan)
 
 
 def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None = None
