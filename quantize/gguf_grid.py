@@ -134,13 +134,20 @@ class GgufGridQuantizer:
         """Write ``out`` from the export ``model`` and the GGUF it came from.
 
         Raises:
-            QuantizationError: no GGUF source, or no weight of the export is on its grid.
+            QuantizationError: a recipe other than W4A8, no GGUF source, or no weight of the
+                export is on its grid.
         """
         import onnx
 
         from frugalml.quantize._gguf_nodes import rewrite
         from frugalml.quantize._graph import summarize, untie_transposed_matmuls
+        from frugalml.quantize.recipe import Precision
 
+        if recipe.precision is not Precision.W4A8:
+            raise QuantizationError(
+                f"The gguf backend keeps a GGUF file's own 4- and 8-bit blocks, which is "
+                f"W4A8; the recipe is {recipe.precision.value}. Use --recipe w4a8, or "
+                "--backend onnxruntime or nncf for other recipes.")
         started = time.perf_counter()
         graph = onnx.load(str(model))
         untie_transposed_matmuls(graph)  # a tied output layer: its own (Q8_0) weight

@@ -16,9 +16,15 @@ from frugalml.quantize.recipe import RECIPES
 
 # (backend, output format) -> recipes it refuses, with a phrase of the advice
 DYNAMIC_REFUSED = "no dynamic INT8.*--backend onnxruntime"
+GGUF_ONLY = "keeps a GGUF file's own 4- and 8-bit blocks.*--recipe w4a8"
 REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime", "w4a8": "--format openvino",
                               "int8-dynamic": DYNAMIC_REFUSED},
-           ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED}}
+           ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED},
+           # gguf keeps a llama.cpp file's blocks: W4A8 of a model exported from a GGUF only
+           ("gguf", "onnx"): {**dict.fromkeys(("int8", "int8-dynamic", "fp16", "fp32"),
+                                              GGUF_ONLY),
+                              "w4a8": "did not come from a GGUF file.*--backend onnxruntime"},
+           ("gguf", "openvino"): dict.fromkeys(RECIPES, "gguf backend cannot write openvino")}
 MIN_COSINE = {"fp32": 0.999999, "fp16": 0.9999, "int8": 0.97, "int8-dynamic": 0.97, "w4a8": 0.9}
 LAYER_KIND = {"int8": "int8_activation_layers", "int8-dynamic": "int8_activation_layers",
               "w4a8": "int4_weight_layers"}
