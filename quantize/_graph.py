@@ -124,6 +124,19 @@ def untie_transposed_matmuls(model: Any) -> tuple[str, ...]:
     return tuple(made)
 
 
+def under_one_group(model: Any, group: int) -> tuple[str, ...]:
+    """Constant-weight MatMuls whose reduction is shorter than the smallest 4-bit block
+    (32, or the group if smaller): no linear layer, and rounding saves nothing there (a
+    decoder's rotary positions x inverse frequencies, K = 1, whose 4-bit copy shifts every
+    angle)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    return tuple(n.name for n in model.graph.node if n.op_type == "MatMul"
+                 and n.input[1] in inits
+                 and numpy_helper.to_array(inits[n.input[1]]).shape[0] < min(group, 32))
+
+
 def drop_unused(graph: Any) -> None:
     """Remove nodes and initializers nothing reads any more (after a rewrite), in place."""
     while True:

@@ -87,6 +87,17 @@ def weight_only_int8(model: Any, targets: dict[str, tuple[int, int]]) -> tuple[s
     return _toposorted(model, tuple(done))
 
 
+def int8_embeddings(model: Any, recipe: Any) -> tuple[str, ...]:
+    """Int8 embedding tables (row scales), so the file shrinks with the weights around them;
+    none when the recipe (:class:`~frugalml.quantize.recipe.Recipe`) keeps them float."""
+    if not recipe.quantize_embeddings:
+        return ()
+    inits = {i.name for i in model.graph.initializer}
+    tables = {n.name: (0, 0) for n in model.graph.node if n.op_type == "Gather"
+              and n.input[0] in inits and n.name not in recipe.float_nodes}
+    return weight_only_int8(model, tables)
+
+
 def _int8_gather(model: Any, node: Any, name: str, q: np.ndarray, scale: np.ndarray) -> list[Any]:
     """Rewrite ``Gather(table, ids)`` as ``Cast(Gather(table_int8, ids)) * Gather(scale, ids)``."""
     import onnx

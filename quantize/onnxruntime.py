@@ -28,10 +28,11 @@ from frugalml.quantize._graph import (
     opset,
     require_linear_layers,
     summarize,
+    under_one_group,
     untie_transposed_matmuls,
 )
 from frugalml.quantize._protocol import CalibrationData
-from frugalml.quantize._weight_only import weight_only_int8
+from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import CalibrationMethod, Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.targets.profiles import QuantFormat, Target
@@ -202,36 +203,13 @@ def _int4_matmuls(model: Any, recipe: Recipe, int8_weights: set[str]) -> Any:
         model, bits=4, block_size=recipe.group_size, is_symmetric=recipe.weight_symmetric,
         accuracy_level=4,
         nodes_to_exclude=[*recipe.float_nodes, *int8_weights,
-                          *_under_one_group(model, recipe.group_size)])
+                          *under_one_group(model, recipe.group_size)])
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             quantizer.process()
     except Exception as e:  # ORT's weight quantizers raise untyped errors
         raise QuantizationError(f"ONNX Runtime 4-bit weight quantization failed: {e}") from e
     return quantizer.model.model
-
-
-def _under_one_group(model: Any, group: int) -> tuple[str, ...]:
-    """Constant-weight MatMuls whose reduction is shorter than the smallest 4-bit block
-    (32, or the group if smaller): no linear layer, and rounding saves nothing there (a
-    decoder's rotary positions x inverse frequencies, K = 1, whose 4-bit copy shifts every
-    angle)."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    return tuple(n.name for n in model.graph.node if n.op_type == "MatMul"
-                 and n.input[1] in inits
-                 and numpy_helper.to_array(inits[n.input[1]]).shape[0] < min(group, 32))
-
-
-def _embeddings(model: Any, recipe: Recipe) -> tuple[str, ...]:
-    """Int8 embedding tables (row scales), so the file shrinks with the weights around them."""
-    if not recipe.quantize_embeddings:
-        return ()
-    inits = {i.name for i in model.graph.initializer}
-    tables = {n.name: (0, 0) for n in model.graph.node if n.op_type == "Gather"
-              and n.input[0] in inits and n.name not in recipe.float_nodes}
-    return weight_only_int8(model, tables)
 
 
 def _activations(recipe: Recipe, model: Any) -> str:
@@ -311,7 +289,7 @@ class OnnxRuntimeQuantizer:
             onnx.save(prepared, str(pre))
         if recipe.precision is Precision.INT8 and recipe.dynamic_activations:
             quantized = quantize_dynamic_int8(pre, tmp / "dynamic.onnx", recipe, target, data)
-            _embeddings(quantized, recipe)
+            int8_embeddings(quantized, recipe)
             return quantized
         if recipe.precision is Precision.INT8:
             op_types, excluded, weight_only = _plan(prepared, recipe)
@@ -333,6 +311,6 @@ class OnnxRuntimeQuantizer:
         int8 = (*_int8_weight_layers(prepared, recipe), *untied)
         quantized = _int4_matmuls(prepared, recipe, set(int8))
         weight_only_int8(quantized, {n: (1, 1) for n in int8})  # W[K, N]: per output column
-        _embeddings(quantized, recipe)
+        int8_embeddings(quantized, recipe)
         return quantized
 

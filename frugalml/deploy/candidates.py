@@ -38,12 +38,13 @@ class CandidateSpec:
     graph: str = EXPORTED              # which FP32 graph it starts from: EXPORTED or FUSED
     sources: frozenset[str] = frozenset({"onnx", "gguf"})  # the formats the model came in
     budget_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # recipe fields
 
     def recipe_for(self, budget: Mapping[str, Any]) -> Any:
         """The recipe with the user's budget limits over the candidate's and recipe's own."""
         from frugalml.quantize.recipe import get_recipe
 
-        recipe = get_recipe(self.recipe)
+        recipe = get_recipe(self.recipe, **self.options)
         limits = {**self.budget_defaults, **budget}
         if not limits:
             return recipe
@@ -52,7 +53,8 @@ class CandidateSpec:
     def to_dict(self) -> dict[str, Any]:
         """What deploy.json says of the candidate's construction."""
         return {"name": self.name, "recipe": self.recipe, "backend": self.backend,
-                "format": self.output_format}
+                "format": self.output_format, **({"options": dict(self.options)}
+                                                 if self.options else {})}
 
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
@@ -83,6 +85,11 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
                   families=frozenset({DECODER}), default=True,
                   about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
+    CandidateSpec(name="w4a8-awq", recipe="w4a8", backend="nncf", output_format="onnx",
+                  families=frozenset({DECODER}), default=True,
+                  options={"weight_methods": ("awq", "scale_estimation")},
+                  about="4-bit grouped weights chosen by NNCF's AWQ and scale estimation on "
+                        "calibration text (MatMulNBits, accuracy level 4)"),
     CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
                   families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
                   budget_defaults={"max_size_ratio": 0.3},

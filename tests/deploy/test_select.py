@@ -88,10 +88,10 @@ def test_candidates_follow_the_family_and_the_target() -> None:
     assert names(TRANSFORMER, x86) == ["fp32-fused", "int8-static", "int8-dynamic",
                                        "int8-dynamic-fused"]
     # A decoder's KV export is fused already; INT8 activations cost it +60 % perplexity.
-    assert names(DECODER, x86) == ["w4a8"]
+    assert names(DECODER, x86) == ["w4a8", "w4a8-awq"]
     from_gguf = [c.name for c in candidates_for(DECODER, x86, ("default",),
                                                 source_format="gguf")]
-    assert from_gguf == ["w4a8", "w4a8-gguf"]  # the file's own blocks, only from a GGUF
+    assert from_gguf == ["w4a8", "w4a8-awq", "w4a8-gguf"]  # the file's own blocks, only from a GGUF
     assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
     assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
     assert names(CNN, x86, ("int8-nncf", "w4a8")) == ["int8-nncf"]  # w4a8: decoders only

@@ -17,7 +17,7 @@ from frugalml.quantize.recipe import RECIPES
 # (backend, output format) -> recipes it refuses, with a phrase of the advice
 DYNAMIC_REFUSED = "no dynamic INT8.*--backend onnxruntime"
 GGUF_ONLY = "keeps a GGUF file's own 4- and 8-bit blocks.*--recipe w4a8"
-REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime", "w4a8": "--format openvino",
+REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime",
                               "int8-dynamic": DYNAMIC_REFUSED},
            ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED},
            # gguf keeps a llama.cpp file's blocks: W4A8 of a model exported from a GGUF only

@@ -207,29 +207,46 @@ def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.Captur
     assert "exceed the model's 128 positions" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def tied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """A tied tiny decoder's KV-cache export and 32-token windows of text for it."""
+    from frugalml.calibration.dataset import make_set
+    from frugalml.calibration.windows import TokenWindows
+    from frugalml.export.decoder import export_decoder
+    from tests.decoders import tiny_llama
+    from tests.realdata import tiny_shakespeare
+
+    root = tmp_path_factory.mktemp("tied")
+    source = tiny_llama(root / "tied", tied=True)
+    export = export_decoder(source, root / "export").path.parent
+    text = root / "text.txt"
+    text.write_text(tiny_shakespeare().read_text(encoding="utf-8")[:40_000])
+    return export, make_set(TokenWindows(text, source, window=32), calibration_size=16)
+
+
+def _nbits_of(path: Path) -> list[tuple[int, int]]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return [tuple(next(a.i for a in n.attribute if a.name == key)
+                  for key in ("bits", "accuracy_level"))
+            for n in model.graph.node if n.op_type == "MatMulNBits"]
+
+
 def test_w4a8_keeps_the_cache_and_gives_the_tied_output_layer_8_bits(
-        decoder: dict, tmp_path: Path) -> None:  # a tied model of its own
+        decoder: dict, tied: tuple[Path, object], tmp_path: Path) -> None:
     """W4A8 on the KV-cache graph: scored by perplexity through the cached graph, bundled
     with its tokenizer, generating. The tied output layer (a FusedMatMul after ort_fusions,
     which no weight quantizer takes) gets its own 8-bit weight instead of staying float."""
     import onnx
 
     import frugalml.runtime as rt
-    from frugalml.calibration.dataset import make_set
-    from frugalml.calibration.windows import TokenWindows
-    from frugalml.export.decoder import export_decoder
     from frugalml.quantize.api import quantize
     from frugalml.runtime.generate import prefill_feeds
     from frugalml.targets import detect
     from frugalml.targets.compile import build_bundle
-    from tests.decoders import tiny_llama
-    from tests.realdata import tiny_shakespeare
 
-    source = tiny_llama(tmp_path / "tied", tied=True)
-    export = export_decoder(source, tmp_path / "export").path.parent
-    text = tmp_path / "text.txt"
-    text.write_text(tiny_shakespeare().read_text(encoding="utf-8")[:40_000])
-    data = make_set(TokenWindows(text, source, window=32), calibration_size=16)
+    export, data = tied
     record = quantize(export, data, tmp_path / "w4a8", recipe="w4a8", eval_items=32,
                       allow_over_budget=True)
     assert record.accuracy["task"] == "language-model"
@@ -237,9 +254,7 @@ def test_w4a8_keeps_the_cache_and_gives_the_tied_output_layer_8_bits(
     model = onnx.load(str(record.path), load_external_data=False)
     ops = [n.op_type for n in model.graph.node]
     assert "FusedMatMul" not in ops
-    bits = [next(a.i for a in n.attribute if a.name == "bits")
-            for n in model.graph.node if n.op_type == "MatMulNBits"]
-    assert bits == [4] * 14  # 2 layers x 7 linears
+    assert _nbits_of(record.path) == [(4, 4)] * 14  # 2 layers x 7 linears
     # The output layer: an int8 weight of its own (ONNX Runtime runs it as 8-bit MatMulNBits);
     # the embedding's Gather reads its int8 rows, never a dequantized whole table.
     (dq,) = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
@@ -250,3 +265,28 @@ def test_w4a8_keeps_the_cache_and_gives_the_tied_output_layer_8_bits(
     with rt.load(tmp_path / "bundle") as bundle:
         assert bundle.manifest.precision == "w4a8" and bundle.generation is not None
         assert len(bundle.generate(PROMPT, max_new_tokens=8, stop_token_ids=()).token_ids) == 8
+
+
+def test_nncf_awq_w4a8_on_the_kv_graph(tied: tuple[Path, object], tmp_path: Path) -> None:
+    """NNCF's AWQ + scale estimation on the cached graph (its calibration windows run as a
+    prefill with an empty cache): the same layer plan as rounding (14 4-bit MatMulNBits with
+    int8 activations, the tied output layer at 8 bits), perplexity close to FP32's, and the
+    tokenizer and cache layout carried to the output."""
+    import onnx
+
+    from frugalml.quantize.api import quantize
+    from frugalml.quantize.recipe import get_recipe
+
+    export, data = tied
+    recipe = get_recipe("w4a8", weight_methods=("awq", "scale_estimation"))
+    record = quantize(export, data, tmp_path / "awq", recipe=recipe, backend="nncf",
+                      eval_items=32, allow_over_budget=True)
+    assert _nbits_of(record.path) == [(4, 4)] * 14
+    assert record.activations == "dynamic int8 in MatMulNBits (accuracy_level 4)"
+    model = onnx.load(str(record.path), load_external_data=False)
+    assert "FusedMatMul" not in {n.op_type for n in model.graph.node}
+    assert len(record.weight_only_layers) == 1  # the untied output layer, int8
+    accuracy = record.accuracy
+    assert accuracy["task"] == "language-model"
+    assert abs(accuracy["candidate"]["perplexity"] / accuracy["reference"]["perplexity"] - 1) < 0.1
+    assert {p.name for p in record.path.parent.iterdir()} >= {"decoder.json", "tokenizer.json"}
