@@ -73,3 +73,35 @@ def profile_decoding(bundle: Path, *, prompt_tokens: int = 128, new_tokens: int 
             "peak_rss_mib": peak_rss_mib(),
             "kv_cache_bytes": layout.bytes_per_token() * (prompt_tokens + new_tokens),
             "model_bytes": weights}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile a decoder bundle's generation in this process and print the record as JSON
+    (what a deploy runs in a fresh process, so peak RSS is the bundle's own)."""
+    import argparse
+    import json
+    import sys
+
+    from frugalml.errors import FrugalError
+
+    parser = argparse.ArgumentParser(prog="python -m frugalml.runtime.decode_profile")
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino"))
+    args = parser.parse_args(argv)
+    try:
+        result = profile_decoding(args.bundle, prompt_tokens=args.prompt_tokens,
+                                  new_tokens=args.new_tokens, threads=args.threads,
+                                  runs=args.generations, backend=args.backend)
+    except FrugalError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

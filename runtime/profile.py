@@ -195,9 +195,11 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     )
 
 
-def profile_in_fresh_process(bundle_dir: Path, options: Sequence[str] = ()) -> dict[str, Any]:
-    """Profile in a new interpreter (``options`` as for ``python -m frugalml.runtime.profile``),
-    so cold start and peak RSS are the bundle's own, not the caller's.
+def profile_in_fresh_process(bundle_dir: Path, options: Sequence[str] = (), *,
+                             module: str = "frugalml.runtime.profile") -> dict[str, Any]:
+    """Profile in a new interpreter (``options`` as for ``python -m frugalml.runtime.profile``,
+    or ``module``'s, e.g. the decode profiler), so cold start and peak RSS are the bundle's
+    own, not the caller's.
 
     Raises:
         FrugalError: the profiler's own typed error (e.g. TargetError for a host that cannot
@@ -207,7 +209,7 @@ def profile_in_fresh_process(bundle_dir: Path, options: Sequence[str] = ()) -> d
 
     from frugalml import errors
 
-    cmd = [sys.executable, "-m", "frugalml.runtime.profile", str(bundle_dir), *options]
+    cmd = [sys.executable, "-m", module, str(bundle_dir), *options]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         _, marker, said = done.stderr.partition("error: ")

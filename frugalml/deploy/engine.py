@@ -19,6 +19,7 @@ from typing import Any
 from frugalml._progress import Steps
 from frugalml.deploy import outcome
 from frugalml.deploy.candidates import (
+    DECODER,
     FP32,
     FUSED,
     CandidateSpec,
@@ -207,8 +208,11 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     run.steps.note(f"  ships {shipped}: {why}")
     chosen = next(e for e in [fp32, *entries] if e["name"] == shipped)
     profiles = profile_pair(run, fp32, chosen) if native else {}
+    decoding = profile_pair(run, fp32, chosen, decoding=True) if (
+        native and run.family == DECODER) else {}
     return {"shipped": shipped, "why": why, "bundle": chosen["bundle"], "native": native,
-            "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles}
+            "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles,
+            **({"decode_profiles": decoding} if decoding else {})}
 
 
 def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:

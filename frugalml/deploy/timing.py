@@ -1,6 +1,7 @@
 """Measurements a deploy makes on targets this host runs: every in-budget candidate against
 FP32 by the speed protocol (the only thing that decides "faster"), and a fresh-process profile
-of the shipped and FP32 bundles for the report (latency, cold start, RSS, per-op time)."""
+of the shipped and FP32 bundles for the report (latency, cold start, RSS, per-op time; for a
+decoder also its generation: time to first token, decode tokens/s, KV cache)."""
 
 from __future__ import annotations
 
@@ -88,17 +89,31 @@ def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None =
                                              *extra])
 
 
-def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
-    """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report."""
+# A decoder's generation profile in a deploy: the prompt and length `frugal bench --generate`
+# defaults to, two timed generations after a warm-up.
+DECODE_OPTIONS = ("--prompt-tokens", "128", "--new-tokens", "128", "--generations", "2")
+
+
+def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any], *,
+                 decoding: bool = False) -> dict[str, Any]:
+    """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report;
+    with ``decoding``, their generation profiles instead (a decoder's prefill latency says
+    little of how fast it serves tokens)."""
+    from frugalml.runtime.profile import profile_in_fresh_process
+
     profiles = {}
     for entry in {e["name"]: e for e in (fp32, chosen)}.values():
         if entry["bundle"] is None:
             continue
-        with run.steps.step(f"{entry['name']}: profile in a fresh process"):
+        what = "generation" if decoding else "profile"
+        with run.steps.step(f"{entry['name']}: {what} in a fresh process"):
             try:
-                profiles[entry["name"]] = fresh_profile(
+                profiles[entry["name"]] = profile_in_fresh_process(
+                    Path(entry["bundle"]), [*DECODE_OPTIONS, "--threads",
+                                            str(run.options.threads or 1)],
+                    module="frugalml.runtime.decode_profile") if decoding else fresh_profile(
                     Path(entry["bundle"]), runs=run.options.profile_runs,
                     threads=run.options.threads)
             except FrugalError as e:
-                run.steps.note(f"  profiling {entry['name']} failed: {e}")
+                run.steps.note(f"  {what} of {entry['name']} failed: {e}")
     return profiles

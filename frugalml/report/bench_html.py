@@ -114,13 +114,29 @@ def _pareto(runs: list[dict[str, Any]]) -> Callable[[Any], None]:
     return draw
 
 
+def decode_plot(decoding: list[dict[str, Any]]) -> Callable[[Any], None]:
+    """Decode tokens/s per decode profile, with the prefill's time to first token."""
+    def draw(ax: Any) -> None:
+        labels = [f"{r['label'][:40]} ({r['precision']})" for r in decoding]
+        rates = [r["decode_tokens_per_s"] for r in decoding]
+        ax.barh(labels, rates, color="C2")
+        for i, r in enumerate(decoding):
+            ax.annotate(f" {r['decode_tokens_per_s']:.1f}/s, first token "
+                        f"{r['first_token_ms']['p50']:.0f} ms", (rates[i], i), fontsize=6,
+                        va="center")
+        ax.set(xlabel="decode tokens/s (higher is better)", title="Decoding")
+    return draw
+
+
 def render_bench_html(report: dict[str, Any]) -> str:
     """The whole page as one string."""
     require("matplotlib", extra="toolchain")
     runs = report["runs"]
     drawers = {"latency": latency_plot(runs), "throughput": _throughput(runs),
                "cold-start": _cold_start(runs), "top-ops": top_ops(runs),
-               "kernels": _kernels(runs), "pareto": _pareto(runs)}
+               "kernels": _kernels(runs), "pareto": _pareto(runs)} if runs else {}
+    if report.get("decoding"):
+        drawers["decoding"] = decode_plot(report["decoding"])
     figures = "\n".join(
         f'<figure id="plot-{name}">{svg(draw, 4.0 if name == "top-ops" else 3.2)}</figure>'
         for name, draw in drawers.items())

@@ -1,6 +1,7 @@
 """report.html: the decision per target, the candidates as a table, a latency-accuracy plot
-per target, per-op time of the shipped and FP32 bundles, and the host. One self-contained
-page (inline SVG from matplotlib), readable offline."""
+per target, per-op time of the shipped and FP32 bundles (and, for a decoder, their decode
+tokens/s), and the host. One self-contained page (inline SVG from matplotlib), readable
+offline."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import require
-from frugalml.report.bench_html import latency_plot, svg, top_ops
-from frugalml.report.deploy_md import COLUMNS, cells, decision_line
+from frugalml.report.bench_html import decode_plot, latency_plot, svg, top_ops
+from frugalml.report.deploy_md import COLUMNS, cells, decision_line, decode_rows
 from frugalml.runtime.host import describe_host
 
 
@@ -69,10 +70,14 @@ def _profiles(result: dict[str, Any]) -> str:
     runs = [{"label": name, "backend": f"{name}, {p['backend']}", "latency_ms": p["latency_ms"],
              "top_ops": p.get("ops", {}).get("by_type", [])[:8]}
             for name, p in result.get("profiles", {}).items()]
+    decoding = decode_rows(result)
+    generation = (f'<h3>Decoding (fresh process)</h3><figure class="decoding">'
+                  f'{svg(decode_plot(decoding))}</figure>') if decoding else ""
     if not runs:
-        return ""
+        return generation
     return (f'<h3>Profiles (fresh process)</h3><figure class="ops">'
-            f'{svg(top_ops(runs), 4.0)}</figure><figure>{svg(latency_plot(runs))}</figure>')
+            f'{svg(top_ops(runs), 4.0)}</figure><figure>{svg(latency_plot(runs))}</figure>'
+            + generation)
 
 
 def render_html(record: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from frugalml.report.bench import decode_lines
 from frugalml.runtime.host import describe_host
 
 COLUMNS = ("candidate", "backend", "size MB", "metric", "FP32", "value", "delta", "budget",
@@ -51,6 +52,16 @@ def cells(c: dict[str, Any]) -> list[str]:
             num(acc.get("delta"), "+.4f"), budget, timed, c.get("verified") or "-"]
 
 
+def decode_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A decoder target's generation profiles (FP32 and the shipped bundle, each in a fresh
+    process) as rows of the benchmark report's decoding table."""
+    from frugalml.report.bench import against_fp32
+    from frugalml.runtime.host import describe_host
+
+    return against_fp32([{**p, "label": name, "host": describe_host(p["host"])}
+                         for name, p in result.get("decode_profiles", {}).items()])
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     lines = [f"# Deploy report: {record['model']}", "",
@@ -63,6 +74,7 @@ def render_markdown(record: dict[str, Any]) -> str:
                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(x.replace("|", "/") for x in cells(c)) + " |"
                   for c in result["candidates"]]
+        lines += decode_lines(decode_rows(result), "### Decoding (fresh process)")
     cal = record["calibration"]
     lines += ["", f"Data: {cal['calibration_items']} calibration / {cal['evaluation_items']} "
               f"evaluation items (split by content hash, never shared), fingerprint "

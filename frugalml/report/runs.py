@@ -1,8 +1,8 @@
 """Benchmark runs as reports see them: a Profile, plus the bundle's manifest when known.
 
-Inputs are Profile JSON files (from ``frugal bench --json`` or a deploy) and, optionally,
-bundle directories, whose manifests add size, recipe, target and accuracy to the profiles of
-the same bundle.
+Inputs are Profile JSON files (from ``frugal bench --json``, ``frugal bench --generate
+--json`` for decoders, or a deploy) and, optionally, bundle directories, whose manifests add
+size, recipe, target and accuracy to the profiles of the same bundle.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from frugalml.errors import FrugalError
 
 PROFILE_SCHEMA = 2
+DECODE_SCHEMA = 1  # frugalml.runtime.decode_profile.SCHEMA_VERSION
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,9 +28,15 @@ class Run:
     origin: str = ""
 
     @property
+    def decoding(self) -> bool:
+        """A decode profile (time to first token, tokens/s), not a latency one."""
+        return self.profile.get("kind") == "decode"
+
+    @property
     def key(self) -> str:
         """What lines runs up across files: the bundle and the backend."""
-        return f"{self.profile['bundle']} @ {self.profile['backend']}"
+        backend = self.profile.get("backend") or self.profile["settings"]["backend"]
+        return f"{self.profile['bundle']} @ {backend}"
 
     @property
     def label(self) -> str:
@@ -50,7 +57,7 @@ class Run:
         computes int8 differently, so the build-time number does not describe it.
         """
         built_for = (self.manifest or {}).get("target", {}).get("backend")
-        if built_for != self.profile["backend"]:
+        if self.decoding or built_for != self.profile["backend"]:
             return None
         metrics = (self.manifest or {}).get("metrics", {})
         # Deploy bundles record the task metric itself; compiled ones, their quantize scores.
@@ -93,10 +100,12 @@ def _read_json(path: Path) -> Any:
 
 
 def _check_profile(data: Any, path: Path) -> None:
-    needed = ("bundle", "backend", "host", "latency_ms", "cold_start_ms")
+    decode = isinstance(data, dict) and data.get("kind") == "decode"
+    needed = ("bundle", "host", "settings", "first_token_ms", "decode_tokens_per_s") if decode \
+        else ("bundle", "backend", "host", "latency_ms", "cold_start_ms")
     if not isinstance(data, dict) or any(k not in data for k in needed):
         raise FrugalError(f"{path} is not a frugalml Profile (needs {', '.join(needed)}).")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or version > PROFILE_SCHEMA:
-        raise FrugalError(f"{path} has Profile schema {version!r}; this frugalml reads up to "
-                          f"{PROFILE_SCHEMA}. Upgrade frugalml.")
+    version, newest = data.get("schema_version"), DECODE_SCHEMA if decode else PROFILE_SCHEMA
+    if not isinstance(version, int) or version > newest:
+        raise FrugalError(f"{path} has {'decode ' if decode else ''}Profile schema {version!r}; "
+                          f"this frugalml reads up to {newest}. Upgrade frugalml.")

@@ -67,6 +67,16 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
     assert rise["w4a8-awq"] <= 0.20 and rise["w4a8-awq"] < rise["w4a8"], rise
     shipped, why = select_native(quantized)
     assert target["shipped"] == shipped and target["why"].startswith(why)
+    # The report profiles how FP32 and the shipped bundle serve tokens (fresh processes).
+    decoding = target["decode_profiles"]
+    assert set(decoding) == {"fp32", shipped}
+    for name, profile in decoding.items():
+        assert profile["settings"]["prompt_tokens"] == 128, name
+        assert profile["decode_tokens_per_s"] > 0 and profile["first_token_ms"]["p50"] > 0
+    report = (out / "report.md").read_text()
+    assert "### Decoding (fresh process)" in report
+    assert f"{decoding[shipped]['decode_tokens_per_s']:.1f} |" in report
+    assert 'class="decoding"' in (out / "report.html").read_text()
     data = open_descriptor(out / "calibration")
     chosen = next(c for c in target["candidates"] if c["name"] == shipped)
     assert _perplexity(Path(chosen["bundle"]), data, 8) == pytest.approx(
