@@ -4,6 +4,7 @@ Routes (each timed in its own process, same prompt, same threads; a route that f
 install or run becomes an error row):
   frugal-fp32        the KV-cache export (dynamo + ort_fusions) as an FP32 bundle
   frugal-w4a8        W4A8 from the FP32 weights (MatMulNBits g128, accuracy level 4; re-rounded)
+  frugal-w4a8-awq    W4A8 with NNCF's AWQ + scale estimation on calibration text (re-rounded)
   frugal-w4a8-gguf   the GGUF's own Q4_1/Q8_0 blocks (backend gguf; not re-rounded)
   llama.cpp          llama-cpp-python on the original Q4_1 GGUF
   genai-fp32/int4    onnxruntime-genai's model builder from the same weights, og.Generator
@@ -27,8 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROUTES = ("frugal-fp32", "frugal-w4a8", "frugal-w4a8-gguf", "llama.cpp", "genai-fp32",
-          "genai-int4")
+ROUTES = ("frugal-fp32", "frugal-w4a8", "frugal-w4a8-awq", "frugal-w4a8-gguf", "llama.cpp",
+          "genai-fp32", "genai-int4")
+# frugalml's quantized routes: (backend, recipe options)
+_QUANTIZED = {"frugal-w4a8": ("onnxruntime", {}),
+              "frugal-w4a8-awq": ("nncf", {"weight_methods": ("awq", "scale_estimation")}),
+              "frugal-w4a8-gguf": ("gguf", {})}
 
 
 def _windows(tokenizer_json: Path, count: int, length: int = 128) -> np.ndarray:
@@ -176,6 +181,7 @@ def _build(a: argparse.Namespace, routes: list[str]) -> None:
     from frugalml.export import export
     from frugalml.export.gguf import gguf_model_dir
     from frugalml.quantize.api import quantize
+    from frugalml.quantize.recipe import get_recipe
     from frugalml.runtime.generate import DecoderLayout, prefill_feeds
     from frugalml.targets import detect
     from frugalml.targets.compile import build_bundle
@@ -193,9 +199,9 @@ def _build(a: argparse.Namespace, routes: list[str]) -> None:
         model = a.export
         if name != "frugal-fp32":
             model = a.out / f"{name}-model"
-            quantize(a.export, data, model, recipe="w4a8", eval_items=a.windows,
-                     backend="gguf" if name.endswith("gguf") else "onnxruntime",
-                     allow_over_budget=True)
+            backend, options = _QUANTIZED[name]
+            quantize(a.export, data, model, recipe=get_recipe("w4a8", **options),
+                     eval_items=a.windows, backend=backend, allow_over_budget=True)
         build_bundle(model, a.out / name, target=detect(), samples=samples)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from frugalml.errors import ExportError
 from frugalml.export.records import ExportedModel, OutputCheck
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
-from frugalml.runtime.generate import DecoderLayout, Sampling, decode
+from frugalml.runtime.generate import CopiedCache, DecoderLayout, Sampling, decode
 
 MODEL_NAME = "model.onnx"
 LAYOUT_NAME = "decoder.json"      # the cache layout, read by bundling and scoring
@@ -128,23 +128,51 @@ def torch_greedy(model: Any, prompt: Sequence[int], steps: int) -> tuple[list[in
 
 def onnx_greedy(path: Path, layout: DecoderLayout, prompt: Sequence[int], steps: int
                 ) -> tuple[list[int], list[np.ndarray]]:
-    """The same through the exported graph, by the runtime's own cache loop."""
+    """The same through the exported graph, by the runtime's own cache loop (the cache kept
+    in place when the layout says the graph allows it, as the runtime will)."""
     import onnxruntime as ort
+
+    from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    session = OnnxRuntimeSession(ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"]), None)
     logits: list[np.ndarray] = []
 
-    def run(feeds: Any) -> dict[str, np.ndarray]:
-        out = dict(zip(names, session.run(names, dict(feeds)), strict=True))
-        logits.append(out["logits"][0, -1])
-        return out
+    def open_cache(positions: int) -> Any:
+        cache = session.shared_cache(layout, positions) if layout.shared_buffer else (
+            CopiedCache(session.run, layout))
+        return _Recorded(cache, logits)
 
     no_stop = dataclasses.replace(Sampling(max_new_tokens=steps), stop_token_ids=())
-    tokens = [t for t, _ in decode(run, layout, prompt, no_stop)]
+    tokens = [t for t, _ in decode(open_cache, layout, prompt, no_stop)]
     return tokens, logits
+
+
+class _Recorded:
+    """A cache whose every step's logits are kept (for the comparison with torch)."""
+
+    def __init__(self, cache: Any, logits: list[np.ndarray]) -> None:
+        self._cache, self._logits = cache, logits
+
+    def prefill(self, ids: Sequence[int]) -> np.ndarray:
+        self._logits.append(self._cache.prefill(ids).copy())
+        return self._logits[-1]
+
+    def step(self, token: int) -> np.ndarray:
+        self._logits.append(self._cache.step(token).copy())
+        return self._logits[-1]
+
+
+def updates_in_place(path: Path, layout: DecoderLayout) -> bool:
+    """True when every present output comes from a GroupQueryAttention node, which writes
+    the step's keys and values into a past buffer bound as its present (ONNX Runtime)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    return all(producer.get(name) == "GroupQueryAttention" for name in layout.present_outputs)
 
 
 def check_greedy(model: Any, path: Path, layout: DecoderLayout, prompt: Sequence[int],
@@ -200,8 +228,10 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     if fuse:
         try:
             fusions = _fuse(plain, path)
-            checks = check_greedy(model, path, layout, prompt, decode_steps + 1, tolerance)
+            fused = dataclasses.replace(layout, shared_buffer=updates_in_place(path, layout))
+            checks = check_greedy(model, path, fused, prompt, decode_steps + 1, tolerance)
             plain.unlink()
+            layout = fused
         except ExportError as e:
             attempts.append(f"{EXPORTER} + ort_fusions: {e}")
             fusions = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import numpy as np
 from frugalml.errors import BundleError, InputError
 from frugalml.runtime.backends import Session
 from frugalml.runtime.generate import (
+    Cache,
+    CopiedCache,
     DecoderLayout,
     Generation,
     Sampling,
@@ -193,7 +195,7 @@ class Model:
         text = isinstance(prompt, str)
         ids = self.tokenizer().encode(prompt).ids if text else [int(t) for t in prompt]
         pieces = TextStream(self.tokenizer()) if layout.tokenizer_file else None
-        for token, seconds in decode(self._step, layout, ids, sampling):
+        for token, seconds in decode(self._cache_for(layout), layout, ids, sampling):
             yield Token(token, pieces.add(token) if pieces else "", seconds)
 
     def generate(self, prompt: str | Sequence[int], sampling: Sampling | None = None,
@@ -220,6 +222,14 @@ class Model:
                               "cache; only such bundles generate. Export the language model "
                               "with its cache (`frugal deploy` does for a decoder).")
         return layout
+
+    def _cache_for(self, layout: DecoderLayout) -> Callable[[int], Cache]:
+        """How each generation keeps its cache: in place where the graph and the backend
+        allow it (no copy per step), else as the graph returns it."""
+        shared = getattr(self.session, "shared_cache", None)
+        if layout.shared_buffer and shared is not None:
+            return lambda positions: shared(layout, positions)
+        return lambda positions: CopiedCache(self._step, layout)
 
     def _step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One decode step: the feeds are built by the loop, so only the session is checked."""

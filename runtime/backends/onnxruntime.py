@@ -29,6 +29,15 @@ class OnnxRuntimeSession:
         values = self._session.run(self._output_names, dict(feeds))
         return dict(zip(self._output_names, values, strict=True))
 
+    def shared_cache(self, layout: Any, positions: int) -> Any:
+        """A KV cache for one generation, kept in place in preallocated buffers (for graphs
+        whose layout says ``shared_buffer``; see :mod:`._ort_cache`)."""
+        from frugalml.runtime.backends._ort_cache import SharedCache
+
+        if self._session is None:
+            raise BundleError("The session is closed; load the bundle again.")
+        return SharedCache(self._session, layout, positions)
+
     def op_events(self) -> list[OpEvent]:
         """Parse ONNX Runtime's profiling trace (node ``*_kernel_time`` events, microseconds).
 

@@ -4,6 +4,7 @@ token, a bundle carrying its tokenizer, and `Model.generate` in the runtime."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -97,6 +98,40 @@ def test_cached_steps_give_the_uncached_logits_and_perplexity(decoder: dict) -> 
     cached = perplexity(whole[None], np.array([ids]), mask).value
     uncached = perplexity(reference[None], np.array([ids]), mask).value
     assert cached == pytest.approx(uncached, rel=1e-3)
+
+
+def test_the_cache_kept_in_place_gives_the_copied_caches_logits(decoder: dict,
+                                                               tmp_path: Path) -> None:
+    """The fused graph's attention updates its cache in place, so the runtime keeps one
+    buffer per layer (no copy per step): its logits equal the copying loop's at every step.
+    A graph that does not (the unfused export) is never driven that way, and a layout that
+    claims it wrongly fails loudly."""
+    import onnxruntime as ort
+
+    import frugalml.runtime as rt
+    from frugalml.export.decoder import export_decoder
+    from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
+    from frugalml.runtime.generate import CopiedCache, DecoderLayout
+
+    layout = decoder["layout"]
+    assert layout.shared_buffer
+    with rt.load(decoder["bundle"]) as model:
+        ids = model.tokenizer().encode(PROMPT).ids[:24]
+        shared = model.session.shared_cache(layout, len(ids))
+        copied = CopiedCache(model.session.run, layout)
+        pairs = [(shared.prefill(ids[:1]), copied.prefill(ids[:1]))]
+        pairs += [(shared.step(t), copied.step(t)) for t in ids[1:]]
+    for step, (kept, fed_back) in enumerate(pairs):
+        np.testing.assert_allclose(kept, fed_back, atol=1e-5, err_msg=f"step {step}")
+    plain = export_decoder(decoder["source"], tmp_path / "plain", fuse=False)
+    unfused = DecoderLayout.from_dict(json.loads((tmp_path / "plain" / "decoder.json")
+                                                 .read_text()))
+    assert not unfused.shared_buffer and "ort_fusions" not in plain.exporter
+    session = OnnxRuntimeSession(ort.InferenceSession(str(plain.path)), None)
+    wrong = session.shared_cache(dataclasses.replace(unfused, shared_buffer=True), 8)
+    with pytest.raises(BundleError, match="did not update its cache in place"):
+        wrong.prefill(ids[:2])  # its present is past + new positions: not the buffer
+        wrong.step(ids[2])
 
 
 def test_seeded_sampling_is_reproducible_and_stop_tokens_stop(decoder: dict) -> None:
@@ -290,3 +325,36 @@ def test_nncf_awq_w4a8_on_the_kv_graph(tied: tuple[Path, object], tmp_path: Path
     assert accuracy["task"] == "language-model"
     assert abs(accuracy["candidate"]["perplexity"] / accuracy["reference"]["perplexity"] - 1) < 0.1
     assert {p.name for p in record.path.parent.iterdir()} >= {"decoder.json", "tokenizer.json"}
+
+
+def test_frugal_report_shows_decode_profiles(decoder: dict, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    """Decode profiles (``frugal bench --generate --json``) have a section of their own in
+    ``frugal report``, beside latency profiles or alone; a newer decode schema is refused."""
+    from frugalml.cli import main
+
+    bundle = str(decoder["bundle"])
+    assert main(["bench", bundle, "--generate", "--prompt-tokens", "16", "--new-tokens", "8",
+                 "--generations", "2", "--json"]) == 0
+    (tmp_path / "decode.json").write_text(capsys.readouterr().out)
+    assert main(["bench", bundle, "--runs", "5", "--warmup", "1", "--no-ops", "--json"]) == 0
+    (tmp_path / "latency.json").write_text(capsys.readouterr().out)
+    assert main(["report", str(tmp_path / "latency.json"), str(tmp_path / "decode.json"),
+                 "--out", str(tmp_path / "both")]) == 0
+    report = json.loads((tmp_path / "both" / "report.json").read_text())
+    (latency,), (decode,) = report["runs"], report["decoding"]
+    assert latency["latency_ms"]["p50"] > 0 and "decode_tokens_per_s" not in latency
+    measured = json.loads((tmp_path / "decode.json").read_text())
+    assert decode["decode_tokens_per_s"] == measured["decode_tokens_per_s"]
+    assert decode["x_fp32"] == 1.0 and decode["precision"] == "fp32"  # its own FP32 baseline
+    markdown = (tmp_path / "both" / "report.md").read_text()
+    assert "## Latency (ms)" in markdown and "## Decoding" in markdown
+    assert f"| {measured['decode_tokens_per_s']:.1f} | 1.00x |" in markdown
+    assert 'id="plot-decoding"' in (tmp_path / "both" / "report.html").read_text()
+    assert main(["report", str(tmp_path / "decode.json"), "--out", str(tmp_path / "alone")]) == 0
+    alone = (tmp_path / "alone" / "report.md").read_text()
+    assert "## Decoding" in alone and "## Latency" not in alone
+    newer = {**measured, "schema_version": 99}
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    assert main(["report", str(tmp_path / "newer.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "decode Profile schema 99" in capsys.readouterr().err
