@@ -140,6 +140,7 @@ class GgufGridQuantizer:
         import onnx
 
         from frugalml.quantize._gguf_nodes import rewrite
+        from frugalml.quantize._merge import merge_sibling_matmulnbits
         from frugalml.quantize._graph import summarize, untie_transposed_matmuls
         from frugalml.quantize.recipe import Precision
 
@@ -157,6 +158,7 @@ class GgufGridQuantizer:
             raise QuantizationError(
                 f"No MatMul weight of {model} is exactly a Q4_0/Q4_1/Q8_0 tensor of "
                 f"{source_gguf(model).name}: the export did not come from this file's weights.")
+        kept["merged_siblings"] = merge_sibling_matmulnbits(graph.graph)
         onnx.save(graph, str(out))
         write_json_atomic(out.parent / REPORT_NAME, {"gguf": str(source_gguf(model)), **kept})
         return QuantizedModel(
