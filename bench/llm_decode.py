@@ -8,6 +8,8 @@ install or run becomes an error row):
   frugal-w4a8-gguf   the GGUF's own Q4_1/Q8_0 blocks (backend gguf; not re-rounded)
   llama.cpp          llama-cpp-python on the original Q4_1 GGUF
   genai-fp32/int4    onnxruntime-genai's model builder from the same weights, og.Generator
+  openvino-genai     OpenVINO GenAI's LLMPipeline on optimum-intel's INT4 IR of the same weights
+                     (its perplexity is not measured: the pipeline returns no logits)
 Columns: size, time to first token (128-token prompt), decode tokens/s (128 greedy tokens),
 perplexity on 128-token tiny-shakespeare windows (the same token ids for every route).
 
@@ -29,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROUTES = ("frugal-fp32", "frugal-w4a8", "frugal-w4a8-awq", "frugal-w4a8-gguf", "llama.cpp",
-          "genai-fp32", "genai-int4")
+          "genai-fp32", "genai-int4", "openvino-genai")
 # frugalml's quantized routes: (backend, recipe options)
 _QUANTIZED = {"frugal-w4a8": ("onnxruntime", {}),
               "frugal-w4a8-awq": ("nncf", {"weight_methods": ("awq", "scale_estimation")}),
@@ -153,6 +155,33 @@ def _genai(precision: str, a: argparse.Namespace) -> dict:
     return {"size_mb": size / 1e6, **speed, "perplexity": None}
 
 
+def _openvino_genai(a: argparse.Namespace) -> dict:
+    import openvino as ov
+    import openvino_genai as ovg
+
+    from frugalml.export.gguf import gguf_model_dir
+    from tests.realdata import smollm2_gguf
+
+    out = a.out / "openvino-int4"
+    if not (out / "openvino_model.xml").is_file():
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("optimum-cli")), "export", "openvino", "--model",
+             str(gguf_model_dir(smollm2_gguf())), "--task", "text-generation-with-past",
+             "--weight-format", "int4", str(out)], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"optimum-intel's export failed: {done.stderr.strip()[-300:]}")
+    pipe = ovg.LLMPipeline(str(out), "CPU", INFERENCE_NUM_THREADS=a.threads)
+    prompt = _windows(a.export / "tokenizer.json", 1)[:, : a.prompt_tokens]
+    config = ovg.GenerationConfig()
+    config.max_new_tokens = config.min_new_tokens = a.new_tokens  # exactly, EOS or not
+    inputs = ovg.TokenizedInputs(ov.Tensor(prompt), ov.Tensor(np.ones_like(prompt)))
+    pipe.generate(inputs, config)  # warm-up
+    metrics = pipe.generate(inputs, config).perf_metrics
+    return {"size_mb": (out / "openvino_model.bin").stat().st_size / 1e6,
+            "ttft_ms": metrics.get_ttft().mean, "tokens_per_s": 1e3 / metrics.get_tpot().mean,
+            "perplexity": None}
+
+
 def _builder_source(model_dir: Path, dest: Path) -> Path:
     """The model directory with ``rope_scaling`` spelled out: the 0.18 builder iterates over
     it and SmolLM2's config has none (null)."""
@@ -171,6 +200,8 @@ def _route(name: str, a: argparse.Namespace) -> dict:
         return _frugal(a.out / name, a)
     if name == "llama.cpp":
         return _llama_cpp(a)
+    if name == "openvino-genai":
+        return _openvino_genai(a)
     return _genai(name.split("-")[1], a)
 
 

@@ -95,14 +95,20 @@ def _bench_generate(args: argparse.Namespace) -> None:
 
 
 def _bench_pair(args: argparse.Namespace) -> None:
-    """`frugal bench CANDIDATE --against BASELINE`: the speed protocol's verdict for the pair."""
+    """`frugal bench CANDIDATE --against BASELINE`: the speed protocol's verdict for the pair
+    (decoders by their cached decode steps, as deploy judges them)."""
     from frugalml.cli import _print
+    from frugalml.runtime.bundle import read_manifest
     from frugalml.runtime.host import describe_host, read_host
-    from frugalml.runtime.speed import Plan, measure_bundles
+    from frugalml.runtime.speed import Plan, measure_bundles, measure_decoding
 
-    verdict = measure_bundles(args.against, args.bundle, backend=args.backend,
-                              threads=args.threads, spin=args.spin,
-                              plan=Plan(time_cap_s=args.time_cap))
+    plan = Plan(time_cap_s=args.time_cap)
+    if read_manifest(args.bundle).generation is not None:
+        verdict = measure_decoding(args.against, args.bundle, threads=args.threads or 1,
+                                   plan=plan)
+    else:
+        verdict = measure_bundles(args.against, args.bundle, backend=args.backend,
+                                  threads=args.threads, spin=args.spin, plan=plan)
     host = read_host().to_dict()
     lines = [f"{args.bundle} against {args.against} on {describe_host(host)}: {verdict.why}"]
     if verdict.busy_warning():

@@ -237,6 +237,10 @@ def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.Captur
     assert prof["kind"] == "decode" and prof["decode_tokens_per_s"] > 0
     assert prof["kv_cache_bytes"] == decoder["layout"].bytes_per_token() * 24
     assert prof["token_ms"]["p50"] <= prof["token_ms"]["p99"]
+    assert main(["bench", bundle, "--against", bundle, "--threads", "1", "--time-cap", "3",
+                 "--json"]) == 0  # a decoder pair: judged by decode steps, as deploy does
+    verdict = json.loads(capsys.readouterr().out)
+    assert "decode steps" in verdict["settings"]["measures"], verdict
     assert main(["bench", bundle, "--generate", "--prompt-tokens", "120", "--new-tokens",
                  "20"]) == 2
     assert "exceed the model's 128 positions" in capsys.readouterr().err
