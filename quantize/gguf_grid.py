@@ -7,8 +7,9 @@ constant MatMul weight of the export whose values are exactly a GGUF tensor's de
 rows takes that tensor's blocks as they are:
 
 - ``Q4_0`` (``d * (q - 8)``, 32 per block): ``MatMulNBits`` 4 bits, block 32, scale ``d``,
-  zero point 8. Exact.
-- ``Q8_0`` (``d * q``): ``MatMulNBits`` 8 bits, block 32, scale ``d``, zero point 128. Exact.
+  zero point 8 (the op's default, not stored). Exact.
+- ``Q8_0`` (``d * q``): ``MatMulNBits`` 8 bits, block 32, scale ``d``, zero point 128
+  (default). Exact.
 - ``Q4_1`` (``d * q + m``): ``MatMulNBits`` cannot say it with its integer zero points
   (``-m / d`` is no integer), and with float zero points ONNX Runtime 1.32 falls back to a
   kernel 42x slower (1.5 ms instead of 36 us for a 576 x 1536 layer). Written instead as
@@ -140,8 +141,8 @@ class GgufGridQuantizer:
         import onnx
 
         from frugalml.quantize._gguf_nodes import rewrite
-        from frugalml.quantize._merge import merge_sibling_matmulnbits
         from frugalml.quantize._graph import summarize, untie_transposed_matmuls
+        from frugalml.quantize._merge import merge_sibling_matmulnbits
         from frugalml.quantize.recipe import Precision
 
         if recipe.precision is not Precision.W4A8:
