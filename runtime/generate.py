@@ -214,6 +214,22 @@ def prefill_feeds(layout: DecoderLayout, input_ids: np.ndarray,
             "position_ids": positions, **dict.fromkeys(layout.past_inputs, empty)}
 
 
+def continued_feeds(run: Run, layout: DecoderLayout, input_ids: np.ndarray, cached: int
+                    ) -> dict[str, np.ndarray]:
+    """The graph's inputs for ``input_ids[:, cached:]`` once its first ``cached`` tokens have
+    been run (by ``run``) into the cache: a past of length ``cached`` and positions after it,
+    the path a decode step takes (no padding)."""
+    if not 0 < cached < input_ids.shape[1]:
+        raise ValueError(f"cached {cached} must leave tokens on both sides of the cut")
+    done = run(prefill_feeds(layout, input_ids[:, :cached]))
+    batch, total = input_ids.shape
+    positions = np.tile(np.arange(cached, total, dtype=np.int64), (batch, 1))
+    return {"input_ids": input_ids[:, cached:].astype(np.int64),
+            "attention_mask": np.ones((batch, total), dtype=np.int64), "position_ids": positions,
+            **{past: np.asarray(done[present]) for past, present
+               in zip(layout.past_inputs, layout.present_outputs, strict=True)}}
+
+
 class TextStream:
     """Turn token ids into text pieces as they come: the whole sequence is decoded each time
     and the new suffix returned, held back while it ends inside a multi-byte character (so a

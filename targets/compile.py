@@ -27,6 +27,7 @@ from frugalml.runtime.speed import Plan as SpeedPlan
 from frugalml.targets.bundle import MODEL_NAME, assemble, assemble_ir, update_metrics
 from frugalml.targets.detect import Probes, Runs, status
 from frugalml.targets.profiles import Target, get_target
+from frugalml.targets.samples import bundle_samples
 
 COMPILE_RECORD = "compile.json"
 OV_CACHE_HINT = "~/.cache/frugalml/openvino"
@@ -176,6 +177,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     if backend is not None and backend != target.backend:
         target, suffix = with_backend(target, backend), f"-{backend}"
     onnx_file, record = _onnx_of(model)
+    samples = bundle_samples(onnx_file, samples)
     precision = record.get("precision", "fp32")
     if target.device == "GPU" and precision == "fp32":
         precision = "fp16"  # the GPU IR stores FP16 weights and computes in f16
@@ -221,6 +223,7 @@ def build_bundle(model: Path, dest: Path, *, target: Target, samples: Mapping[st
     if backend is not None and backend != target.backend:
         target = with_backend(target, backend)
     onnx_file, found = (ir, _record_beside(ir)) if ir else _onnx_of(model)
+    samples = bundle_samples(onnx_file, samples)
     record = found if record is None else record
     precision = record.get("precision", "fp32")
     if target.device == "GPU" and precision == "fp32":

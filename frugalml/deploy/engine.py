@@ -138,16 +138,11 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
 
 
 def _samples(model: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
-    """The bundles' sample inputs: evaluation items, or for a KV-cache decoder the prefill of
-    the first window's first 32 tokens (the cache inputs empty)."""
-    from frugalml.quantize.accuracy import decoder_layout
-    from frugalml.runtime.generate import prefill_feeds
+    """The bundles' sample inputs: evaluation items, or for a KV-cache decoder the first
+    window continued after a cache (see :mod:`frugalml.targets.samples`)."""
+    from frugalml.targets.samples import bundle_samples
 
-    layout = decoder_layout(model)
-    if layout is None:
-        return dict(feeds)
-    return prefill_feeds(layout, feeds["input_ids"][:1, :32],
-                         feeds.get("attention_mask", feeds["input_ids"] * 0 + 1)[:1, :32])
+    return bundle_samples(model, feeds)
 
 
 def _signature(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:

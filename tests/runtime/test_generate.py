@@ -24,7 +24,7 @@ PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
 def decoder(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model's directory, its KV-cache export, and an FP32 bundle of it."""
     from frugalml.export.decoder import export_decoder
-    from frugalml.runtime.generate import DecoderLayout, prefill_feeds
+    from frugalml.runtime.generate import DecoderLayout
     from frugalml.targets import detect
     from frugalml.targets.compile import build_bundle
     from tests.decoders import tiny_llama
@@ -33,8 +33,9 @@ def decoder(tmp_path_factory: pytest.TempPathFactory) -> dict:
     source = tiny_llama(root / "hf")
     exported = export_decoder(source, root / "export")
     layout = DecoderLayout.from_dict(json.loads((root / "export" / "decoder.json").read_text()))
-    samples = prefill_feeds(layout, np.array([[5, 6, 7, 8, 9, 10]], dtype=np.int64))
-    build_bundle(root / "export", root / "bundle", target=detect(), samples=samples)
+    window = {"input_ids": np.array([[5, 6, 7, 8, 9, 10, 11, 12]], dtype=np.int64),
+              "attention_mask": np.ones((1, 8), dtype=np.int64)}  # as token windows come
+    build_bundle(root / "export", root / "bundle", target=detect(), samples=window)
     return {"source": source, "exported": exported, "bundle": root / "bundle",
             "layout": layout}
 
@@ -53,6 +54,29 @@ def test_the_export_is_fused_and_matches_torch_over_prefill_and_decode(decoder: 
     assert logits.passed and logits.min_cosine > 0.99999 and logits.max_abs_error < 1e-3
     assert exported.input_names[:3] == ("input_ids", "attention_mask", "position_ids")
     assert len(decoder["layout"].past_inputs) == 4  # 2 layers x key, value
+
+
+def test_a_decoder_bundle_is_verified_on_a_window_continued_after_a_cache(decoder: dict
+                                                                          ) -> None:
+    """Token windows become a sample with a past (6 of 8 tokens cached): the bundle's
+    expected logits are the whole window's last 2 positions, so verification covers the path
+    a decode step takes."""
+    import frugalml.runtime as rt
+    from frugalml.runtime.generate import prefill_feeds
+    from frugalml.targets.samples import bundle_samples
+
+    kept = np.load(decoder["bundle"] / "samples.npz")
+    assert kept["input.input_ids"].tolist() == [[11, 12]]
+    assert kept["input.position_ids"].tolist() == [[6, 7]]
+    assert kept["input.attention_mask"].shape == (1, 8)
+    assert all(kept[f"input.{p}"].shape[2] == 6 for p in decoder["layout"].past_inputs)
+    with rt.load(decoder["bundle"]) as model:
+        whole = model.run(prefill_feeds(decoder["layout"], np.arange(5, 13)[None]))["logits"]
+        assert model.self_check()["min_cosine"] > 0.99999
+    np.testing.assert_allclose(kept["output.logits"][0], whole[0, 6:], atol=1e-4, rtol=1e-4)
+    with pytest.raises(InputError, match="at least 2"):
+        bundle_samples(decoder["exported"].path, {"input_ids": np.array([[5, 6]]),
+                                                  "attention_mask": np.array([[1, 0]])})
 
 
 def test_greedy_tokens_equal_torch_for_16_steps(decoder: dict) -> None:
