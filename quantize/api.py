@@ -7,6 +7,7 @@ unless told to keep it (then the record says so loudly).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -119,9 +120,11 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
             record = quantizer.quantize(source, counted, _with_float_nodes(recipe, safety),
                                         target, out, source_digest=file_sha256(source))
         hints, how = _scoring_for(target, fmt)
-        with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"):
-            report = measure(reference or source, out, data, recipe.budget, items=eval_items,
-                             task=task, candidate_hints=hints)
+        with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"), \
+                _scored_copy(out, exact=bool(hints)) as (scored, exactly):
+            how += exactly
+            report = measure(reference or source, scored, data, recipe.budget,
+                             items=eval_items, task=task, candidate_hints=hints)
         report = report.with_check(size_check(model_bytes(reference or source),
                                               model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
@@ -253,6 +256,24 @@ def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:
         return {}, "this host's kernels"
     return ({OPTIMIZATION_HINT: "DISABLE_ALL"},
             f"unfused reference: {target.name} is not this host's CPU class")
+
+
+@contextlib.contextmanager
+def _scored_copy(out: Path, *, exact: bool) -> Iterator[tuple[Path, str]]:
+    """The file to score and what to add to "scored with": ``out`` itself, or for a model
+    scored off its CPU class (``exact``) that holds MatMulInteger, a copy beside it whose
+    integer products are exact (see :mod:`frugalml.quantize._exact_integer`), removed after."""
+    from frugalml.quantize._exact_integer import exact_integer_copy, has_integer_matmuls
+
+    if not exact or out.suffix != ".onnx" or not has_integer_matmuls(out):
+        yield out, ""
+        return
+    copy = out.with_name(".scoring-exact-integers.onnx")
+    try:
+        exact_integer_copy(out, copy)
+        yield copy, "; MatMulInteger computed exactly, as the target's kernels do"
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def read_record(out_dir: Path) -> QuantizedModel:
