@@ -9,7 +9,7 @@ install or run becomes an error row):
   llama.cpp          llama-cpp-python on the original Q4_1 GGUF
   genai-fp32/int4    onnxruntime-genai's model builder from the same weights, og.Generator
   openvino-genai     OpenVINO GenAI's LLMPipeline on optimum-intel's INT4 IR of the same weights
-                     (its perplexity is not measured: the pipeline returns no logits)
+                     (perplexity: the same IR's logits through OpenVINO, state reset per window)
 Columns: size, time to first token (128-token prompt), decode tokens/s (128 greedy tokens),
 perplexity on 128-token tiny-shakespeare windows (the same token ids for every route).
 
@@ -52,7 +52,10 @@ def _perplexity(logits_of, windows: np.ndarray) -> float:  # type: ignore[no-unt
     """exp(mean NLL of each next token) over every window; ``logits_of(ids) -> [T, V]``."""
     nll, count = 0.0, 0
     for w in windows:
-        logits = np.asarray(logits_of(w), np.float64)[:-1]
+        logits = np.asarray(logits_of(w), np.float64)
+        if logits.shape[0] != len(w):
+            raise ValueError(f"logits for {logits.shape[0]} of {len(w)} positions")
+        logits = logits[:-1]
         logits -= logits.max(-1, keepdims=True)
         logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         nll -= float(logp[np.arange(len(w) - 1), w[1:]].sum())
@@ -152,7 +155,34 @@ def _genai(precision: str, a: argparse.Namespace) -> dict:
 
     speed = _timed(first, lambda: state["g"].generate_next_token(), a.new_tokens)
     size = sum(p.stat().st_size for p in out.glob("*.onnx*"))
-    return {"size_mb": size / 1e6, **speed, "perplexity": None}
+    return {"size_mb": size / 1e6, **speed,
+            "perplexity": _perplexity(_builder_logits(out / "model.onnx", a.threads), windows)}
+
+
+def _builder_logits(model: Path, threads: int):  # type: ignore[no-untyped-def]
+    """``ids -> [T, V]`` through the builder's graph in plain ONNX Runtime, past length 0:
+    og.Generator hands back only the last position's logits."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+    def logits_of(w: np.ndarray) -> np.ndarray:
+        feeds = {}
+        for i in session.get_inputs():
+            if i.name == "input_ids":
+                feeds[i.name] = w[None].astype(np.int64)
+            elif i.name == "attention_mask":
+                feeds[i.name] = np.ones((1, len(w)), np.int64)
+            elif i.name == "position_ids":
+                feeds[i.name] = np.arange(len(w), dtype=np.int64)[None]
+            else:  # past_key_values.N.key/value: [batch, kv heads, past, head size]
+                feeds[i.name] = np.zeros((1, i.shape[1], 0, i.shape[3]), dtypes[i.type])
+        return session.run(["logits"], feeds)[0][0]
+
+    return logits_of
 
 
 def _openvino_genai(a: argparse.Namespace) -> dict:
@@ -177,9 +207,21 @@ def _openvino_genai(a: argparse.Namespace) -> dict:
     inputs = ovg.TokenizedInputs(ov.Tensor(prompt), ov.Tensor(np.ones_like(prompt)))
     pipe.generate(inputs, config)  # warm-up
     metrics = pipe.generate(inputs, config).perf_metrics
+    del pipe
+    request = ov.Core().compile_model(str(out / "openvino_model.xml"), "CPU", {
+        "INFERENCE_NUM_THREADS": a.threads}).create_infer_request()
+
+    def logits_of(w: np.ndarray) -> np.ndarray:
+        request.reset_state()  # the IR is stateful: its KV cache lives in the request
+        request.infer({"input_ids": w[None], "attention_mask": np.ones((1, len(w)), np.int64),
+                       "position_ids": np.arange(len(w), dtype=np.int64)[None],
+                       "beam_idx": np.zeros(1, np.int32)})
+        return request.get_tensor("logits").data[0]
+
     return {"size_mb": (out / "openvino_model.bin").stat().st_size / 1e6,
             "ttft_ms": metrics.get_ttft().mean, "tokens_per_s": 1e3 / metrics.get_tpot().mean,
-            "perplexity": None}
+            "perplexity": _perplexity(logits_of, _windows(a.export / "tokenizer.json",
+                                                          a.windows))}
 
 
 def _builder_source(model_dir: Path, dest: Path) -> Path:
@@ -213,7 +255,6 @@ def _build(a: argparse.Namespace, routes: list[str]) -> None:
     from frugalml.export.gguf import gguf_model_dir
     from frugalml.quantize.api import quantize
     from frugalml.quantize.recipe import get_recipe
-    from frugalml.runtime.generate import DecoderLayout, prefill_feeds
     from frugalml.targets import detect
     from frugalml.targets.compile import build_bundle
     from tests.realdata import smollm2_gguf, tiny_shakespeare
@@ -221,8 +262,8 @@ def _build(a: argparse.Namespace, routes: list[str]) -> None:
     source = gguf_model_dir(smollm2_gguf())
     if not (a.export / "model.onnx").is_file():
         export(smollm2_gguf(), a.export, task="text-generation-with-past")
-    layout = DecoderLayout.from_dict(json.loads((a.export / "decoder.json").read_text()))
-    samples = prefill_feeds(layout, _windows(a.export / "tokenizer.json", 1)[:, :16])
+    window = _windows(a.export / "tokenizer.json", 1)[:, :32]
+    samples = {"input_ids": window, "attention_mask": np.ones_like(window)}  # see bundle_samples
     data = make_set(TokenWindows(tiny_shakespeare(), source, window=128), calibration_size=32)
     for name in [r for r in routes if r.startswith("frugal-")]:
         if (a.out / name / "manifest.json").is_file():
