@@ -1,7 +1,9 @@
 """`frugal deploy` on a decoder from its GGUF (SmolLM2-135M) with running text: exported with
 its KV cache, windows of 128 tokens scored by perplexity through the cached graph, candidates
 timed by their decode steps; the shipped bundle's perplexity recomputed from the bundle on the
-same windows, and the bundle generating text (CI time: ~6 min on 2 cores)."""
+same windows, and the bundle generating text (CI time: ~6 min on 2-core Zen 4, ~10 on an
+AVX2-only Zen 3). Rounded W4A8 is left out here (`--candidates`): test_smollm2 and the tiny
+decoder's tests cover it, and AWQ's gain over it."""
 
 from __future__ import annotations
 
@@ -44,17 +46,17 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["deploy", str(smollm2_gguf()), str(tiny_shakespeare()), "--num", "32",
                  "--eval-items", "8", "--max-ppl-rise", "30", "--threads", "1",
-                 "--profile-runs", "5", "--out", str(out), "--json"]) == 0
+                 "--profile-runs", "5", "--candidates", "fp32,w4a8-awq,w4a8-gguf",
+                 "--out", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["task"] == "language-model" and record["family"] == "decoder"
     assert record["metric"] == "perplexity"
     (target,) = record["targets"].values()
     fp32, *quantized = target["candidates"]
-    assert [c["name"] for c in target["candidates"]] == ["fp32", "w4a8", "w4a8-awq",
-                                                         "w4a8-gguf"]
+    assert [c["name"] for c in target["candidates"]] == ["fp32", "w4a8-awq", "w4a8-gguf"]
     assert "KV cache" in record["export"]["exporter"]
     assert 20 < fp32["accuracy"]["value"] < 200  # a working decoder on Shakespeare
-    for c in quantized:  # re-rounded MatMulNBits (rounding, AWQ), and the file's own blocks
+    for c in quantized:  # re-rounded MatMulNBits (AWQ), and the file's own blocks
         assert c["status"] == "scored", c
         assert c["accuracy"]["items"] == 8 * 127  # next-token predictions in 8 windows
         assert c["size_bytes"] <= 0.3 * fp32["size_bytes"], c["name"]
@@ -62,9 +64,8 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
             assert "decode steps" in c["speed"]["settings"]["measures"], c["speed"]
     rise = {c["name"]: c["accuracy"]["delta"] / c["accuracy"]["fp32"] for c in quantized}
     assert rise["w4a8-gguf"] < 0.01  # the file's grid
-    # Re-rounded from the FP32 weights: AWQ + scale estimation within +20 % (issue 25), and
-    # closer to FP32 than rounding alone.
-    assert rise["w4a8-awq"] <= 0.20 and rise["w4a8-awq"] < rise["w4a8"], rise
+    # Re-rounded from the FP32 weights: AWQ + scale estimation within +20 % (issue 25).
+    assert rise["w4a8-awq"] <= 0.20, rise
     shipped, why = select_native(quantized)
     assert target["shipped"] == shipped and target["why"].startswith(why)
     # The report profiles how FP32 and the shipped bundle serve tokens (fresh processes).
