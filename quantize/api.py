@@ -119,12 +119,10 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
             record = quantizer.quantize(source, counted, _with_float_nodes(recipe, safety),
                                         target, out, source_digest=file_sha256(source))
-        hints, how = _scoring_for(target, fmt)
-        with steps.step(f"score against FP32 on up to {eval_items} evaluation items ({how})"), \
-                _scored_copy(out, exact=bool(hints)) as (scored, exactly):
-            how += exactly
-            report = measure(reference or source, scored, data, recipe.budget,
-                             items=eval_items, task=task, candidate_hints=hints)
+        with _scoring(out, target, fmt) as (scored, hints, how), steps.step(
+                f"score against FP32 on up to {eval_items} evaluation items ({how})"):
+            report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
+                             task=task, candidate_hints=hints)
         report = report.with_check(size_check(model_bytes(reference or source),
                                               model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
@@ -259,19 +257,20 @@ def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:
 
 
 @contextlib.contextmanager
-def _scored_copy(out: Path, *, exact: bool) -> Iterator[tuple[Path, str]]:
-    """The file to score and what to add to "scored with": ``out`` itself, or for a model
-    scored off its CPU class (``exact``) that holds MatMulInteger, a copy beside it whose
-    integer products are exact (see :mod:`frugalml.quantize._exact_integer`), removed after."""
+def _scoring(out: Path, target: Any, fmt: str) -> Iterator[tuple[Path, dict[str, str], str]]:
+    """The file to score, its backend hints and how it is scored (see :func:`_scoring_for`):
+    ``out`` itself, or for a model scored off its CPU class that holds MatMulInteger, a copy
+    beside it whose integer products are exact (see :mod:`._exact_integer`), removed after."""
     from frugalml.quantize._exact_integer import exact_integer_copy, has_integer_matmuls
 
-    if not exact or out.suffix != ".onnx" or not has_integer_matmuls(out):
-        yield out, ""
+    hints, how = _scoring_for(target, fmt)
+    if not hints or out.suffix != ".onnx" or not has_integer_matmuls(out):
+        yield out, hints, how
         return
     copy = out.with_name(".scoring-exact-integers.onnx")
     try:
         exact_integer_copy(out, copy)
-        yield copy, "; MatMulInteger computed exactly, as the target's kernels do"
+        yield copy, hints, how + "; MatMulInteger computed exactly, as the target's kernels do"
     finally:
         copy.unlink(missing_ok=True)
 
