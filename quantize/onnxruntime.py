@@ -1,11 +1,13 @@
 """ONNX Runtime backend: static INT8 (QDQ), W4A8 (MatMulNBits, int8 activation kernels) and FP16.
 
 Static INT8 follows the target's format (TARGETS.md): U8S8 with 7-bit weights on AVX2 without
-VNNI, whose ``vpmaddubsw`` saturates at full 8-bit weights; U8S8 with 8-bit weights on x86
-VNNI (``vpdpbusd`` is u8 x s8 into int32; ONNX Runtime on x86 leaves S8S8 QDQ as float MatMuls);
-S8S8 on ARM (``sdot``). Measured on EfficientNet-Lite0 on an AVX2 host (800 ImageNet images):
-S8S8 agreed with FP32 on 87 % of top-1 classes, U8S8 with 7-bit weights on 96 %; on a Zen 4
-(VNNI, 1 thread) U8S8 ran 2.25x FP32 and S8S8 1.28x; MiniLM 1.79x and 0.51x.
+VNNI, whose ``vpmaddubsw`` saturates at full 8-bit weights (depthwise convolutions, whose
+kernel does not saturate, keep 8: see ``_depthwise``; an image's first layer stays float);
+U8S8 with 8-bit weights on x86 VNNI (``vpdpbusd`` is u8 x s8 into int32; ONNX Runtime on x86
+leaves S8S8 QDQ as float MatMuls); S8S8 on ARM (``sdot``). Measured on EfficientNet-Lite0 on
+an AVX2 host (800 ImageNet images): S8S8 agreed with FP32 on 87 % of top-1 classes, U8S8 with
+7-bit weights on 96 %; on a Zen 4 (VNNI, 1 thread) U8S8 ran 2.25x FP32 and S8S8 1.28x; MiniLM
+1.79x and 0.51x.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from frugalml.errors import QuantizationError, require
 from frugalml.quantize._calibration import calibration_feeds
+from frugalml.quantize._depthwise import full_range_depthwise
 from frugalml.quantize._dynamic import quantize_dynamic_int8
 from frugalml.quantize._graph import (
     constants_as_initializers,
@@ -86,7 +89,8 @@ class StreamingReader:
         raise QuantizationError("Calibration data is streamed once; rewinding is not supported.")
 
 
-def _plan(model: Any, recipe: Recipe) -> tuple[list[str] | None, list[str], dict[str, Any]]:
+def _plan(model: Any, recipe: Recipe, target: Target
+          ) -> tuple[list[str] | None, list[str], dict[str, Any]]:
     """Choose op types, float nodes and weight-only nodes for static INT8.
 
     CNNs (any Conv): every operator ONNX Runtime can quantize, so Clip/ReLU and residual Adds
@@ -94,6 +98,7 @@ def _plan(model: Any, recipe: Recipe) -> tuple[list[str] | None, list[str], dict
     each ReLU6 reading a range set by the pre-activation outliers, and top-1 agreement with
     FP32 fell from 96 % to 82 %. Transformers: MatMul only; attention (activation x activation)
     MatMuls and the linear layers after ``float_activations_after`` ops keep float activations.
+    At 7-bit weights (x86-avx2) an image's first layer stays float (see :func:`_first_layers`).
 
     Returns:
         (op types or None for all, nodes excluded from activation quantization,
@@ -102,6 +107,8 @@ def _plan(model: Any, recipe: Recipe) -> tuple[list[str] | None, list[str], dict
     inits = {i.name for i in model.graph.initializer}
     producer = {out: node.op_type for node in model.graph.node for out in node.output}
     excluded, weight_only = list(recipe.float_nodes), {}
+    if target.int8_format is QuantFormat.U8S8_REDUCED:
+        excluded += [n for n in _first_layers(model) if n not in excluded]
     is_cnn = any(n.op_type == "Conv" for n in model.graph.node)
     op_types = list(recipe.op_types) or (None if is_cnn else ["MatMul", "Gemm"])
     for node in model.graph.node:
@@ -153,6 +160,29 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
     except Exception as e:  # ORT raises untyped errors from deep inside calibration
         raise QuantizationError(f"ONNX Runtime static quantization failed: {e}. Check that the "
                                 "calibration data matches the model's inputs.") from e
+
+
+def _first_layers(model: Any) -> list[str]:
+    """Convs that read a graph input of at most 4 channels per group: an image's first layer.
+
+    NOTE: at 7-bit weights such a layer (27 weights per 3x3 RGB filter) loses the most, and in
+    float it costs nothing measurable. EfficientNet-Lite0 for x86-avx2 on an AMD EPYC family 25
+    model 1 (800 ImageNet images, 1 thread): top-1 drop 0.875 -> 0.5 points with its stem in
+    float, 1.49x -> 1.51x FP32.
+    """
+    inputs = {i.name for i in model.graph.input}
+    weights = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type == "Conv" and n.input[0] in inputs
+            and len(weights.get(n.input[1], ())) == 4 and weights[n.input[1]][1] <= 4]
+
+
+def _widened(quantized: Any, prepared: Any, target: Target) -> Any:
+    """``quantized`` with full 8-bit depthwise weights where the format keeps the others at 7
+    (see :mod:`._depthwise`)."""
+    if target.int8_format is QuantFormat.U8S8_REDUCED:
+        full_range_depthwise(quantized, prepared)
+    return quantized
 
 
 def _int8_weight_layers(model: Any, recipe: Recipe) -> tuple[str, ...]:
@@ -292,16 +322,16 @@ class OnnxRuntimeQuantizer:
             int8_embeddings(quantized, recipe)
             return quantized
         if recipe.precision is Precision.INT8:
-            op_types, excluded, weight_only = _plan(prepared, recipe)
+            op_types, excluded, weight_only = _plan(prepared, recipe, target)
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types, excluded)
-            quantized = onnx.load(str(tmp / "qdq.onnx"))
+            quantized = _widened(onnx.load(str(tmp / "qdq.onnx")), prepared, target)
             weight_only_int8(quantized, weight_only)
             return quantized
         # W4A8: Conv/Gemm get static INT8 first; every constant-weight MatMul then gets 4 bits.
         if any(n.op_type in ("Conv", "Gemm") for n in prepared.graph.node):
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, ["Conv", "Gemm"],
                              list(recipe.float_nodes))
-            prepared = onnx.load(str(tmp / "qdq.onnx"))
+            prepared = _widened(onnx.load(str(tmp / "qdq.onnx")), prepared, target)
         if opset(prepared) < 21:
             raise QuantizationError(f"{model} has opset {opset(prepared)}; 4-bit weights need "
                                     "opset 21. Export again with --opset 21.")

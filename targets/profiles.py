@@ -64,7 +64,8 @@ _BUILTIN = (
     Target(
         name="x86-avx2", machine="x86_64", required_features=("avx2", "fma"),
         backend="onnxruntime", int8_format=QuantFormat.U8S8_REDUCED,
-        description="x86-64 with AVX2 and no VNNI: U8S8 QDQ INT8 with 7-bit weights",
+        description="x86-64 with AVX2 and no VNNI: U8S8 QDQ INT8 with 7-bit weights "
+                    "(8-bit in depthwise convolutions)",
     ),
     Target(
         name="arm64", machine="aarch64", required_features=("asimddp",),

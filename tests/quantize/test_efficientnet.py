@@ -2,7 +2,9 @@
 
 Calibration: 200 of the 1,000 images (chosen by identity hash); evaluation: the other 800,
 scored against their labels and against FP32 (paired). These budgets are the quantize issue's:
-top-1 drop at most 1 point and top-1 agreement with FP32 at least 95 %.
+top-1 drop at most 1 point and top-1 agreement with FP32 at least 95 %. ONNX Runtime for
+x86-avx2 on an AVX2 host (AMD EPYC family 25 model 1): 1.25 points with 7-bit weights
+everywhere, 0.875 with 8-bit depthwise weights, 0.5 with the stem in float as well.
 """
 
 from __future__ import annotations
