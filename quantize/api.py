@@ -260,8 +260,13 @@ def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:
 def _scoring(out: Path, target: Any, fmt: str) -> Iterator[tuple[Path, dict[str, str], str]]:
     """The file to score, its backend hints and how it is scored (see :func:`_scoring_for`):
     ``out`` itself, or for a model scored off its CPU class that holds MatMulInteger, a copy
-    beside it whose integer products are exact (see :mod:`._exact_integer`), removed after."""
-    from frugalml.quantize._exact_integer import exact_integer_copy, has_integer_matmuls
+    beside it whose integer products are exact (see :mod:`._exact_integer`), removed after;
+    a copy with no integer kernel left runs with all graph optimizations, as on the target."""
+    from frugalml.quantize._exact_integer import (
+        exact_integer_copy,
+        has_integer_matmuls,
+        integer_kernels_left,
+    )
 
     hints, how = _scoring_for(target, fmt)
     if not hints or out.suffix != ".onnx" or not has_integer_matmuls(out):
@@ -270,7 +275,12 @@ def _scoring(out: Path, target: Any, fmt: str) -> Iterator[tuple[Path, dict[str,
     copy = out.with_name(".scoring-exact-integers.onnx")
     try:
         exact_integer_copy(out, copy)
-        yield copy, hints, how + "; MatMulInteger computed exactly, as the target's kernels do"
+        if integer_kernels_left(copy):
+            yield copy, hints, how + "; MatMulInteger computed exactly, as the target's kernels do"
+        else:
+            yield copy, {}, (f"MatMulInteger computed exactly, as the target's kernels do, the "
+                             f"rest with all graph optimizations: {target.name} is not this "
+                             "host's CPU class")
     finally:
         copy.unlink(missing_ok=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frugalml.quantize._exact_integer import exact_integer_copy
+from frugalml.quantize._exact_integer import exact_integer_copy, integer_kernels_left
 from frugalml.quantize.api import quantize
 from tests.quantize.test_contract import mlp  # noqa: F401  (the fixture)
 
@@ -37,6 +37,9 @@ def test_the_copy_gives_the_exact_integer_products(tmp_path: Path) -> None:
     a_zero = np.array(7, np.uint8)
     _integer_model(tmp_path / "int.onnx", weights, b_zero)
     assert exact_integer_copy(tmp_path / "int.onnx", tmp_path / "exact.onnx") == 1
+    # No integer kernel is left in the copy: it may run with all graph optimizations.
+    assert integer_kernels_left(tmp_path / "int.onnx")
+    assert not integer_kernels_left(tmp_path / "exact.onnx")
     session = ort.InferenceSession(str(tmp_path / "exact.onnx"),
                                    providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"a": a, "a_zero": a_zero})
@@ -50,5 +53,6 @@ def test_dynamic_int8_for_another_cpu_class_is_scored_with_exact_products(
     record = quantize(model, data, tmp_path / "q", recipe="int8-dynamic", target="arm64",
                       eval_items=96, allow_over_budget=True)
     assert "MatMulInteger computed exactly" in record.accuracy["scored_with"]
+    assert "the rest with all graph optimizations" in record.accuracy["scored_with"]
     assert record.accuracy["candidate"]["mean_cosine_to_fp32"] >= 0.97
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["model.onnx", "quantize.json"]
