@@ -60,22 +60,41 @@ def build_uncached(cache: Path, build: Any) -> Any:
     return build(Path(tempfile.mkdtemp(prefix="export-module-", dir=cache)))
 
 
+def toolchain(*distributions: str) -> tuple[str, ...]:
+    """``name==version`` of frugalml and each installed distribution: a cache entry built by
+    another ONNX Runtime, NNCF or torch is not the one this install would build."""
+    from importlib import metadata
+
+    from frugalml import __version__
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    return (f"frugalml=={__version__}", *(f"{n}=={version(n)}" for n in distributions))
+
+
 def export_key(source: str, data_fingerprint: str, task: str | None = None) -> str:
-    """Export entries depend on the source bytes, the validation data, the exporter and the
-    task asked for (a decoder with or without its cache)."""
+    """Export entries depend on the source bytes, the validation data, the exporter (and the
+    libraries it runs) and the task asked for (a decoder with or without its cache)."""
     from frugalml.export.huggingface import OPSET
     from frugalml.export.records import SCHEMA_VERSION
 
     return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION,
+                  *toolchain("torch", "transformers", "onnx", "onnxscript", "onnxruntime"),
                   *([task] if task else []))
 
 
 def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: str,
                  int8_format: str, scoring: str, data_fingerprint: str, eval_items: int,
                  task: str | None) -> str:
-    """Quantize entries depend on everything that changes the model or its scores."""
+    """Quantize entries depend on everything that changes the model or its scores, the
+    quantizers' and runtimes' versions among them."""
     return digest("quantize", exported_digest, recipe_digest, backend, fmt, int8_format,
-                  scoring, data_fingerprint, eval_items, task)
+                  scoring, data_fingerprint, eval_items, task,
+                  *toolchain("onnxruntime", "nncf", "openvino", "onnx"))
 
 
 def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe: Any,
