@@ -186,3 +186,47 @@ def test_labelled_boxes_follow_the_letterbox_and_the_crop() -> None:
     cropped = pixels_from("imagenet", size=50, resize=50).map_boxes(
         np.array([[0, 0, 40, 100, 1], [100, 0, 150, 100, 2]], np.float32), 200, 100)
     np.testing.assert_allclose(cropped, [[25, 0, 50, 50, 2]])  # the first is cut away
+
+
+def _matmul_concat(path: Path) -> Path:
+    """x[n, 128] -> two MatMuls, one scaled x100 -> Concat ("mix") -> MatMul ("head")."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = {name: numpy_helper.from_array(rng.normal(0, 0.1, shape).astype(np.float32), name)
+         for name, shape in (("w1", (128, 128)), ("w2", (128, 128)), ("w3", (256, 8)))}
+    w["hundred"] = numpy_helper.from_array(np.array(100.0, np.float32), "hundred")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["a"], name="a"),
+             helper.make_node("MatMul", ["x", "w2"], ["b0"], name="b0"),
+             helper.make_node("Mul", ["b0", "hundred"], ["b"], name="b"),
+             helper.make_node("Concat", ["a", "b"], ["ab"], name="mix", axis=-1),
+             helper.make_node("MatMul", ["ab", "w3"], ["y"], name="head")]
+    graph = helper.make_graph(
+        nodes, "mix", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])], list(w.values()))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    return path
+
+
+def test_w4a8_of_matmuls_keeps_the_output_tail_and_reads_no_ranges(tmp_path: Path) -> None:
+    """4-bit MatMuls quantize their activations per call: no Concat scale to keep apart, so
+    range safety keeps the (graph-only) output tail and skips the FP32 ranges pass."""
+    import onnx
+
+    from frugalml.calibration import from_items, make_set
+    from frugalml.quantize.api import quantize
+    from frugalml.quantize.range_safety import analyse
+    from frugalml.quantize.recipe import get_recipe
+
+    model = _matmul_concat(tmp_path / "mm.onnx")
+    rng = np.random.default_rng(3)
+    items = [{"x": rng.normal(0, 1, (128,)).astype(np.float32)} for _ in range(48)]
+    data = make_set(from_items(items), calibration_size=32)
+    static = analyse(onnx.load(str(model)), iter([{"x": i["x"][None]} for i in items[:8]]))
+    assert [m["node"] for m in static.mixed_ranges] == ["mix"]  # what INT8 would keep apart
+    record = quantize(model, data, tmp_path / "w4a8", recipe=get_recipe("w4a8", group_size=32),
+                      eval_items=16, allow_over_budget=True)
+    assert record.range_safety["output_tail"] == list(static.output_tail)
+    assert record.range_safety["mixed_ranges"] == []
+    assert record.int4_weight_layers  # and the MatMuls did get 4-bit weights
