@@ -27,7 +27,8 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     root = tmp_path_factory.mktemp("smollm2")
-    model_dir = gguf_model_dir(smollm2_gguf(), cache_root=root / "gguf")
+    # The user cache, as `frugal deploy` uses it: the SmolLM2 deploy test dequantized it already.
+    model_dir = gguf_model_dir(smollm2_gguf())
     record = export(model_dir, root / "export", task="text-generation", simplify_graph=False)
     data = make_set(TokenWindows(tiny_shakespeare(), model_dir, window=128), calibration_size=64)
     return record.path, data
