@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from frugalml.runtime.capabilities import Capabilities
 from frugalml.runtime.microarch import microarchitecture
 
 _CPUINFO = Path("/proc/cpuinfo")
@@ -43,6 +44,11 @@ class Host:
         """True when every named ISA feature (a /proc/cpuinfo flag) is present."""
         return set(features) <= set(self.flags)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the flags prove this CPU computes natively (INT8 dot, AMX, bf16, fp16)."""
+        return Capabilities.from_flags(self.machine, self.flags)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
         d = dataclasses.asdict(self)
@@ -70,13 +76,24 @@ class Host:
 
 
 def describe_host(host: dict[str, Any]) -> str:
-    """One phrase naming the CPU down to its microarchitecture, e.g. for a speed verdict."""
+    """One phrase naming the CPU for a speed verdict: its model name, the microarchitecture
+    where the model number is known, family/model, and what its flags prove (a hypervisor may
+    mask the model number; the flags still say "Intel, AMX-INT8 + AMX-BF16 + ...")."""
     name = host.get("cpu_model", "unknown CPU")
     arch = host.get("microarchitecture", "unknown")
     ids = (f"family {host['family']} model {host['model']}"
            if host.get("family") is not None and host.get("model") is not None else "")
+    proven = describe_capabilities(host) if host.get("flags") else ""
     inner = ", ".join(x for x in (arch if arch != "unknown" else "", ids) if x)
+    inner = "; ".join(x for x in (inner, proven) if x)
     return f"{name} ({inner})" if inner else name
+
+
+def describe_capabilities(host: dict[str, Any]) -> str:
+    """What a host record's flags prove, e.g. ``Intel, AMX-INT8 + AMX-BF16 + AVX512-BF16``."""
+    caps = Capabilities.from_flags(host.get("machine", ""), host.get("flags", ()))
+    vendor = host.get("vendor", "unknown")
+    return caps.describe(vendor, host.get("family") if vendor == "ARM" else None)
 
 
 def cpu_identity(text: str) -> dict[str, Any]:

@@ -64,4 +64,4 @@ def test_old_host_records_still_load() -> None:
     old = {"schema_version": 1, "machine": "x86_64", "cpu_model": "AMD EPYC", "flags": ["avx2"],
            "logical_cores": 2, "governor": "unknown", "python": "3.11.7", "libraries": {}}
     host = Host.from_dict(old)
-    assert host.microarchitecture == "unknown" and describe_host(old) == "AMD EPYC"
+    assert host.microarchitecture == "unknown" and describe_host(old) == "AMD EPYC (AVX2)"

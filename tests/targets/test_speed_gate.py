@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from frugalml.errors import TargetError
-from frugalml.runtime.host import read_host
+from frugalml.runtime.host import describe_capabilities, read_host
 from frugalml.runtime.speed import Plan, from_rounds
 from frugalml.targets.speed_gate import measure_speed
 from tests.quantize.test_contract import mlp_onnx
@@ -34,7 +34,11 @@ def test_a_model_that_quantization_slows_down_is_refused(tmp_path: Path) -> None
     assert verdict.settings["threads"] == 1 and verdict.settings["input_shapes"] == {"x": [1, 64]}
     assert verdict.settings["spinning"] is False
     host = read_host()
-    assert host.microarchitecture in verdict.why and f"family {host.family}" in verdict.why
+    # What the flags prove is named on every host; the microarchitecture only where the model
+    # number is known (a hypervisor may mask it: an AMX Xeon here reports family 6 model 167).
+    assert describe_capabilities(host.to_dict()) in verdict.why
+    assert f"family {host.family}" in verdict.why
+    assert (host.microarchitecture in verdict.why) == (host.microarchitecture != "unknown")
     assert "FP32 stays the default" in verdict.why
     with pytest.raises(TargetError, match="could not time"):
         measure_speed(fp32, int8.path, {"x": np.zeros((1, 3), np.float32)}, plan=QUICK)
