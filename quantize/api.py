@@ -111,6 +111,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         raise QuantizationError(f"The {backend} backend cannot write {fmt}; it writes "
                                 f"{', '.join(quantizer.formats)}.")
     _check_fits(source, data, task)
+    _check_precision(recipe, target, fmt)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         _carry_sidecars(source, stage)  # scoring drives a decoder by its layout
@@ -119,7 +120,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
             record = quantizer.quantize(source, counted, _with_float_nodes(recipe, safety),
                                         target, out, source_digest=file_sha256(source))
-        with _scoring(out, target, fmt) as (scored, hints, how), steps.step(
+        with _scoring(out, target, fmt, recipe.precision) as (scored, hints, how), steps.step(
                 f"score against FP32 on up to {eval_items} evaluation items ({how})"):
             report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
                              task=task, candidate_hints=hints)
@@ -248,23 +249,57 @@ def _with_float_nodes(recipe: Recipe, safety: RangeSafety | None) -> Recipe:
     return dataclasses.replace(recipe, range_safety_nodes=safety.nodes)
 
 
-def _scoring_for(target: Any, fmt: str) -> tuple[dict[str, str], str]:
+def _check_precision(recipe: Recipe, target: Any, fmt: str) -> None:
+    """Refuse a float precision the target does not compute natively, or one this host cannot
+    score: OpenVINO ignores or emulates a bf16 hint on a CPU without bf16 arithmetic, so its
+    scores would be FP32's, silently.
+
+    Raises:
+        QuantizationError: naming what is missing and what to do.
+    """
+    from frugalml.runtime.host import describe_capabilities, read_host
+
+    if recipe.precision is not Precision.BF16:
+        return
+    if fmt != "openvino":
+        raise QuantizationError("bf16 is computed by OpenVINO from an FP32 IR; pass --format "
+                                "openvino (ONNX Runtime has no bf16 path for FP32 models).")
+    if not target.capabilities.bf16:
+        raise QuantizationError(
+            f"Target {target.name} does not guarantee native bf16 ({target.description}); "
+            "pick a target that requires avx512_bf16 or amx_bf16 (x86-amx, x86-avx512-bf16).")
+    host = read_host()
+    why = host.capabilities.missing_for(recipe.precision.value)
+    if why:
+        raise QuantizationError(
+            f"bf16 cannot be scored on this host: {why} ({describe_capabilities(host.to_dict())})."
+            " Score it on a host of the target's class.")
+
+
+def _scoring_for(target: Any, fmt: str, precision: Precision = Precision.FP32
+                 ) -> tuple[dict[str, str], str]:
     """How to run the quantized model when scoring it: with this CPU's fused kernels when
     ``target`` is this CPU, else ONNX Runtime's unfused reference, which the target's exact
     integer kernels match (x86 AVX2 kernels saturate on S8S8 weights meant for ARM or VNNI,
-    which would misstate the target's accuracy)."""
+    which would misstate the target's accuracy). An OpenVINO IR is scored at the float
+    precision its bundle will run at (bf16 for a bf16 recipe, else f32)."""
     from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
+    from frugalml.runtime.capabilities import FP32, HINT_OF_PRECISION
     from frugalml.runtime.host import read_host
     from frugalml.targets import missing_for
 
-    if fmt != "onnx" or not missing_for(target, read_host()):
+    if fmt == "openvino":
+        hint = HINT_OF_PRECISION.get(precision.value, HINT_OF_PRECISION[FP32])
+        return {"INFERENCE_PRECISION_HINT": hint}, f"OpenVINO at {hint} on this host"
+    if not missing_for(target, read_host()):
         return {}, "this host's kernels"
     return ({OPTIMIZATION_HINT: "DISABLE_ALL"},
             f"unfused reference: {target.name} is not this host's CPU class")
 
 
 @contextlib.contextmanager
-def _scoring(out: Path, target: Any, fmt: str) -> Iterator[tuple[Path, dict[str, str], str]]:
+def _scoring(out: Path, target: Any, fmt: str, precision: Precision
+             ) -> Iterator[tuple[Path, dict[str, str], str]]:
     """The file to score, its backend hints and how it is scored (see :func:`_scoring_for`):
     ``out`` itself, or for a model scored off its CPU class that holds MatMulInteger, a copy
     beside it whose integer products are exact (see :mod:`._exact_integer`), removed after;
@@ -275,7 +310,7 @@ def _scoring(out: Path, target: Any, fmt: str) -> Iterator[tuple[Path, dict[str,
         integer_kernels_left,
     )
 
-    hints, how = _scoring_for(target, fmt)
+    hints, how = _scoring_for(target, fmt, precision)
     if not hints or out.suffix != ".onnx" or not has_integer_matmuls(out):
         yield out, hints, how
         return

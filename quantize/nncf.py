@@ -185,7 +185,7 @@ def _w4a8_onnx(graph: Any, source: Path, data: CalibrationData, recipe: Recipe) 
 
 
 class NncfQuantizer:
-    """INT8 and W4A8 through NNCF; FP16 and FP32 OpenVINO IR; FP32 ONNX passes through."""
+    """INT8 and W4A8 through NNCF; FP16, BF16 and FP32 OpenVINO IR; FP32 ONNX passes through."""
 
     name = "nncf"
     formats = ("onnx", "openvino")
@@ -241,6 +241,9 @@ class NncfQuantizer:
         if recipe.precision is Precision.FP16:
             raise QuantizationError("FP16 ONNX is written by the onnxruntime backend; use "
                                     "--backend onnxruntime, or --format openvino here.")
+        if recipe.precision is Precision.BF16:
+            raise QuantizationError("bf16 is a precision OpenVINO computes an FP32 IR at; "
+                                    "use --format openvino.")
         graph = onnx.load(str(model))
         constants_as_initializers(graph)
         require_linear_layers(graph, model)
@@ -273,6 +276,8 @@ class NncfQuantizer:
         if recipe.precision is Precision.INT8 or activations == "static int8":
             graph = _int8(graph, data, recipe, target, "openvino", names)
             activations = "static int8"
+        # FP32 and BF16 keep f32 weights: a bf16 IR is the FP32 IR run at bf16 (its bundle's
+        # precision hint), so the weights the runtime rounds are the exported ones.
         ov.save_model(graph, str(out), compress_to_fp16=recipe.precision is Precision.FP16)
         return {**summarize_ov(graph), "activations": activations}
 

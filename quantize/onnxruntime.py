@@ -275,6 +275,10 @@ class OnnxRuntimeQuantizer:
         if out.suffix != ".onnx":
             raise QuantizationError(f"The onnxruntime backend writes ONNX, not {out.suffix}; use "
                                     "--backend nncf for OpenVINO IR.")
+        if recipe.precision is Precision.BF16:
+            raise QuantizationError("ONNX Runtime has no bf16 path for FP32 models on x86 "
+                                    "(onnxruntime#19937); bf16 runs through OpenVINO: use "
+                                    "--backend nncf --format openvino.")
         logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:

@@ -85,10 +85,13 @@ def verify_files(bundle_dir: Path, manifest: Manifest) -> None:
 
 
 def check_host(manifest: Manifest, host: Host) -> None:
-    """Refuse to run a bundle on a host without the architecture or ISA features it was built for.
+    """Refuse to run a bundle on a host without the architecture, ISA features or float
+    arithmetic it was built and validated for.
 
     Raises:
-        TargetError: the architecture differs or required CPU features are absent.
+        TargetError: the architecture differs, required CPU features are absent, or the
+            bundle computes in a float precision (bf16, fp16) this CPU has no native
+            arithmetic for.
     """
     target = manifest.target
     if host.machine != target.machine:
@@ -103,3 +106,10 @@ def check_host(manifest: Manifest, host: Host) -> None:
             f"{', '.join(missing)}; this host ({host.cpu_model}) lacks them. "
             "Build for a target this host supports (see `frugal targets`)."
         )
+    computes = manifest.compute_precision
+    why = host.capabilities.missing_for(computes) if target.device == "CPU" else ""
+    if why:
+        raise TargetError(
+            f"Bundle {manifest.name!r} was validated at {computes} and must run at it, but "
+            f"{why}. Use this model's fp32 or INT8 bundle on this host, or deploy again here "
+            "(`frugal deploy --targets auto`).")

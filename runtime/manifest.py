@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from frugalml._records import check_schema
+from frugalml.runtime.capabilities import FP32, PRECISION_OF_HINT
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -84,6 +85,13 @@ class Manifest:
     # Decoders: the KV-cache layout, end-of-text tokens and tokenizer file
     # (:class:`~frugalml.runtime.generate.DecoderLayout`); None for every other model.
     generation: dict[str, Any] | None = None
+
+    @property
+    def compute_precision(self) -> str:
+        """The float precision the runtime computes this bundle in: what its OpenVINO
+        precision hint asks for (``bf16``, ``fp16``), else ``fp32`` (ONNX graphs run in the
+        types they hold)."""
+        return PRECISION_OF_HINT.get(self.runtime_hints.get("INFERENCE_PRECISION_HINT", ""), FP32)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as written to ``manifest.json``."""

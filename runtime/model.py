@@ -237,6 +237,12 @@ class Model:
             raise BundleError(f"Model {self.manifest.name!r} is closed; load the bundle again.")
         return self._session.run(feeds)
 
+    @property
+    def inference_precision(self) -> str | None:
+        """The float precision the backend computes in, read back from it (``fp32``, ``bf16``,
+        ``fp16``; None for ONNX Runtime, which runs each op in its graph's types)."""
+        return self.session.inference_precision
+
     def close(self) -> None:
         """Release the backend session; later calls to :meth:`run` raise ``BundleError``."""
         if self._session is not None:

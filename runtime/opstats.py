@@ -44,11 +44,25 @@ def summarize_ops(events: list[OpEvent], runs: int) -> dict[str, Any]:
 
 def kernels_ran(events: list[OpEvent]) -> dict[str, Any]:
     """Compute nodes that ran quantized or in float, and the float ones by name: in a
-    quantized bundle those are where the backend fell back (or the recipe kept float)."""
+    quantized bundle those are where the backend fell back (or the recipe kept float).
+
+    Where the backend names its kernels (OpenVINO's ``exec_type``, e.g.
+    ``brgconv_avx512_amx_bf16``), ``precisions`` counts compute nodes by the precision their
+    kernel ran at and ``amx_nodes`` those on AMX tiles: "bf16 on AMX" is read, not assumed.
+    """
     ran: dict[str, Any] = {"quantized": set(), "float": set()}
+    precisions: dict[str, set[str]] = defaultdict(set)
+    amx = set()
     for e in events:
         cls = kernel_class(e.op_type, e.exec_type)
-        if cls in ran:
-            ran[cls].add(e.node)
+        if cls not in ran:
+            continue
+        ran[cls].add(e.node)
+        if e.exec_type:
+            precisions[e.exec_type.rsplit("_", 1)[-1].upper()].add(e.node)
+            if "_amx" in e.exec_type:
+                amx.add(e.node)
     return {"quantized": len(ran["quantized"]), "float": len(ran["float"]),
-            "float_nodes": sorted(ran["float"])}
+            "float_nodes": sorted(ran["float"]),
+            **({"precisions": {k: len(v) for k, v in sorted(precisions.items())},
+                "amx_nodes": len(amx)} if precisions else {})}

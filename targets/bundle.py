@@ -12,6 +12,7 @@ import numpy as np
 
 from frugalml._records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
+from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
 from frugalml.runtime.host import library_versions, read_host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec
 from frugalml.targets.kernels import kernel_counts
@@ -116,9 +117,10 @@ def assemble_ir(
     calibration: dict[str, Any] | None, metrics: dict[str, Any],
     sample_tolerance: dict[str, float],
 ) -> Manifest:
-    """A bundle of an OpenVINO IR (``model_file`` is the .xml, its .bin beside it), for a model
-    that came as IR and has no ONNX form: signature and expected sample outputs from OpenVINO
-    on this host (f32 inference precision), kernels counted in the IR.
+    """A bundle of an OpenVINO IR (``model_file`` is the .xml, its .bin beside it): signature
+    and expected sample outputs from OpenVINO on this host at the float precision the bundle
+    runs at (bf16 for a bf16 bundle, else f32; recorded as its runtime hint), kernels counted
+    in the IR.
 
     Raises:
         BundleError: the sample inputs do not match the model's inputs.
@@ -140,8 +142,9 @@ def assemble_ir(
 
     inputs, outputs = specs(model.inputs), specs(model.outputs)
     _check_samples(samples, inputs)
-    session = get_backend("openvino").open(staging / "model.xml", threads=1,
-                                           hints={"INFERENCE_PRECISION_HINT": "f32"})
+    # Only bf16 changes what OpenVINO computes in; INT8 IRs keep their float ops at f32.
+    hints = {"INFERENCE_PRECISION_HINT": HINT_OF_PRECISION[BF16 if precision == BF16 else FP32]}
+    session = get_backend("openvino").open(staging / "model.xml", threads=1, hints=hints)
     try:
         got = session.run(samples)
     finally:
@@ -152,7 +155,7 @@ def assemble_ir(
         sample_tolerance=sample_tolerance, source=source, recipe=recipe,
         calibration=calibration, libraries=dict(library_versions(_LIBRARIES + ("openvino",))),
         kernels=ir_kernel_counts(model), metrics=metrics,
-        runtime_hints={"INFERENCE_PRECISION_HINT": "f32"}),
+        runtime_hints=hints),
         samples, [got[s.name] for s in outputs], files)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import TargetError
+from frugalml.runtime.capabilities import Capabilities
 from frugalml.runtime.manifest import TargetRequirements
 
 
@@ -41,6 +42,13 @@ class Target:
     device: str = "CPU"
     artifact: str = "onnx"
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What every CPU of this target computes natively, from the features it requires
+        (an AMX target guarantees AMX-INT8 and bf16; x86-avx2 guarantees neither): the
+        candidates a target is offered are derived from this, never hand-listed."""
+        return Capabilities.from_flags(self.machine, self.required_features)
+
     def requirements(self) -> TargetRequirements:
         """What the runtime checks against the host before running a bundle for this target."""
         return TargetRequirements(name=self.name, machine=self.machine,
@@ -55,7 +63,22 @@ class Target:
         return d
 
 
+# Best first: detect() picks the first CPU target this host runs natively.
 _BUILTIN = (
+    Target(
+        name="x86-amx", machine="x86_64",
+        required_features=("avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16"),
+        backend="onnxruntime", int8_format=QuantFormat.U8S8,
+        description="x86-64 with AMX (Intel Xeon 4th gen+): AMX int8/bf16 tiles; OpenVINO "
+                    "bf16 and INT8, ONNX Runtime U8S8 QDQ INT8",
+    ),
+    Target(
+        name="x86-avx512-bf16", machine="x86_64",
+        required_features=("avx512f", "avx512_vnni", "avx512_bf16"),
+        backend="onnxruntime", int8_format=QuantFormat.U8S8,
+        description="x86-64 with AVX-512 VNNI and AVX512-BF16, no AMX (AMD Zen 4+, Intel "
+                    "Cooper Lake): OpenVINO bf16, U8S8 QDQ INT8",
+    ),
     Target(
         name="x86-avx512", machine="x86_64", required_features=("avx512f", "avx512_vnni"),
         backend="onnxruntime", int8_format=QuantFormat.U8S8,

@@ -24,8 +24,16 @@ def test_targets_json_names_this_host() -> None:
     done = _frugal("targets", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["best"] in ("x86-avx2", "x86-avx512")
+    assert data["best"] in ("x86-avx2", "x86-avx512", "x86-avx512-bf16", "x86-amx")
     assert data["host"]["flags"]
+    # bf16 candidates are offered where the target's CPUs compute bf16, and absent with the
+    # reason elsewhere; the host line says what this CPU computes natively.
+    assert "bf16" in data["capabilities"]["precisions"] or data["best"] in ("x86-avx2",
+                                                                            "x86-avx512")
+    assert "bf16-openvino" not in data["targets"]["x86-amx"]["not_offered"]
+    assert "native bf16" in data["targets"]["x86-avx2"]["not_offered"]["bf16-openvino"]
+    text = _frugal("targets").stdout
+    assert "computes natively: fp32" in text and "no bf16-openvino: needs native bf16" in text
 
 
 def test_verify_and_run_real_bundle(int8_bundle: Path, tmp_path: Path) -> None:

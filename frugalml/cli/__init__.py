@@ -74,6 +74,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:
+    from frugalml.deploy.candidates import not_offered
     from frugalml.errors import TargetError
     from frugalml.runtime.host import describe_host, read_host
     from frugalml.targets import TARGETS, detect, support
@@ -84,17 +85,23 @@ def _cmd_targets(args: argparse.Namespace) -> None:
         best: str | None = detect(host).name
     except TargetError:
         best = None
+    caps = host.capabilities
     lines = [f"host: {describe_host(host.to_dict())} ({host.machine}, {host.logical_cores} "
              f"logical cores, L2 {host.l2_kib} KiB, L3 {host.l3_kib} KiB, hypervisor "
              f"{host.hypervisor}, governor {host.governor}); "
-             f"ISA: {', '.join(f for f in _ISA_FLAGS if f in host.flags) or 'baseline'}"]
+             f"ISA: {', '.join(f for f in _ISA_FLAGS if f in host.flags) or 'baseline'}",
+             f"computes natively: {', '.join(caps.precisions)}; INT8 dot product: "
+             f"{'AMX tiles' if caps.amx else 'yes' if caps.int8_dot else 'no (it can saturate)'}"]
+    absent = {name: not_offered(t) for name, t in TARGETS.items()}
     for name, s in table.items():
         why = f" ({_RUNS_NOTE[s.runs.value]}{'; '.join(s.missing)})" if s.missing else ""
-        lines += [f"{name:<14} {s.runs.value}{'  [best]' if name == best else ''}{why}",
-                  f"{'':<14} {TARGETS[name].description}"]
-    _print({"host": host.to_dict(), "best": best,
+        lines += [f"{name:<15} {s.runs.value}{'  [best]' if name == best else ''}{why}",
+                  f"{'':<15} {TARGETS[name].description}"]
+        lines += [f"{'':<15} no {c}: {reason}" for c, reason in absent[name].items()]
+    _print({"host": host.to_dict(), "best": best, "capabilities": caps.to_dict(),
             "targets": {n: {"runs": s.runs.value, "missing": list(s.missing),
-                            **TARGETS[n].to_dict()} for n, s in table.items()}},
+                            "not_offered": absent[n], **TARGETS[n].to_dict()}
+                        for n, s in table.items()}},
            args.json, lines)
 
 
@@ -103,8 +110,8 @@ _RUNS_NOTE = {"emulated": "under QEMU; natively it needs ",
                                "needs ",
               "cannot run here": "missing "}
 # ISA flags worth showing next to the CPU model: the ones that decide INT8 formats
-_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd",
-              "asimddp", "i8mm", "sve")
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16",
+              "avx512_bf16", "avx512_fp16", "asimd", "asimddp", "asimdhp", "bf16", "i8mm", "sve")
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:

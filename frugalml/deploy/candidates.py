@@ -39,6 +39,10 @@ class CandidateSpec:
     sources: frozenset[str] = frozenset({"onnx", "gguf"})  # the formats the model came in
     budget_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # recipe fields
+    # Capabilities (see CAPABILITIES) every CPU of the target must have for the candidate to
+    # apply at all, and those it must have for the candidate to be tried by default.
+    needs: frozenset[str] = frozenset()
+    default_needs: frozenset[str] = frozenset()
 
     def recipe_for(self, budget: Mapping[str, Any]) -> Any:
         """The recipe with the user's budget limits over the candidate's and recipe's own."""
@@ -56,6 +60,12 @@ class CandidateSpec:
                 "format": self.output_format, **({"options": dict(self.options)}
                                                  if self.options else {})}
 
+
+# What a target's required CPU features prove (runtime.capabilities.Capabilities fields).
+CAPABILITIES = ("int8_dot", "amx", "bf16", "fp16")
+# Families OpenVINO runs from an FP32 ONNX export (a KV-cache decoder's graph is ONNX
+# Runtime's: its GroupQueryAttention is a contrib op).
+_OPENVINO_FAMILIES = frozenset({CNN, TRANSFORMER, OTHER})
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="fp32-fused", recipe="fp32", backend="onnxruntime",
@@ -79,9 +89,24 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="int8-nncf", recipe="int8", backend="nncf", output_format="onnx",
                   families=ALL_FAMILIES - {DECODER}, default=False,
                   about="NNCF post-training INT8, run by ONNX Runtime"),
+    # NOTE: default where it was measured to beat ONNX Runtime's INT8: on an AMX Xeon it ran
+    # EfficientNet-Lite0 at 2.30x ORT FP32 (ORT static INT8 1.80x) and MiniLM at 3.07x; on
+    # AVX2 without VNNI 1.43x, no better than ORT's, at a worse agreement (STACK.md). On
+    # VNNI-only and ARM CPUs it is unmeasured, so there it waits for --candidates all.
     CandidateSpec(name="int8-openvino", recipe="int8", backend="nncf",
-                  output_format="openvino", families=ALL_FAMILIES - {DECODER}, default=False,
+                  output_format="openvino", families=ALL_FAMILIES - {DECODER}, default=True,
+                  default_needs=frozenset({"amx"}),
                   about="NNCF INT8 as an OpenVINO IR, run by OpenVINO"),
+    CandidateSpec(name="fp32-openvino", recipe="fp32", backend="nncf", output_format="openvino",
+                  families=_OPENVINO_FAMILIES, default=False,
+                  budget_defaults={"max_size_ratio": 1.5},  # the same weights (see _bf16)
+                  about="the FP32 export as an OpenVINO IR, run by OpenVINO at f32"),
+    # NOTE: measured on an AMX Xeon, 1 thread, against ORT FP32: EfficientNet-Lite0 2.27x at
+    # cosine 0.99984, MiniLM 8 x 128 4.30x at 0.99997 (STACK.md). Only where the target
+    # guarantees native bf16: elsewhere OpenVINO ignores or emulates the hint.
+    CandidateSpec(name="bf16-openvino", recipe="bf16", backend="nncf", output_format="openvino",
+                  families=_OPENVINO_FAMILIES, default=True, needs=frozenset({"bf16"}),
+                  about="the FP32 export as an OpenVINO IR computed in bf16 (AMX / AVX512-BF16)"),
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
                   families=frozenset({DECODER}), default=True,
                   about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
@@ -134,15 +159,38 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
     if source_format == "openvino":
         pool = [dataclasses.replace(CANDIDATES["int8-openvino"], output_format="openvino",
                                     default=True, families=ALL_FAMILIES)]
+    have = target_capabilities(target)
     applies = [c for c in pool
                if family in c.families and target.device in c.devices
                and (source_format == "openvino" or source_format in c.sources)
-               and (c.output_format == "onnx" or target.artifact != "ort")]
+               and (c.output_format == "onnx" or target.artifact != "ort")
+               and c.needs <= have]
     if choice == ("all",):
         return applies
     if choice == ("default",):
-        return [c for c in applies if c.default]
+        return [c for c in applies if c.default and c.default_needs <= have]
     return [c for c in applies if c.name in choice]
+
+
+def target_capabilities(target: Any) -> frozenset[str]:
+    """The CAPABILITIES every CPU of ``target`` has (from the features it requires)."""
+    caps = target.capabilities
+    return frozenset(name for name in CAPABILITIES if getattr(caps, name))
+
+
+# What each capability means in CPU features, for the reason a candidate is not offered.
+_NEEDS_TEXT = {"bf16": "native bf16 (avx512_bf16 or amx_bf16; Arm bf16)",
+               "fp16": "native fp16 (avx512_fp16; Arm asimdhp)",
+               "amx": "AMX tiles (amx_int8)",
+               "int8_dot": "an INT8 dot product (avx512_vnni, avx_vnni, amx_int8; Arm asimddp)"}
+
+
+def not_offered(target: Any) -> dict[str, str]:
+    """Candidates ``target`` never gets, each with the capability its CPUs lack (for
+    `frugal targets`): e.g. bf16-openvino on x86-avx2, whose CPUs have no native bf16."""
+    have = target_capabilities(target)
+    return {c.name: "needs " + "; ".join(_NEEDS_TEXT[n] for n in sorted(c.needs - have))
+            for c in CANDIDATES.values() if not c.needs <= have}
 
 
 def not_applicable(family: str, target: Any, choice: Sequence[str], *,

@@ -76,7 +76,12 @@ def not_scored(spec: CandidateSpec, status: str, error: str) -> dict[str, Any]:
 def verification_text(check: dict[str, Any]) -> str:
     """How a bundle was verified here, in a few words."""
     if check.get("status") == "verified":
-        return f"verified: {check.get('how', 'natively')}"
+        ran = check.get("kernels_ran") or {}
+        kernels = ", ".join(f"{n} {p}" for p, n in ran.get("precisions", {}).items())
+        if kernels and ran.get("amx_nodes"):
+            kernels += f", {ran['amx_nodes']} of them on AMX"
+        return f"verified: {check.get('how', 'natively')}" + (
+            f" (kernels ran: {kernels})" if kernels else "")
     return f"{check.get('status', 'not verified')}: {check.get('why', '')}".rstrip(": ")
 
 

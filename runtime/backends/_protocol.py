@@ -37,6 +37,12 @@ class Session(Protocol):
         """Release the backend's resources; the session must not be used afterwards."""
         ...
 
+    @property
+    def inference_precision(self) -> str | None:
+        """The float precision the backend computes in, read back from it (``fp32``,
+        ``bf16``, ``fp16``), or None where each op runs in its graph's own types."""
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

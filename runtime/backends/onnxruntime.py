@@ -24,6 +24,12 @@ class OnnxRuntimeSession:
         self._output_names = [o.name for o in session.get_outputs()]
         self._profile_dir = profile_dir
 
+    @property
+    def inference_precision(self) -> str | None:
+        """None: ONNX Runtime has no precision hint; each op runs in its graph's types (and
+        on x86 it has no bf16 path for FP32 models, onnxruntime#19937)."""
+        return None
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; outputs keep the model's names."""
         values = self._session.run(self._output_names, dict(feeds))

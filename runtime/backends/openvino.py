@@ -19,6 +19,7 @@ import numpy as np
 from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.backends._protocol import OpEvent
 from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT, SPINNING_HINT
+from frugalml.runtime.capabilities import PRECISION_OF_HINT
 
 
 class OpenVinoSession:
@@ -34,6 +35,9 @@ class OpenVinoSession:
         self._profile = profile
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+        # Read back, never assumed: OpenVINO's CPU default is bf16 on AMX/AVX512-BF16 CPUs.
+        kind = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.inference_precision: str | None = PRECISION_OF_HINT.get(kind, kind)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once on an idle request; outputs are copies the caller owns."""
@@ -77,6 +81,8 @@ class OpenVinoSession:
             self._idle.get_nowait()
         self._compiled = None
 
+
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 
 # Hints that only ONNX Runtime understands (OpenVINO refuses unknown properties).
 _ONNXRUNTIME_HINTS = frozenset({OPTIMIZATION_HINT, SPINNING_HINT})
@@ -125,8 +131,8 @@ class OpenVinoBackend:
             "NUM_STREAMS": str(max(streams, 1)),
             "PERF_COUNT": profile,
             # OpenVINO's CPU default is f16 on ARM and bf16 on AMX/AVX512-BF16 CPUs: a bundle
-            # runs at the precision it was verified at unless its target asks otherwise.
-            **({"INFERENCE_PRECISION_HINT": "f32"} if device == "CPU" else {}),
+            # runs at f32 unless its manifest asks for the precision it was verified at.
+            **({PRECISION_HINT: "f32"} if device == "CPU" else {}),
             **{k: v for k, v in (hints or {}).items() if k not in _ONNXRUNTIME_HINTS},
         }
         if threads and device == "CPU":

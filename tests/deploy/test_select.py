@@ -92,7 +92,11 @@ def test_candidates_follow_the_family_and_the_target() -> None:
     from_gguf = [c.name for c in candidates_for(DECODER, x86, ("default",),
                                                 source_format="gguf")]
     assert from_gguf == ["w4a8", "w4a8-awq", "w4a8-gguf"]  # the file's own blocks, only from a GGUF
-    assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino"]
+    assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino",
+                                         "fp32-openvino"]  # no bf16-openvino: no native bf16
+    amx = get_target("x86-amx")
+    assert names(CNN, amx) == ["int8-static", "int8-openvino", "bf16-openvino"]
+    assert "bf16-openvino" not in names(DECODER, amx, ("all",))  # KV graphs are ORT's
     assert "int8-openvino" not in names(CNN, phone, ("all",))  # phones run .ort only
     assert names(CNN, x86, ("int8-nncf", "w4a8")) == ["int8-nncf"]  # w4a8: decoders only
     assert "w4a8-openvino" in names(DECODER, x86, ("all",))

@@ -17,12 +17,16 @@ from frugalml.quantize.recipe import RECIPES
 # (backend, output format) -> recipes it refuses, with a phrase of the advice
 DYNAMIC_REFUSED = "no dynamic INT8.*--backend onnxruntime"
 GGUF_ONLY = "keeps a GGUF file's own 4- and 8-bit blocks.*--recipe w4a8"
+# bf16 is an FP32 IR computed in bf16 by OpenVINO, for targets whose CPUs all have it
+BF16_ONNX = "bf16 is computed by OpenVINO.*--format openvino"
 REFUSED = {("nncf", "onnx"): {"fp16": "--backend onnxruntime",
-                              "int8-dynamic": DYNAMIC_REFUSED},
-           ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED},
+                              "int8-dynamic": DYNAMIC_REFUSED, "bf16": BF16_ONNX},
+           ("nncf", "openvino"): {"int8-dynamic": DYNAMIC_REFUSED,
+                                  "bf16": "x86-avx2 does not guarantee native bf16.*x86-amx"},
+           ("onnxruntime", "onnx"): {"bf16": BF16_ONNX},
            # gguf keeps a llama.cpp file's blocks: W4A8 of a model exported from a GGUF only
            ("gguf", "onnx"): {**dict.fromkeys(("int8", "int8-dynamic", "fp16", "fp32"),
-                                              GGUF_ONLY),
+                                              GGUF_ONLY), "bf16": BF16_ONNX,
                               "w4a8": "did not come from a GGUF file.*--backend onnxruntime"},
            ("gguf", "openvino"): dict.fromkeys(RECIPES, "gguf backend cannot write openvino")}
 MIN_COSINE = {"fp32": 0.999999, "fp16": 0.9999, "int8": 0.97, "int8-dynamic": 0.97, "w4a8": 0.9}

@@ -30,6 +30,10 @@ def _host(flags: tuple[str, ...], machine: str = "x86_64"):  # type: ignore[no-u
 def test_detect_prefers_vnni_when_present() -> None:
     assert detect(_host(("avx2", "fma"))).name == "x86-avx2"
     assert detect(_host(("avx2", "fma", "avx512f", "avx512_vnni"))).name == "x86-avx512"
+    bf16 = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
+    assert detect(_host(bf16)).name == "x86-avx512-bf16"
+    assert detect(_host((*bf16, "amx_int8", "amx_bf16"))).name == "x86-amx"
+    assert detect(_host((*bf16, "amx_int8"))).name == "x86-avx512-bf16"  # AMX without bf16
     table = support(_host(("avx2", "fma")), NOTHING)
     assert table["x86-avx2"] == Support(Runs.NATIVE, ())
     assert table["x86-avx512"] == Support(Runs.NO, ("avx512_vnni", "avx512f"))
@@ -38,7 +42,8 @@ def test_detect_prefers_vnni_when_present() -> None:
 def test_no_native_target_and_unknown_target() -> None:
     with pytest.raises(TargetError, match="No built-in target runs natively"):
         detect(_host(("fp",), machine="aarch64"))
-    with pytest.raises(TargetError, match="Known targets: x86-avx512, x86-avx2, arm64"):
+    with pytest.raises(TargetError, match="Known targets: x86-amx, x86-avx512-bf16, x86-avx512, "
+                                          "x86-avx2, arm64"):
         get_target("riscv")
 
 
@@ -46,8 +51,12 @@ def test_this_host_is_read_not_assumed() -> None:
     host = read_host()
     text = open("/proc/cpuinfo").read()
     assert host.flags == parse_cpuinfo(text)[1]
-    assert detect(host).name == ("x86-avx512" if host.has("avx512_vnni", "avx512f")
-                                 else "x86-avx2")
+    caps = host.capabilities
+    assert detect(host).name == (
+        "x86-amx" if caps.amx and caps.bf16 else "x86-avx512-bf16" if caps.bf16 and
+        host.has("avx512_vnni", "avx512f") else "x86-avx512" if host.has("avx512_vnni",
+                                                                          "avx512f")
+        else "x86-avx2")
 
 
 def test_every_target_says_how_this_host_can_run_it() -> None:
