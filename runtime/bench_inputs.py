@@ -27,7 +27,7 @@ def bench_feeds(model: Model, source: str | Path = "samples", *, batch: int = 1,
     Raises:
         InputError: the .npz cannot be read, lacks inputs, or has fewer items than ``batch``.
     """
-    samples = _load_npz(model.bundle_dir / model.manifest.samples_file, "input.")
+    samples = sample_arrays(model)
     if source == "synthetic":
         arrays = _synthetic(samples, seed)
     elif source == "samples":
@@ -43,6 +43,15 @@ def bench_feeds(model: Model, source: str | Path = "samples", *, batch: int = 1,
         raise InputError(f"{source} holds {items} items; a batch of {batch} needs more.")
     return [{n: np.ascontiguousarray(arrays[n][i:i + batch]) for n in model.input_names}
             for i in range(0, items - batch + 1, batch)]
+
+
+def sample_arrays(model: Model) -> dict[str, np.ndarray]:
+    """Every sample input of a bundle, by input name (real items from its evaluation data).
+
+    Raises:
+        InputError: the samples file cannot be read.
+    """
+    return _load_npz(model.bundle_dir / model.manifest.samples_file, "input.")
 
 
 def _load_npz(path: Path, prefix: str) -> dict[str, np.ndarray]:

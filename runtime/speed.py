@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.runtime.cpuload import LoadMeter
+from frugalml.runtime.workload import Workload, workload_feeds
 
 THRESHOLD = 0.03  # a speed-up under 3 % is within what one model varies by between rounds
 FASTER, SLOWER, INCONCLUSIVE, NOT_MEASURED = "faster", "slower", "inconclusive", "not measured"
@@ -251,8 +252,10 @@ def measure_files(baseline: Path, candidate: Path, feeds: Mapping[str, np.ndarra
 
 
 def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = None,
-                    threads: int = 1, spin: bool = False, plan: Plan = Plan()) -> Verdict:
-    """Verify and open both bundles, then :func:`compare` them on the candidate's first sample.
+                    threads: int = 1, spin: bool = False, plan: Plan = Plan(),
+                    workload: Workload | None = None) -> Verdict:
+    """Verify and open both bundles, then :func:`compare` them on the candidate's samples at
+    ``workload`` (default: its first sample, batch 1).
 
     Raises:
         BundleError: a bundle fails verification; InputError: their inputs differ.
@@ -260,7 +263,7 @@ def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = No
     from frugalml.errors import InputError
     from frugalml.runtime import load
     from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
-    from frugalml.runtime.bench_inputs import bench_feeds
+    from frugalml.runtime.bench_inputs import bench_feeds, sample_arrays
 
     hints = {SPINNING_HINT: "1" if spin else "0"}
     with load(baseline, backend=backend, threads=threads, hints=hints) as base, \
@@ -270,12 +273,15 @@ def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = No
             raise InputError(f"{candidate} takes inputs {sorted(names[1])} and {baseline} "
                              f"{sorted(names[0])}: only bundles of one model can be compared.")
         feeds = bench_feeds(cand, "samples", batch=1)[0]
+        if workload is not None and not workload.is_default:
+            feeds = workload_feeds(sample_arrays(cand), cand.manifest.inputs, workload)
         runs = [lambda m=m: m.run(feeds) for m in (base, cand)]
         calls = max(calls_per_round(r, plan.round_s) for r in runs)
         return compare(*(round_timer(r, calls) for r in runs), plan=plan, settings={
             "backend": cand.backend, "threads": threads, "spinning": spin,
             "calls_per_round": calls, "baseline": str(baseline), "candidate": str(candidate),
             "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "workload": (workload or Workload()).to_dict(),
             "time_cap_s": plan.time_cap_s, "load_limit_cores": plan.load_limit})
 
 

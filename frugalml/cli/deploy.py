@@ -44,7 +44,26 @@ def options_from(args: argparse.Namespace, **overrides: Any) -> Any:
         candidates=args.candidates, time_budget_s=parse_duration(args.time_budget),
         threads=args.threads, calibration_items=args.num, eval_items=args.eval_items,
         profile_runs=args.profile_runs, require_quantized=args.require_quantized,
-        data_options=reader_flags(args) if hasattr(args, "preset") else {}, **overrides)
+        data_options=reader_flags(args) if hasattr(args, "preset") else {},
+        workload=workload_from(args), **overrides)
+
+
+def workload_from(args: argparse.Namespace) -> Any:
+    """The Workload of --batch, --sequence-length and --shape (deploy, demo, bench)."""
+    from frugalml.runtime.workload import Workload, parse_shape
+
+    return Workload(batch=args.batch, sequence_length=args.sequence_length,
+                    shapes=tuple(parse_shape(s) for s in args.shape or ()))
+
+
+def add_workload_arguments(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--batch, --sequence-length and --shape: the workload candidates are timed at."""
+    if batch:
+        p.add_argument("--batch", type=int, default=1, help="items per timed call")
+    p.add_argument("--sequence-length", type=int, metavar="L",
+                   help="time at L tokens (axis 1 of inputs whose axis 1 is dynamic)")
+    p.add_argument("--shape", action="append", metavar="NAME=D0xD1...",
+                   help="time input NAME at this whole shape (repeatable)")
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -120,4 +139,5 @@ def add_arguments(deploy: argparse.ArgumentParser, demo: argparse.ArgumentParser
                        help="runs of the fresh-process profile of the shipped and FP32 bundles")
         p.add_argument("--require-quantized", action="store_true",
                        help="exit with an error where FP32 ships")
+        add_workload_arguments(p)
     add_reader_arguments(deploy)

@@ -98,6 +98,7 @@ def _bench_pair(args: argparse.Namespace) -> None:
     """`frugal bench CANDIDATE --against BASELINE`: the speed protocol's verdict for the pair
     (decoders by their cached decode steps, as deploy judges them)."""
     from frugalml.cli import _print
+    from frugalml.cli.deploy import workload_from
     from frugalml.runtime.bundle import read_manifest
     from frugalml.runtime.host import describe_host, read_host
     from frugalml.runtime.speed import Plan, measure_bundles, measure_decoding
@@ -108,7 +109,8 @@ def _bench_pair(args: argparse.Namespace) -> None:
                                    plan=plan)
     else:
         verdict = measure_bundles(args.against, args.bundle, backend=args.backend,
-                                  threads=args.threads, spin=args.spin, plan=plan)
+                                  threads=args.threads, spin=args.spin, plan=plan,
+                                  workload=workload_from(args))
     host = read_host().to_dict()
     lines = [f"{args.bundle} against {args.against} on {describe_host(host)}: {verdict.why}"]
     if verdict.busy_warning():
@@ -119,6 +121,7 @@ def _bench_pair(args: argparse.Namespace) -> None:
 def add_arguments(report: argparse.ArgumentParser, compare: argparse.ArgumentParser,
                   bench: argparse.ArgumentParser) -> None:
     """Options of `frugal report`, `frugal compare` and `frugal bench`."""
+    from frugalml.cli.deploy import add_workload_arguments
     from frugalml.runtime.profile import add_arguments as add_profile_arguments
 
     subs = {"report": report, "compare": compare}
@@ -143,3 +146,4 @@ def add_arguments(report: argparse.ArgumentParser, compare: argparse.ArgumentPar
                        help="with --generate: timed generations after one warm-up")
     bench.add_argument("--time-cap", type=float, default=60.0,
                        help="seconds the --against comparison may take (default 60)")
+    add_workload_arguments(bench, batch=False)  # --batch is the profile's too

@@ -317,7 +317,7 @@ def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,
     from frugalml.targets.compile import build_bundle
 
     dest = run.out / "bundles" / f"{run.name}-{target.name}-{entry['name']}"
-    backend = "openvino" if entry["name"] == "int8-openvino" else None
+    backend = "openvino" if entry["format"] == "openvino" else None
     try:
         with run.steps.step(f"{entry['name']}: bundle for {target.name} and verify"):
             _, check = build_bundle(model_dir, dest, target=target, samples=run.samples,
@@ -326,6 +326,7 @@ def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,
         entry["verified"] = f"bundle failed: {type(e).__name__}: {e}"
         return
     entry["verified"] = outcome.verification_text(check)
+    entry["kernels_ran"] = check.get("kernels_ran")
     entry["bundle"] = str(dest)
 
 
@@ -340,6 +341,7 @@ def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:
               "model": run.name, "source": str(run.exported.source) if hasattr(
                   run.exported, "source") else None,
               "task": run.task, "family": run.family,
+              "workload": run.options.workload.to_dict(),
               "metric": _metric(results), "calibration": run.data.summary(),
               "export": run.exported.to_dict(), "seconds": round(time.monotonic() - run.started, 1),
               "targets": results}

@@ -13,6 +13,7 @@ from typing import Any
 
 from frugalml.deploy.candidates import CNN, DECODER, OTHER, TRANSFORMER, parse_choice
 from frugalml.errors import FrugalError, InputError, TargetError
+from frugalml.runtime.workload import Workload
 
 # Budget fields a deploy may set (the rest keep each recipe's defaults).
 BUDGET_FIELDS = ("max_accuracy_drop_points", "min_mean_cosine", "min_top1_agreement",
@@ -37,6 +38,8 @@ class DeployOptions:
     speed_cap_s: float = 60.0
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     require_quantized: bool = False
+    # The batch and shapes every candidate is timed at (default: batch 1, the data's shapes).
+    workload: Workload = dataclasses.field(default_factory=Workload)
 
     def __post_init__(self) -> None:
         """Raises FrugalError for counts or names that make no sense, before any work."""

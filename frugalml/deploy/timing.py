@@ -54,7 +54,8 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
             try:
                 verdict = against_fp32(Path(fp32["bundle"]), Path(entry["bundle"]),
                                        threads=run.options.threads,
-                                       time_cap_s=run.options.speed_cap_s)
+                                       time_cap_s=run.options.speed_cap_s,
+                                       workload=run.options.workload)
             except FrugalError as e:
                 entry["speed"]["why"] = f"not timed: {type(e).__name__}: {e}"
                 continue
@@ -65,9 +66,11 @@ def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]
                        + (f" ({verdict.busy_warning()})" if verdict.busy_warning() else ""))
 
 
-def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float) -> Any:
+def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float,
+                 workload: Any = None) -> Any:
     """The speed protocol's Verdict for ``bundle`` against its FP32 sibling: both in this
-    process, interleaved, spinning off, until the 95 % interval decides or ``time_cap_s``;
+    process, interleaved, spinning off, until the 95 % interval decides or ``time_cap_s``, at
+    the user's ``workload`` (a :class:`~frugalml.runtime.workload.Workload`; default batch 1);
     decoders by the time of their cached decode steps. Deploy and the sweep's device nodes
     both judge "faster" by this call."""
     from frugalml.runtime.bundle import read_manifest
@@ -76,7 +79,7 @@ def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float) -
     plan = Plan(time_cap_s=time_cap_s)
     if read_manifest(bundle).generation is not None:  # a decoder: judged by decode speed
         return measure_decoding(fp32, bundle, threads=threads or 1, plan=plan)
-    return measure_bundles(fp32, bundle, threads=threads, plan=plan)
+    return measure_bundles(fp32, bundle, threads=threads, plan=plan, workload=workload)
 
 
 def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None = None

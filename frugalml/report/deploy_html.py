@@ -11,7 +11,7 @@ from typing import Any
 
 from frugalml.errors import require
 from frugalml.report.bench_html import decode_plot, latency_plot, svg, top_ops
-from frugalml.report.deploy_md import COLUMNS, cells, decision_line, decode_rows
+from frugalml.report.deploy_md import COLUMNS, cells, decision_line, decode_rows, workload_text
 from frugalml.runtime.host import describe_host
 
 
@@ -101,7 +101,8 @@ table{{border-collapse:collapse;font-size:.8rem}}td,th{{border:1px solid #ccc;pa
 tr.shipped{{background:#e6f4ea;font-weight:bold}}</style></head>
 <body><h1>Deploy: {html.escape(record['model'])}</h1>
 <ul id="decision">{decisions}</ul>
-<p>Task {html.escape(record['task'])}, metric {html.escape(str(record['metric']))}.</p>
+<p>Task {html.escape(record['task'])}, metric {html.escape(str(record['metric']))};
+timed at {html.escape(workload_text(record))}.</p>
 {sections}
 <h2>Host</h2><p id="host">{html.escape(describe_host(host))};
 vendor {html.escape(str(host.get('vendor')))},

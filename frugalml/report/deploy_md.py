@@ -62,12 +62,22 @@ def decode_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                          for name, p in result.get("decode_profiles", {}).items()])
 
 
+def workload_text(record: dict[str, Any]) -> str:
+    """``batch 8 x 128 tokens`` (the workload every candidate was timed at); records written
+    before workloads existed were timed at batch 1 on the data's shapes."""
+    from frugalml.runtime.workload import Workload
+
+    workload = Workload.from_dict(record.get("workload") or {})
+    return workload.describe() + ("" if workload.sequence_length or workload.shapes
+                                  else " at the data's natural shapes")
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     lines = [f"# Deploy report: {record['model']}", "",
              f"Task {record['task']} ({record['family']} model), metric {record['metric']}; "
              f"host {describe_host(record['host'])}; {record['seconds']} s.", "",
-             "## Decision", ""]
+             f"Timed at {workload_text(record)}.", "", "## Decision", ""]
     lines += [f"- {decision_line(t, r)}" for t, r in record["targets"].items()]
     for target, result in record["targets"].items():
         lines += ["", f"## {target}", "", f"Why: {result['why']}", "",

@@ -101,17 +101,28 @@ def _digits(path: Path, count: int = 600) -> tuple[Path, np.ndarray]:
 
 
 def test_torch_module_cnn_with_an_npz_from_python(tmp_path: Path) -> None:
+    """A CNN deployed from Python, its candidates timed at the user's workload (batch 4)."""
     import frugalml
     from frugalml.deploy import DeployOptions
+    from frugalml.deploy.candidates import CNN, candidates_for
+    from frugalml.runtime.workload import Workload
+    from frugalml.targets import detect
 
     data, x = _digits(tmp_path / "digits.npz")
     result = frugalml.deploy(mnist_net(), data, tmp_path / "out", DeployOptions(
-        calibration_items=200, eval_items=400, profile_runs=20), example={"input": x[:2]},
-        quiet=True)
+        calibration_items=200, eval_items=400, profile_runs=20, workload=Workload(batch=4)),
+        example={"input": x[:2]}, quiet=True)
     record = result.record
     assert record["model"] == "MNISTNet" and record["task"] == "classification"
     target = _check_choice(record)
-    assert [c["name"] for c in target["candidates"]] == ["fp32", "int8-static"]
+    # int8-static everywhere; on an AMX CPU also OpenVINO's INT8 and bf16 (from capabilities)
+    expected = [c.name for c in candidates_for(CNN, detect(), ("default",))]
+    assert [c["name"] for c in target["candidates"]] == ["fp32", *expected]
+    assert record["workload"] == {"batch": 4, "sequence_length": None, "shapes": {}}
+    assert "Timed at batch 4" in Path(record["report_md"]).read_text()
+    timed = [c["speed"]["settings"] for c in target["candidates"][1:]
+             if c["speed"].get("settings")]
+    assert timed and all(s["input_shapes"] == {"input": [4, 1, 28, 28]} for s in timed)
     assert target["candidates"][0]["accuracy"]["value"] > 0.95  # a trained digit classifier
     _recomputed(tmp_path / "out", target, 400, record["export"]["output_names"][0])
 
