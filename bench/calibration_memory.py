@@ -9,6 +9,7 @@ every 16 items as frugalml's quantizer does (StreamingReader). Prints N, seconds
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -43,7 +44,10 @@ def main() -> None:
     from frugalml.export import GraphSpec, export
     from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch
 
-    sizes = [int(a) for a in sys.argv[1:]] or [100, 5000]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", type=int, nargs="*", default=[100, 5000],
+                        help="calibration set sizes, each calibrated in its own process")
+    sizes = parser.parse_args().sizes
     root = Path(tempfile.mkdtemp(prefix="calmem-"))
     images, _ = imagenet_batch(4)
     record = export(efficientnet_lite0(), root / "export", example={"image": images[:2]},

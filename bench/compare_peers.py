@@ -2,7 +2,7 @@
 
 For EfficientNet-Lite0 (ImageNet-sample top-1), all-MiniLM-L6-v2 (Rotten Tomatoes probe
 accuracy, cosine) and, for 4-bit rows, SmolLM2-135M (tiny-shakespeare perplexity): FP32 in ONNX
-Runtime and OpenVINO, each peer's default route (bench/peers.py) and frugalml's. Per row:
+Runtime and OpenVINO, each peer's default route (bench/_peers.py) and frugalml's. Per row:
 p50/p99 latency at 1 and 2 threads (all rows interleaved, same input, batch 1), the ratio to
 FP32 of the same backend, size on disk, metric and delta vs FP32 on held-out items (scored by
 one scorer for every row), quantization wall time and peak RSS (each route in its own
@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata and bench
 
-from bench import peers  # noqa: E402
+from bench import _peers as peers  # noqa: E402
 
 ROUTES = {  # name -> (label, route, precision of its budget)
     "ort-static": ("ORT quantize_static defaults", peers.ort_static_default, "int8"),
@@ -123,8 +123,8 @@ def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: 
 
 def main() -> None:
     """Build, quantize, score, time; print the table and the goals; write JSON."""
-    from bench.compare_table import print_model, write_json
-    from bench.compare_timing import time_rows
+    from bench._compare_table import print_model, write_json
+    from bench._compare_timing import time_rows
     from bench.quantize_table import BUILDERS
     from frugalml.runtime.host import read_host
 

@@ -7,6 +7,7 @@ host, so compare them with each other rather than across machines.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +29,10 @@ IMAGE = GraphSpec(("image",), ("logits",), {"image": {0: "batch"}})
 
 def main() -> None:
     """Run each export once and print a Markdown table."""
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="exports-"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, nargs="?", help="folder for the exports "
+                        "(default: a new temporary folder)")
+    out = parser.parse_args().out or Path(tempfile.mkdtemp(prefix="exports-"))
     images, _ = imagenet_batch(9)
     digits, _ = mnist_batch(64)
     jobs = {
