@@ -36,6 +36,8 @@ class TaskScorer:
         self.token_cosine: list[np.ndarray] = []
         self.detections: DetectionTally | None = None
         self.detection_outputs: tuple[str, ...] = ()
+        # per-position class outputs: name -> [positions whose argmax matches FP32's, all]
+        self.positions: dict[str, list[int]] = {}
 
     def add(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
             feeds: dict[str, np.ndarray], labels: np.ndarray,
@@ -54,6 +56,10 @@ class TaskScorer:
             if name not in self.detection_outputs or len(self.detection_outputs) == 1:
                 # A model's own NMS outputs hold a varying number of rows: no items to pair.
                 self.parts.setdefault(name, OutputParts(name)).add(value, cand[name])
+            if classes_per_position(name, value):
+                tally = self.positions.setdefault(name, [0, 0])
+                tally[0] += int((value.argmax(-1) == cand[name].argmax(-1)).sum())
+                tally[1] += int(np.prod(value.shape[:-1]))
         if self.detections is not None:
             self.detections.add(ref, cand, truths, _image_size(feeds))
         elif self.task in (Task.CLASSIFICATION, Task.EMBEDDING):
@@ -78,9 +84,13 @@ class TaskScorer:
         parts = [p for name in self.parts for p in self.parts[name].scores()]
         cosine = next((p.mean_cosine for p in parts if p.label == self.output), float("nan"))
         reference, candidate, checks = self._task_metric(labels, cosine, budget)
+        checks = [*checks, *self._position_checks(budget)]
+        agreement = {n: a / t for n, (a, t) in self.positions.items() if t}
         return AccuracyReport(
             task=self.task.value, output=self.output, items=len(labels), reference=reference,
-            candidate={**candidate, **({"mean_cosine_to_fp32": cosine,
+            candidate={**candidate,
+                       **({"position_argmax_agreement": agreement} if agreement else {}),
+                       **({"mean_cosine_to_fp32": cosine,
                                         "worst_part_cosine_to_fp32": min(p.mean_cosine
                                                                          for p in parts)}
                                        if parts and cosine == cosine else {})},
@@ -104,6 +114,18 @@ class TaskScorer:
             checks.append(Check(name=name, value=p.mean_cosine, limit=budget.cosine_limit,
                                 passed=p.mean_cosine >= budget.cosine_limit, why=why))
         return checks
+
+    def _position_checks(self, budget: Budget) -> list[Check]:
+        """--min-agreement on every per-position class output (a CTC recogniser's characters,
+        a token classifier's tags): what users see, where a cosine of 0.945 says neither how
+        bad nor where. Not for classifiers, whose top-1 agreement is the same limit."""
+        if budget.min_top1_agreement <= 0 or self.task is Task.CLASSIFICATION:
+            return []
+        return [Check(name=f"per-position argmax agreement of {name}", value=agree / total,
+                      limit=budget.min_top1_agreement,
+                      passed=agree / total >= budget.min_top1_agreement,
+                      why=f"{total} positions: the class FP32 picks at each, kept or not")
+                for name, (agree, total) in self.positions.items() if total]
 
     def _budgeted(self, part: PartScore) -> bool:
         return self.task is Task.OUTPUTS or part.output == self.output
@@ -188,6 +210,17 @@ class TaskScorer:
             checks=(Check(name="perplexity increase %", value=rise,
                           limit=budget.max_perplexity_increase_pct,
                           passed=rise <= budget.max_perplexity_increase_pct),))
+
+
+def classes_per_position(name: str, fp32: np.ndarray) -> bool:
+    """True for an output that holds a class distribution per position on its last axis:
+    rank 3 or more, at least 2 classes, and softmax values (non-negative, summing to 1) or a
+    name that says logits/probabilities. Hidden states and embeddings are neither."""
+    if fp32.ndim < 3 or fp32.shape[-1] < 2 or not np.issubdtype(fp32.dtype, np.floating):
+        return False
+    if any(word in name.lower() for word in ("logit", "prob")):
+        return True
+    return bool(fp32.min() >= 0 and np.allclose(fp32.sum(-1), 1.0, atol=1e-3))
 
 
 def _image_size(feeds: dict[str, np.ndarray]) -> tuple[int, int] | None:
