@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from frugalml._records import digest
 from frugalml.calibration.split import Split, hashed_split
+from frugalml.core.records import digest
 from frugalml.errors import CalibrationError
 
 PARTS = ("calibration", "evaluation")

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frugalml._records import write_json_atomic
 from frugalml.calibration.dataset import CalibrationSet, Source, make_set
+from frugalml.core.records import write_json_atomic
 from frugalml.errors import CalibrationError
 
 DESCRIPTOR_NAME = "calibration.json"

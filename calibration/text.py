@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._records import digest, file_sha256, tree_digest
 from frugalml.calibration.reviews import LabelledText, read_reviews
 from frugalml.calibration.split import hashed_split
+from frugalml.core.records import digest, file_sha256, tree_digest
 from frugalml.errors import CalibrationError, require
 
 PARTS = ("calibration", "evaluation")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._atomic import staged
+from frugalml.core.atomic import staged
 from frugalml.errors import ExportError
 from frugalml.export.exporters import DEFAULT_OPSET, GraphSpec
 from frugalml.export.records import ExportedModel

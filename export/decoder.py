@@ -205,7 +205,7 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     Raises:
         ExportError: the model cannot be exported, or the graph disagrees with torch.
     """
-    from frugalml._records import tree_digest, write_json_atomic
+    from frugalml.core.records import tree_digest, write_json_atomic
     from frugalml.export.gguf import gguf_source
     from frugalml.export.huggingface import load_model, load_tokenizer
 

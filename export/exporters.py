@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from frugalml._interrupt import reraise_if_interrupted
+from frugalml.core.interrupt import reraise_if_interrupted
 from frugalml.errors import ExportError
 from frugalml.export.diagnose import ExporterFailure, diagnose
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from frugalml._atomic import staged
-from frugalml._records import file_sha256, write_json_atomic
+from frugalml.core.atomic import staged
+from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import ExportError, require
 
 _MAGIC = b"GGUF"

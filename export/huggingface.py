@@ -17,17 +17,23 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._records import tree_digest
+from frugalml.core.records import tree_digest
 from frugalml.errors import ExportError, require
 from frugalml.export.exporters import DEFAULT_OPSET, Exporter, GraphSpec, quiet_exporter
 from frugalml.export.records import ExportedModel
+from frugalml.export.samples import (
+    INPUT_NAMES,
+    SAMPLE_TEXTS,
+    image_feeds,
+    text_feeds,
+    tokenize,
+)
 from frugalml.export.torch_module import Feeds, export_module
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
 
 # text-generation-with-past: a decoder with its KV cache, for generation (export.decoder)
 WITH_PAST = "text-generation-with-past"
 TASKS = ("feature-extraction", "image-classification", "text-generation", WITH_PAST)
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("last_hidden_state", "sentence_embedding")
 OPSET = DEFAULT_OPSET
 _TEXT_AXES = {0: "batch", 1: "sequence"}
@@ -149,14 +155,6 @@ def _task(task: str) -> str:
     return task
 
 
-def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int,
-             names: Sequence[str] = INPUT_NAMES) -> dict[str, np.ndarray]:
-    """Tokenize to int64 arrays padded to the longest text (at most ``max_length`` tokens)."""
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                    return_tensors="np")
-    return {name: np.asarray(enc[name], dtype=np.int64) for name in names if name in enc}
-
-
 def _wrap(model: Any, task: str, input_names: tuple[str, ...]) -> tuple[Any, GraphSpec]:
     """A module with positional tensor inputs and tuple outputs, and its graph spec.
 
@@ -253,8 +251,6 @@ def huggingface_feeds(model_dir: Path, task: str, texts: Sequence[str] | None = 
                       images: Sequence[Any] | None = None, max_length: int = 128
                       ) -> list[dict[str, np.ndarray]]:
     """Real validation batches prepared by the model's own tokenizer or image processor."""
-    from frugalml.export.samples import SAMPLE_TEXTS, image_feeds, text_feeds
-
     if _task(task) == "image-classification":
         return image_feeds(model_dir, images)
     tokenizer = load_tokenizer(model_dir)

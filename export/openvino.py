@@ -130,7 +130,7 @@ def import_ir(path: Path, out_dir: Path, *, validation: Sequence[Feeds] = (),
     require("openvino", extra="openvino")
     import openvino as ov
 
-    from frugalml._records import digest, file_sha256
+    from frugalml.core.records import digest, file_sha256
 
     started = time.perf_counter()
     xml = check_ir_pair(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frugalml._records import file_sha256
+from frugalml.core.records import file_sha256
 from frugalml.errors import ExportError
 from frugalml.export.onnx_file import load_checked, opset_of, save_onnx
 from frugalml.export.records import ExportedModel, items_in

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._records import check_schema, digest, to_jsonable
+from frugalml.core.records import check_schema, digest, to_jsonable
 
 SCHEMA_VERSION = 2
 

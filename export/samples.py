@@ -27,11 +27,21 @@ SAMPLE_TEXTS = (
 )
 
 
+# The inputs a BERT-style encoder takes, in the order its exports name them.
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int,
+             names: Sequence[str] = INPUT_NAMES) -> dict[str, np.ndarray]:
+    """Tokenize to int64 arrays padded to the longest text (at most ``max_length`` tokens)."""
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                    return_tensors="np")
+    return {name: np.asarray(enc[name], dtype=np.int64) for name in names if name in enc}
+
+
 def text_feeds(tokenizer: Any, texts: Sequence[str], input_names: Sequence[str],
                max_length: int) -> list[dict[str, np.ndarray]]:
     """Batches that exercise the dynamic axes: all texts padded together, then each alone."""
-    from frugalml.export.huggingface import tokenize
-
     if not texts:
         raise ExportError("Export validation needs at least one real text; none were given.")
     batches = [tokenize(tokenizer, texts, max_length, input_names)]

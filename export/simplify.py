@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._interrupt import reraise_if_interrupted
+from frugalml.core.interrupt import reraise_if_interrupted
 from frugalml.export.validate import Tolerance, compare_outputs
 
 Feeds = Mapping[str, np.ndarray]

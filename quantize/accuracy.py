@@ -25,34 +25,21 @@ _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
           Task.OBJECT_DETECTION: 1, Task.OUTPUTS: 16}  # detectors: NMS outputs are per image
 
 
-def model_backend(path: Path) -> str:
-    """The runtime backend that runs a model file."""
-    return "openvino" if Path(path).suffix == ".xml" else "onnxruntime"
-
-
 def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None) -> Any:
     """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``."""
-    from frugalml.runtime.backends import get_backend
+    from frugalml.runtime.backends import backend_for, get_backend
 
-    session = get_backend(model_backend(path)).open(Path(path), threads=threads, hints=hints)
+    session = get_backend(backend_for(path)).open(Path(path), threads=threads, hints=hints)
     layout = Path(path).parent / "decoder.json"
     return _Prefill(session, layout) if layout.is_file() else session
-
-
-def decoder_layout(path: Path) -> Any:
-    """The KV-cache layout written beside a decoder's model file, else None."""
-    import json
-
-    from frugalml.runtime.generate import DecoderLayout
-
-    layout = Path(path).parent / "decoder.json"
-    return DecoderLayout.from_dict(json.loads(layout.read_text())) if layout.is_file() else None
 
 
 def filled_by_prefill(path: Path) -> frozenset[str]:
     """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
     empty for every other model."""
-    layout = decoder_layout(path)
+    from frugalml.runtime.generate import layout_beside
+
+    layout = layout_beside(path)
     return frozenset() if layout is None else frozenset({"position_ids", *layout.past_inputs})
 
 
@@ -230,5 +217,5 @@ def size_check(reference_bytes: int, candidate_bytes: int, budget: Budget) -> Ch
                  passed=ratio <= budget.max_size_ratio)
 
 
-__all__ = ["AccuracyReport", "Check", "Task", "measure", "model_backend", "open_model",
+__all__ = ["AccuracyReport", "Check", "Task", "measure", "open_model",
            "size_check", "task_named"]

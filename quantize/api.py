@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._progress import Steps
-from frugalml._records import file_sha256, write_json_atomic
+from frugalml.core.progress import Steps
+from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._protocol import CalibrationData
@@ -97,7 +97,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         CalibrationError: the data does not fit the model.
         TargetError: unknown target.
     """
-    from frugalml._atomic import staged
+    from frugalml.core.atomic import staged
     from frugalml.targets import detect, get_target
 
     steps = steps or Steps(quiet=True)
@@ -107,11 +107,8 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     target = detect() if target == "auto" else (
         get_target(target) if isinstance(target, str) else target)
     fmt = output_format or ("openvino" if source.suffix == ".xml" else "onnx")
-    if fmt not in getattr(quantizer, "formats", ("onnx",)):
-        raise QuantizationError(f"The {backend} backend cannot write {fmt}; it writes "
-                                f"{', '.join(quantizer.formats)}.")
+    _check_output(quantizer, recipe, target, fmt)
     _check_fits(source, data, task)
-    _check_precision(recipe, target, fmt)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         _carry_sidecars(source, stage)  # scoring drives a decoder by its layout
@@ -249,16 +246,19 @@ def _with_float_nodes(recipe: Recipe, safety: RangeSafety | None) -> Recipe:
     return dataclasses.replace(recipe, range_safety_nodes=safety.nodes)
 
 
-def _check_precision(recipe: Recipe, target: Any, fmt: str) -> None:
-    """Refuse a float precision the target does not compute natively, or one this host cannot
-    score: OpenVINO ignores or emulates a bf16 hint on a CPU without bf16 arithmetic, so its
-    scores would be FP32's, silently.
+def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None:
+    """Refuse a format the backend cannot write, a float precision the target does not
+    compute natively, or one this host cannot score: OpenVINO ignores or emulates a bf16 hint
+    on a CPU without bf16 arithmetic, so its scores would be FP32's, silently.
 
     Raises:
         QuantizationError: naming what is missing and what to do.
     """
     from frugalml.runtime.host import describe_capabilities, read_host
 
+    if fmt not in getattr(quantizer, "formats", ("onnx",)):
+        raise QuantizationError(f"The {quantizer.name} backend cannot write {fmt}; it writes "
+                                f"{', '.join(quantizer.formats)}.")
     if recipe.precision is not Precision.BF16:
         return
     if fmt != "openvino":

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._progress import Steps
-from frugalml._records import write_json_atomic
+from frugalml.core.progress import Steps
+from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.quantize._dequantize import dequantize_layers
 from frugalml.quantize._graph import LINEAR_OPS, summarize
@@ -257,7 +257,7 @@ def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: Calibratio
            recipe: Recipe, size_limit: float, seconds: float) -> Diagnosis:
     import shutil
 
-    from frugalml._atomic import staged
+    from frugalml.core.atomic import staged
     from frugalml.quantize.api import RECORD_NAME
 
     feeds = next(data.batches("evaluation", batch_size=1))[0]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._records import write_json_atomic
+from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Recipe

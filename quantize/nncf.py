@@ -60,10 +60,9 @@ def _dataset(data: CalibrationData, recipe: Recipe, fill: Any = None) -> Any:
 
 def _prefill(source: Path) -> Any:
     """How a KV-cache decoder's calibration items are completed (None for other models)."""
-    from frugalml.quantize.accuracy import decoder_layout
-    from frugalml.runtime.generate import prefill_feeds
+    from frugalml.runtime.generate import layout_beside, prefill_feeds
 
-    layout = decoder_layout(source)
+    layout = layout_beside(source)
     if layout is None:
         return None
     return lambda feeds: prefill_feeds(layout, feeds["input_ids"], feeds.get("attention_mask"))

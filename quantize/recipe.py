@@ -6,7 +6,7 @@ import dataclasses
 from enum import StrEnum
 from typing import Any
 
-from frugalml._records import check_schema, digest, to_jsonable
+from frugalml.core.records import check_schema, digest, to_jsonable
 from frugalml.errors import QuantizationError
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from frugalml._records import check_schema, digest, to_jsonable
+from frugalml.core.records import check_schema, digest, to_jsonable
 
 _LAYER_FIELDS = ("int8_activation_layers", "weight_only_layers", "int4_weight_layers",
                  "float_layers")

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from frugalml._records import file_sha256
+from frugalml.core.records import file_sha256
 from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.host import Host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest

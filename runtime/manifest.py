@@ -7,7 +7,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from frugalml._records import check_schema
+from frugalml.core.records import check_schema
 from frugalml.runtime.capabilities import FP32, PRECISION_OF_HINT
 
 MANIFEST_NAME = "manifest.json"

@@ -23,8 +23,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from frugalml._atomic import staged
-from frugalml._progress import Steps
+from frugalml.core.atomic import staged
+from frugalml.core.progress import Steps
 from frugalml.errors import TargetError
 from frugalml.export.gguf import default_cache_root
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._records import file_sha256, write_json_atomic
+from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
 from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
 from frugalml.runtime.host import library_versions, read_host

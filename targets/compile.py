@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._atomic import staged
-from frugalml._progress import Steps
+from frugalml.core.atomic import staged
+from frugalml.core.progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
 from frugalml.runtime.host import Host, read_host
 from frugalml.runtime.speed import Plan as SpeedPlan

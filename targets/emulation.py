@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from frugalml._progress import Steps
+from frugalml.core.progress import Steps
 from frugalml.errors import BundleError, TargetError
 from frugalml.targets.arm64_root import EMULATED_CPUS, PYTHON, QEMU, arm64_root, cpu_view
 from frugalml.targets.profiles import Target
@@ -111,14 +111,15 @@ def _result(done: subprocess.CompletedProcess[str], cpu: str, backend: str) -> d
 
 
 def _runtime_sources(dest: Path) -> Path:
-    """A copy of frugalml's runtime (and the two standard-library modules it imports) as a
-    source tree the emulated python can import; nothing else of frugalml goes in."""
+    """A copy of frugalml's runtime (and the standard-library modules it imports: errors and
+    the kernel's records) as a source tree the emulated python can import; nothing else of
+    frugalml goes in."""
     import frugalml
     import frugalml.runtime
 
     package = dest / "frugalml"
-    package.mkdir(parents=True)
-    for name in ("__init__.py", "errors.py", "_records.py"):
+    (package / "core").mkdir(parents=True)
+    for name in ("__init__.py", "errors.py", "core/__init__.py", "core/records.py"):
         shutil.copy2(Path(frugalml.__file__).parent / name, package / name)
     shutil.copytree(Path(frugalml.runtime.__file__).parent, package / "runtime",
                     ignore=shutil.ignore_patterns("__pycache__", "*.toml"))

@@ -28,11 +28,10 @@ def bundle_samples(model: Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np
     Raises:
         InputError: a decoder's first window has fewer than 2 unmasked tokens.
     """
-    from frugalml.quantize.accuracy import decoder_layout, model_backend
-    from frugalml.runtime.backends import get_backend
-    from frugalml.runtime.generate import continued_feeds
+    from frugalml.runtime.backends import backend_for, get_backend
+    from frugalml.runtime.generate import continued_feeds, layout_beside
 
-    layout = decoder_layout(Path(model))
+    layout = layout_beside(Path(model))
     if layout is None or set(layout.past_inputs) <= set(feeds):
         return dict(feeds)
     ids = np.asarray(feeds["input_ids"])[0]
@@ -41,7 +40,7 @@ def bundle_samples(model: Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np
     if len(tokens) < 2:
         raise InputError(f"The first evaluation window has {len(tokens)} unmasked token(s); "
                          "a decoder's samples need at least 2. Give longer text.")
-    session = get_backend(model_backend(Path(model))).open(Path(model), threads=1)
+    session = get_backend(backend_for(Path(model))).open(Path(model), threads=1)
     try:
         return continued_feeds(session.run, layout, tokens[None], len(tokens) * 3 // 4)
     finally:

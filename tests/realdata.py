@@ -64,7 +64,7 @@ def mnist_batch(count: int) -> tuple[np.ndarray, np.ndarray]:
 def build_mnist_bundle(root: Path) -> Path:
     """The MNIST CNN exported, validated and bundled (FP32, x86-avx2) with 16 real digits as
     samples, in ``root/bundle``."""
-    from frugalml._atomic import staged
+    from frugalml.core.atomic import staged
     from frugalml.export import GraphSpec, export
     from frugalml.targets.bundle import assemble
     from frugalml.targets.profiles import get_target

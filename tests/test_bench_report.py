@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from frugalml.cli import main
-from frugalml.report.bench import build_bench_report, render_bench_markdown, write_bench_report
+from frugalml.report.bench import build_bench_report, render_bench_markdown
+from frugalml.report.bench_files import write_bench_report
 from frugalml.report.compare import compare_runs
 from frugalml.report.runs import Run, load_runs
 from frugalml.runtime.profile import Plan, profile_bundle

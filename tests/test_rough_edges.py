@@ -131,7 +131,7 @@ def test_compiled_bundles_are_named_after_their_own_models_and_reported_whole(
 
 
 def test_progress_lines_stay_whole_in_a_log() -> None:
-    code = ("from frugalml._progress import Steps\n"
+    code = ("from frugalml.core.progress import Steps\n"
             "Steps().note('range safety: ' + 'node_x ' * 30 + 'kept in float')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

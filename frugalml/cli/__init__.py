@@ -36,7 +36,7 @@ def _read_npz(path: Path, what: str) -> dict[str, Any]:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from frugalml._progress import Steps
+    from frugalml.core.progress import Steps
     from frugalml.export import export
 
     validation = [_read_npz(args.inputs, "validation inputs")] if args.inputs else []
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     FrugalError and OSError (a path, permission or full disk) exit 2; Ctrl-C exits 130 after
     the interrupted step has removed its partial output (see ``_atomic.staged``).
     """
-    from frugalml._interrupt import install
+    from frugalml.core.interrupt import install
 
     args = _parser().parse_args(argv)
     install()
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """`frugal` and ``python -m frugalml.cli``: :func:`main`, exit 130 on Ctrl-C (_interrupt)."""
-    from frugalml._interrupt import exit_process
+    from frugalml.core.interrupt import exit_process
 
     exit_process(main())
 

@@ -11,7 +11,8 @@ from frugalml.errors import FrugalError
 
 def cmd_report(args: argparse.Namespace) -> None:
     from frugalml.cli import _print
-    from frugalml.report.bench import FORMATS, build_bench_report, write_bench_report
+    from frugalml.report.bench import build_bench_report
+    from frugalml.report.bench_files import FORMATS, write_bench_report
     from frugalml.report.runs import load_runs
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]

@@ -57,8 +57,8 @@ def _check_lines(accuracy: dict[str, Any]) -> list[str]:
 
 def cmd_quantize(args: argparse.Namespace) -> None:
     """Quantize one model and print its scores against FP32."""
-    from frugalml._progress import Steps
     from frugalml.cli import _print
+    from frugalml.core.progress import Steps
     from frugalml.quantize.api import quantize
 
     record = quantize(args.model, _data(args.data), args.out, recipe=_recipe(args),
@@ -79,8 +79,8 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
     """Rank layers by sensitivity and keep the fewest in float that meet the budget."""
-    from frugalml._progress import Steps
     from frugalml.cli import _print
+    from frugalml.core.progress import Steps
     from frugalml.quantize.diagnose import diagnose
 
     result = diagnose(args.model, _data(args.data), args.out, recipe=_recipe(args),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 def cmd_compile(args: argparse.Namespace) -> None:
     """Build the target's bundle(s), verify them here, gate speed where native."""
-    from frugalml._progress import Steps
     from frugalml.cli import _print
     from frugalml.cli.quantize import _data
+    from frugalml.core.progress import Steps
     from frugalml.targets.compile import COMPILE_RECORD, compile_model
 
     data = _data(args.data)
@@ -60,7 +60,7 @@ def _verify_elsewhere(bundle: Path, digest: str | None, backend: str | None,
     """Integrity first, then the target's other ways of being checked here."""
     import dataclasses
 
-    from frugalml._progress import Steps
+    from frugalml.core.progress import Steps
     from frugalml.errors import TargetError
     from frugalml.runtime.bundle import read_manifest, verify_files
     from frugalml.targets.compile import verify_here

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from frugalml._progress import Steps
+from frugalml.core.progress import Steps
 from frugalml.deploy import outcome
 from frugalml.deploy.candidates import (
     DECODER,
@@ -255,8 +255,8 @@ def near_miss(check: dict[str, Any]) -> bool:
 def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = False
               ) -> tuple[Any, bool]:
     """The candidate's quantized model, from the cache when the same inputs built it."""
-    from frugalml._cache import cached_stage
-    from frugalml._records import digest
+    from frugalml.core.cache import cached_stage
+    from frugalml.core.records import digest
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
     from frugalml.quantize import QuantizedModel
@@ -332,7 +332,7 @@ def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,
 
 def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:
     """deploy.json, report.md and report.html; the --require-quantized refusal."""
-    from frugalml._records import write_json_atomic
+    from frugalml.core.records import write_json_atomic
     from frugalml.report.deploy_html import write_html
     from frugalml.report.deploy_md import write_markdown
     from frugalml.runtime.host import read_host

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._cache import cached_stage
-from frugalml._records import digest, file_sha256, tree_digest
+from frugalml.core.cache import cached_stage
+from frugalml.core.records import digest, file_sha256, tree_digest
 
 
 def source_digest(model: Any) -> str | None:

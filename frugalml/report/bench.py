@@ -9,15 +9,12 @@ profiles (time to first token, tokens/s, per-token percentiles, memory, KV cache
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from frugalml._records import write_json_atomic, write_text_atomic
 from frugalml.report.compare import compare_runs
 from frugalml.report.runs import Run
 
 SCHEMA_VERSION = 1
-FORMATS = ("json", "md", "html")
 
 
 def build_bench_report(runs: Sequence[Run], *, speed: dict[str, Any] | None = None
@@ -192,22 +189,3 @@ def decode_lines(decoding: list[dict[str, Any]], title: str = "## Decoding") -> 
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def write_bench_report(report: dict[str, Any], out_dir: Path,
-                       formats: Sequence[str] = FORMATS) -> dict[str, Path]:
-    """Write the chosen formats into ``out_dir``; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    if "json" in formats:
-        write_json_atomic(out_dir / "report.json", report)
-        written["json"] = out_dir / "report.json"
-    if "md" in formats:
-        write_text_atomic(out_dir / "report.md", render_bench_markdown(report))
-        written["md"] = out_dir / "report.md"
-    if "html" in formats:
-        from frugalml.report.bench_html import render_bench_html
-
-        write_text_atomic(out_dir / "report.html", render_bench_html(report))
-        written["html"] = out_dir / "report.html"
-    return written

@@ -115,7 +115,7 @@ family {host.get('family')}, model {host.get('model')}, stepping {host.get('step
 
 def write_html(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write report.html atomically; return its path."""
-    from frugalml._records import write_text_atomic
+    from frugalml.core.records import write_text_atomic
 
     path = Path(out_dir) / "report.html"
     write_text_atomic(path, render_html(record))

@@ -94,7 +94,7 @@ def render_markdown(record: dict[str, Any]) -> str:
 
 def write_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write report.md atomically; return its path."""
-    from frugalml._records import write_text_atomic
+    from frugalml.core.records import write_text_atomic
 
     path = Path(out_dir) / "report.md"
     write_text_atomic(path, render_markdown(record))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml import __version__
-from frugalml._records import digest, file_sha256, tree_digest, write_json_atomic
+from frugalml.core.records import digest, file_sha256, tree_digest, write_json_atomic
 from frugalml.sweep.spec import Cell, SweepSpec
 
 MEASURED = "measured"

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalml.report.bench import build_bench_report, mark_pareto, write_bench_report
+from frugalml.report.bench import build_bench_report, mark_pareto
+from frugalml.report.bench_files import write_bench_report
 from frugalml.report.compare import compare_pair
 from frugalml.report.runs import Run
 from frugalml.sweep.plan import MEASURED
@@ -118,7 +119,7 @@ def _front(row: dict[str, Any]) -> str:
 def write_reports(records: Sequence[dict[str, Any]], out: Path, title: str
                   ) -> dict[str, Path]:
     """``sweep.md`` and, when any cell was measured, ``report/`` (the benchmark report)."""
-    from frugalml._records import write_text_atomic
+    from frugalml.core.records import write_text_atomic
 
     rows = table_rows(records)
     written = {"table": out / "sweep.md"}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from frugalml._records import write_json_atomic
+from frugalml.core.records import write_json_atomic
 from frugalml.sweep.plan import CellStore, plan_cells
 from frugalml.sweep.report import table_rows, write_reports
 from frugalml.sweep.spec import load_spec

@@ -63,7 +63,7 @@ def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str
     """Bundle the quantized model for ``target`` and ``backend`` as deploy does
     (``targets.compile.build_bundle``), verified here however this host can run it
     (natively, under emulation, desktop check, or "not verified here")."""
-    from frugalml._records import write_json_atomic
+    from frugalml.core.records import write_json_atomic
     from frugalml.runtime import manifest_digest
     from frugalml.targets import get_target
     from frugalml.targets.compile import build_bundle

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from frugalml._atomic import staged
-from frugalml._records import file_sha256
+from frugalml.core.atomic import staged
+from frugalml.core.records import file_sha256
 from frugalml.targets.bundle import assemble
 from frugalml.targets.profiles import QuantFormat, Target
 from tests.helpers import tiny_onnx

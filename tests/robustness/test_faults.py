@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from frugalml import runtime
-from frugalml._atomic import recover, staged
-from frugalml._cache import cached_stage
 from frugalml.calibration import rotten_tomatoes_file
+from frugalml.core.atomic import recover, staged
+from frugalml.core.cache import cached_stage
 from frugalml.demo import default_model_dir
 from frugalml.deploy import DeployResult
 from tests.conftest import SMALL_FLAGS

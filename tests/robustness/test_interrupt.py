@@ -1,5 +1,5 @@
 """Ctrl-C exits 130 even when it lands inside ``exec`` of a string (CPython 3.11 then kills a
-``python -m`` process with SIGINT after a clean ``return 130``; see frugalml._interrupt)."""
+``python -m`` process with SIGINT after a clean ``return 130``; see frugalml.core.interrupt)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 _MODULE = '''
 import sys
-from frugalml._interrupt import exit_process, install
+from frugalml.core.interrupt import exit_process, install
 
 def main():
     install()
@@ -53,7 +53,7 @@ def test_exit_process_keeps_130_after_a_ctrl_c_inside_exec(tmp_path: Path) -> No
 
 
 def test_exit_process_runs_atexit_handlers_and_flushes(tmp_path: Path) -> None:
-    code = ("import atexit, sys\nfrom frugalml._interrupt import exit_process\n"
+    code = ("import atexit, sys\nfrom frugalml.core.interrupt import exit_process\n"
             "atexit.register(lambda: print('cleaned up'))\nsys.stdout.write('unflushed ')\n"
             "exit_process(130)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -62,7 +62,7 @@ def test_exit_process_runs_atexit_handlers_and_flushes(tmp_path: Path) -> None:
 
 
 def test_exit_process_takes_the_normal_path_for_other_codes() -> None:
-    from frugalml._interrupt import exit_process
+    from frugalml.core.interrupt import exit_process
 
     with pytest.raises(SystemExit) as e:
         exit_process(2)

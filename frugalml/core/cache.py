@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from frugalml._atomic import recover, staged
-from frugalml._records import tree_digest
+from frugalml.core.atomic import recover, staged
+from frugalml.core.records import tree_digest
 from frugalml.errors import FrugalError
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from frugalml._interrupt import reraise_if_interrupted
+from frugalml.core.interrupt import reraise_if_interrupted
 
 T = TypeVar("T")
 
