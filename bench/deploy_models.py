@@ -4,7 +4,7 @@ SmolLM2-135M (tiny-shakespeare windows). Prints each candidates table and the sh
 with the host's family/model, and writes them as Markdown (for the README).
 
 Usage: python bench/deploy_models.py [--out bench-deploy] [--models effnet,minilm,smollm2]
-       [--candidates all] [--threads 1]
+       [--candidates all] [--threads 1] [--batch 8] [--sequence-length 128]
 """
 
 from __future__ import annotations
@@ -49,15 +49,20 @@ def main() -> None:
     import dataclasses
 
     from frugalml.deploy import DeployOptions, deploy
-    from frugalml.report.deploy_md import COLUMNS, cells, decision_line
+    from frugalml.report.deploy_md import COLUMNS, cells, decision_line, workload_text
     from frugalml.runtime.host import describe_host, read_host
+    from frugalml.runtime.workload import Workload
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("bench-deploy"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--candidates", default="all")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1, help="the workload candidates are "
+                        "timed at (decoders: their decode steps, whatever the workload)")
+    parser.add_argument("--sequence-length", type=int)
     args = parser.parse_args()
+    workload = Workload(batch=args.batch, sequence_length=args.sequence_length)
     host = read_host()
     lines = [f"Host: {describe_host(host.to_dict())} (vendor {host.vendor}, family "
              f"{host.family}, model {host.model}, stepping {host.stepping}, "
@@ -65,7 +70,8 @@ def main() -> None:
     for key in args.models.split(","):
         model, data, extra = MODELS[key](args.out)
         options = dataclasses.replace(DeployOptions(candidates=args.candidates,
-                                                    threads=args.threads), **extra)
+                                                    threads=args.threads, workload=workload),
+                                      **extra)
         result = deploy(model, data, args.out / key, options)
         for target, r in result.record["targets"].items():
             lines += [f"### {extra['name']} on {target}", "", decision_line(target, r), "",
@@ -74,7 +80,8 @@ def main() -> None:
             lines += ["| " + " | ".join(x.replace("|", "/") for x in cells(c)) + " |"
                       for c in r["candidates"]]
             lines += ["", f"({result.record['seconds']} s; task {result.record['task']}, "
-                      f"metric {result.record['metric']})", ""]
+                      f"metric {result.record['metric']}; timed at {workload_text(result.record)})",
+                      ""]
         print("\n".join(lines[-(len(r["candidates"]) + 8):]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "deploy_models.md").write_text("\n".join(lines))
