@@ -60,6 +60,8 @@ class Diagnosis:
     size_within_budget: bool
     latency_ms: dict[str, float]
     seconds: float
+    # Why the search stopped before bisection finished ("" when it finished).
+    stopped_early: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -154,16 +156,17 @@ def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> flo
 
 def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recipe | str = "int8",
              backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
-             probe_items: int = 64, task: str | None = None, steps: Steps | None = None
-             ) -> Diagnosis:
+             probe_items: int = 64, task: str | None = None, steps: Steps | None = None,
+             deadline: float | None = None) -> Diagnosis:
     """Find the culprit layers, keep the fewest in float that meet the budget, write ``out_dir``.
 
     ``out_dir`` gets the fixed model and ``quantize.json`` (as `frugal quantize` writes them)
-    plus ``diagnosis.json``.
+    plus ``diagnosis.json``. At ``deadline`` (``time.monotonic()``) the search stops: the
+    fewest-float passing point found so far is kept, and the diagnosis says it stopped early.
 
     Raises:
         QuantizationError: the recipe is not INT8, or the budget is not met even with every
-            ranked layer in float.
+            ranked layer in float (or by any point tried before the deadline).
     """
     from frugalml.quantize.api import model_file, quantize
 
@@ -191,14 +194,14 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
         full = attempt((), Path(tmp) / "full")
         tries = [_try((), full)]
         ranking: tuple[Sensitivity, ...] = ()
-        chosen = full
+        chosen, stopped = full, ""
         if not full.accuracy["within_budget"]:
             ranking = rank_layers(full.path, source, data, items=probe_items, task=task,
                                   steps=steps)
-            chosen, tries = _search(ranking, lambda k: attempt(
-                tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries)
+            chosen, stopped = _search(ranking, lambda k: attempt(
+                tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries, deadline)
         return _write(out_dir, chosen, full, source, data, ranking, tries, backend, recipe,
-                      size_limit, time.perf_counter() - start)
+                      size_limit, time.perf_counter() - start, stopped)
 
 
 def _try(ignored: tuple[str, ...], record: Any) -> dict[str, Any]:
@@ -206,20 +209,42 @@ def _try(ignored: tuple[str, ...], record: Any) -> dict[str, Any]:
             "checks": record.accuracy["checks"]}
 
 
+class _OutOfTime(Exception):
+    """The search's deadline passed before the next point."""
+
+
 def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
-            tries: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
-    """Smallest k such that the top-k layers in float meet the budget: doubling, then bisection.
+            tries: list[dict[str, Any]], deadline: float | None = None) -> tuple[Any, str]:
+    """Smallest k such that the top-k layers in float meet the budget: doubling, then bisection
+    (each point tried is appended to ``tries``). Returns the record and why the search
+    stopped early ("" when it did not).
 
     Raises:
-        QuantizationError: even every ranked layer in float misses the budget.
+        QuantizationError: even every ranked layer in float misses the budget, or the deadline
+            passed before any point met it.
     """
     records: dict[int, Any] = {}
 
     def passes(k: int) -> bool:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime
         records[k] = attempt(k)
         tries.append(_try(tuple(s.node for s in ranking[:k]), records[k]))
         return bool(records[k].accuracy["within_budget"])
 
+    try:
+        return _bisect(ranking, passes, records), ""
+    except _OutOfTime:
+        passing = sorted(k for k, r in records.items() if r.accuracy["within_budget"])
+        why = f"the time budget ran out after {len(records)} points of the search"
+        if not passing:
+            raise QuantizationError(f"{why}, before any met the budget. Give a larger "
+                                    "--time-budget, or loosen the budget.") from None
+        return records[passing[0]], f"{why}; kept the fewest-float point that met the budget"
+
+
+def _bisect(ranking: tuple[Sensitivity, ...], passes: Callable[[int], bool],
+            records: dict[int, Any]) -> Any:
     low, k = 0, 1
     while not passes(min(k, len(ranking))):
         if k >= len(ranking):
@@ -237,7 +262,7 @@ def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
             high = mid
         else:
             low = mid
-    return records[high], tries
+    return records[high]
 
 
 def _with_size_budget(record: Any, size_limit: float) -> Any:
@@ -254,7 +279,7 @@ def _with_size_budget(record: Any, size_limit: float) -> Any:
 
 def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
            ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
-           recipe: Recipe, size_limit: float, seconds: float) -> Diagnosis:
+           recipe: Recipe, size_limit: float, seconds: float, stopped: str = "") -> Diagnosis:
     import shutil
 
     from frugalml.core.atomic import staged
@@ -272,7 +297,7 @@ def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: Calibratio
         size_within_budget=chosen.size_bytes <= size_limit * source.stat().st_size,
         latency_ms={"fp32": _latency_ms(source, feeds), "all_int8": _latency_ms(full.path, feeds),
                     "fixed": _latency_ms(chosen.path, feeds)},
-        seconds=round(seconds, 1))
+        seconds=round(seconds, 1), stopped_early=stopped)
     with staged(out_dir, error=QuantizationError) as stage:
         for item in chosen.path.parent.iterdir():
             shutil.copy2(item, stage / item.name)

@@ -3,7 +3,7 @@ budget per target (or FP32 and why), as verified bundles, deploy.json and a repo
 
 Stages: read the data (split, fingerprinted) -> export (checked against the source) -> infer
 the task and the model's family -> per target: build and score each candidate against FP32
-(cached by content), repair one that misses by diagnose, bundle and verify the in-budget
+(cached by content), search mixed precision for one that misses, bundle and verify the in-budget
 ones, time them against FP32 by the speed protocol where the target runs here -> select ->
 report. `frugal deploy`, `frugal demo` and the sweep's stage calls all come through here.
 """
@@ -28,6 +28,7 @@ from frugalml.deploy.candidates import (
     parse_choice,
 )
 from frugalml.deploy.plan import DeployOptions
+from frugalml.deploy.search import curve, searchable
 from frugalml.errors import FrugalError, QuantizationError
 
 SCHEMA_VERSION = 1
@@ -211,7 +212,7 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
 
 
 def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
-    """Build and score one candidate (one repair by diagnose if it misses by accuracy)."""
+    """Build and score one candidate (the mixed-precision search if it misses by accuracy)."""
     if run.time_left() <= 0:
         run.steps.note(f"  {spec.name}: skipped, the time budget "
                        f"({run.options.time_budget_s:.0f} s) ran out")
@@ -219,11 +220,12 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
     try:
         record, hit = _quantize(run, spec, target)
         entry = outcome.scored(spec, record, hit)
-        if not entry["accuracy"]["budget_met"] and _repairable(spec, entry, run):
-            record, hit = _quantize(run, spec, target, repair=True)
+        if not entry["accuracy"]["budget_met"] and searchable(spec, entry, run.time_left()):
+            record, hit = _quantize(run, spec, target, search=True)
             entry = {**outcome.scored(spec, record, hit), "repaired": True,
                      "before_repair": entry["accuracy"],
-                     "float_nodes": list(record.recipe["ignored_nodes"])}
+                     "float_nodes": list(record.recipe["ignored_nodes"]),
+                     "search": curve(record)}
     except FrugalError as e:
         run.steps.note(f"  {spec.name} FAILED: {type(e).__name__}: {e}")
         return outcome.not_scored(spec, "failed", f"{type(e).__name__}: {e}")
@@ -231,35 +233,14 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
     return {**entry, "reference": record.accuracy}
 
 
-def _repairable(spec: CandidateSpec, entry: dict[str, Any], run: _Run) -> bool:
-    """Static INT8 that missed on accuracy only, and by a little (diagnose keeps layers in
-    float, which helps accuracy and costs size and time), with time left for the search."""
-    failed = [c for c in entry["accuracy"]["checks"] if not c["passed"]]
-    return (spec.recipe == "int8" and bool(failed) and run.time_left() > 0
-            and all(c["name"] != "size vs FP32" and near_miss(c) for c in failed))
-
-
-# A miss is "a little" when it is within this factor of the limit: a drop or rise at most
-# 2x its limit, a cosine or agreement at most 2x as far below 1 as its limit.
-REPAIR_MARGIN = 2.0
-
-
-def near_miss(check: dict[str, Any]) -> bool:
-    """True when a failed check is close enough to its limit for one diagnose repair."""
-    value, limit = check["value"], check["limit"]
-    if value > limit:  # a "most" limit (drop points, perplexity rise)
-        return limit > 0 and value <= REPAIR_MARGIN * limit
-    return limit < 1 and (1 - value) <= REPAIR_MARGIN * (1 - limit)  # a "least" limit
-
-
-def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = False
+def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = False
               ) -> tuple[Any, bool]:
-    """The candidate's quantized model, from the cache when the same inputs built it."""
-    from frugalml.core.cache import cached_stage
+    """The candidate's quantized model (with ``search``, the mixed-precision search's), from
+    the cache when the same inputs built it."""
     from frugalml.core.records import digest
+    from frugalml.deploy.search import search as mixed_precision
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
-    from frugalml.quantize import QuantizedModel
 
     recipe = spec.recipe_for(run.options.budget)
     scoring = "native" if native_here(target) else "unfused"
@@ -269,28 +250,14 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, repair: bool = Fal
     key = quantize_key(digest(source.digest, run.exported.digest), recipe.digest, spec.backend,
                        spec.output_format, target.int8_format.value, scoring,
                        run.data.fingerprint, run.options.eval_items, run.task)
-    if not repair:
-        with run.steps.step(f"{spec.name}: build ({spec.about}) and score against FP32"):
-            return quantize_cached(run.cache, key, source.path, run.data, recipe=recipe,
-                                   backend=spec.backend, target=target,
-                                   output_format=spec.output_format,
-                                   eval_items=run.options.eval_items, task=run.task,
-                                   reference=reference)
-    from frugalml.quantize.api import read_record
-    from frugalml.quantize.diagnose import diagnose
-
-    def build(tmp: Path) -> Any:
-        diagnose(run.exported.path, run.data, tmp / "quantized", recipe=recipe,
-                 backend=spec.backend, target=target, eval_items=run.options.eval_items,
-                 task=run.task, steps=run.steps)
-        return read_record(tmp / "quantized")
-
-    run.steps.note(f"  {spec.name}: one repair by diagnose (culprit layers back to float)")
-    try:
-        return cached_stage(run.cache, "quantize", "repair" + key, build,
-                            QuantizedModel.from_dict)
-    except QuantizationError as e:
-        raise QuantizationError(f"missed its budget, and diagnose found no repair: {e}") from e
+    if search:
+        return mixed_precision(run, spec, target, recipe, key)
+    with run.steps.step(f"{spec.name}: build ({spec.about}) and score against FP32"):
+        return quantize_cached(run.cache, key, source.path, run.data, recipe=recipe,
+                               backend=spec.backend, target=target,
+                               output_format=spec.output_format,
+                               eval_items=run.options.eval_items, task=run.task,
+                               reference=reference)
 
 
 def _fused(run: _Run) -> Any:

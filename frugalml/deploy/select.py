@@ -37,8 +37,8 @@ def _why_not(c: dict[str, Any]) -> str:
     if c["status"] == "skipped":
         return f"{c['name']} skipped: {c['error']}"
     if not c["accuracy"]["budget_met"]:
-        repair = (f" even after one diagnose repair kept {len(c['float_nodes'])} nodes in float"
-                  if c.get("repaired") else "")
+        repair = (f" even after the mixed-precision search kept {len(c['float_nodes'])} nodes "
+                  "in float" if c.get("repaired") else "")
         return f"{c['name']} missed its budget{repair} ({'; '.join(c['accuracy']['failures'])})"
     if c.get("bundle") is None:
         return f"{c['name']} did not build a bundle: {c.get('verified')}"

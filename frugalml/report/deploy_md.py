@@ -62,6 +62,24 @@ def decode_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                          for name, p in result.get("decode_profiles", {}).items()])
 
 
+def search_lines(candidate: dict[str, Any]) -> list[str]:
+    """The accuracy curve of a candidate's mixed-precision search: each point tried, its
+    nodes in float and its checks, the chosen one marked."""
+    search = candidate.get("search")
+    if not search:
+        return []
+    chosen = len(candidate.get("float_nodes", ()))
+    lines = ["", f"{candidate['name']} mixed-precision search ({search['ranked_nodes']} nodes "
+             f"ranked by sensitivity, {search['seconds']} s"
+             + (f"; {search['stopped_early']}" if search["stopped_early"] else "") + "):", ""]
+    for p in search["points"]:
+        checks = ", ".join(f"{n} {v:.4f}" for n, v in p["checks"].items())
+        mark = "meets the budget" if p["within_budget"] else "misses"
+        lines.append(f"- {p['float_nodes']} in float: {checks}; {mark}"
+                     + (" (chosen)" if p["float_nodes"] == chosen else ""))
+    return lines
+
+
 def workload_text(record: dict[str, Any]) -> str:
     """``batch 8 x 128 tokens`` (the workload every candidate was timed at); records written
     before workloads existed were timed at batch 1 on the data's shapes."""
@@ -84,6 +102,7 @@ def render_markdown(record: dict[str, Any]) -> str:
                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(x.replace("|", "/") for x in cells(c)) + " |"
                   for c in result["candidates"]]
+        lines += [line for c in result["candidates"] for line in search_lines(c)]
         lines += decode_lines(decode_rows(result), "### Decoding (fresh process)")
     cal = record["calibration"]
     lines += ["", f"Data: {cal['calibration_items']} calibration / {cal['evaluation_items']} "

@@ -49,8 +49,8 @@ def test_fp32_ships_when_nothing_in_budget_is_measured_faster() -> None:
     assert "int8-static 1.00x FP32" in why and "inconclusive" in why
     assert "int8-dynamic missed its budget" in why and "w4a8 failed: QuantizationError" in why
     repaired = {**_entry("int8-static", met=False), "repaired": True, "float_nodes": ["a", "b"]}
-    assert ("int8-static missed its budget even after one diagnose repair kept 2 nodes in float "
-            "(probe accuracy drop") in select_native([repaired])[1]
+    assert ("int8-static missed its budget even after the mixed-precision search kept 2 nodes "
+            "in float (probe accuracy drop") in select_native([repaired])[1]
     assert select_native([]) == ("fp32", "FP32: no quantized candidate applies to this model "
                                          "and target")
 
@@ -114,13 +114,18 @@ def test_time_budget_durations() -> None:
         parse_duration("soon")
 
 
-def test_only_a_near_miss_gets_a_diagnose_repair() -> None:
-    from frugalml.deploy.engine import near_miss
+def test_every_accuracy_miss_of_static_int8_gets_the_search_and_a_size_miss_does_not() -> None:
+    from frugalml.deploy.candidates import CANDIDATES
+    from frugalml.deploy.search import searchable
 
-    def check(value: float, limit: float) -> dict:
-        return {"name": "x", "value": value, "limit": limit, "passed": False}
+    def entry(*checks: tuple[str, float, float, bool]) -> dict:
+        return {"accuracy": {"checks": [{"name": n, "value": v, "limit": lim, "passed": ok}
+                                        for n, v, lim, ok in checks]}}
 
-    assert near_miss(check(1.8, 1.0)) and not near_miss(check(2.5, 1.0))  # drop points
-    assert near_miss(check(35.0, 20.0)) and not near_miss(check(51.3, 20.0))  # ppl rise %
-    assert near_miss(check(0.985, 0.99)) and not near_miss(check(0.97, 0.99))  # cosine
-    assert not near_miss(check(0.5, 0.0))  # a zero limit has no "little" above it
+    far = entry(("mean cosine to FP32", 0.90, 0.995, False))  # far below: searched too now
+    static, dynamic = CANDIDATES["int8-static"], CANDIDATES["int8-dynamic"]
+    assert searchable(static, far, time_left=60)
+    assert not searchable(static, far, time_left=0)  # no time left
+    assert not searchable(dynamic, far, time_left=60)  # no calibrated nodes to rank
+    size = entry(("size vs FP32", 0.4, 0.3, False), ("mean cosine to FP32", 0.9, 0.99, False))
+    assert not searchable(static, size, time_left=60)  # float nodes only add size

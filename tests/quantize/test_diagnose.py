@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from frugalml.errors import QuantizationError
 from frugalml.quantize.api import quantize
 from frugalml.quantize.diagnose import diagnose
 from frugalml.quantize.recipe import Budget, get_recipe
@@ -37,3 +40,36 @@ def test_diagnose_finds_the_layers_and_both_backends_accept_them(
     layers = {n for n in result.ignored_nodes if "MatMul" in n}  # Adds are no layers
     assert layers and layers <= set(nncf.float_layers)
     assert nncf.accuracy["within_budget"]
+
+
+
+def test_the_search_finds_the_fewest_float_nodes_and_stops_at_its_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Doubling then bisection over a ranking: with 11 nodes and a budget met from 5 float
+    nodes on, the points tried are 1, 2, 4, 8, 6, 5 (0, all INT8, is the caller's); at the
+    deadline the fewest-float passing point so far is kept, and none passing is an error."""
+    from types import SimpleNamespace
+
+    import frugalml.quantize.diagnose as module
+
+    ranking = tuple(module.Sensitivity(f"n{i}", 0.9, 0.01) for i in range(11))
+    tried: list[int] = []
+
+    def attempt(k: int) -> SimpleNamespace:
+        tried.append(k)
+        return SimpleNamespace(accuracy={"within_budget": k >= 5, "checks": []})
+
+    tries: list[dict] = []
+    chosen, stopped = module._search(ranking, attempt, tries)
+    assert chosen.accuracy["within_budget"] and stopped == ""
+    assert [t["float_layers"] for t in tries] == [1, 2, 4, 8, 6, 5]
+    assert not {t["float_layers"]: t["within_budget"] for t in tries}[4]  # one fewer fails
+    # A clock that passes the deadline once four points were tried.
+    monkeypatch.setattr(module.time, "monotonic", lambda: 10.0 if len(tried) >= 4 else 0.0)
+    tried.clear()
+    chosen, stopped = module._search(ranking, attempt, [], deadline=5.0)
+    assert tried == [1, 2, 4, 8] and chosen.accuracy["within_budget"]
+    assert "time budget ran out after 4 points" in stopped
+    tried.clear()
+    with pytest.raises(QuantizationError, match="before any met the budget"):
+        module._search(ranking, attempt, [], deadline=-1.0)
