@@ -1,7 +1,8 @@
 """Content-hash keys for every stage of every cell, and the cell records on disk.
 
 A stage's key hashes everything its output depends on (the model's bytes, the calibration
-set's fingerprint, the recipe, the target, the backend, frugalml's version), so a re-run finds
+set's fingerprint, the recipe, the target, the backend, the versions of frugalml and of the
+libraries that build it: deploy's own key functions), so a re-run finds
 what is already built and a changed input rebuilds exactly what it affects. A cell's record,
 ``cells/<key>.json``, is written atomically when the cell ends; a cell with a measured record
 is not run again.
@@ -15,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frugalml import __version__
 from frugalml.core.records import digest, file_sha256, tree_digest, write_json_atomic
 from frugalml.sweep.spec import Cell, SweepSpec
 
@@ -56,13 +56,31 @@ def plan_cells(spec: SweepSpec) -> list[CellPlan]:
     plans = []
     for cell in spec.cells():
         data = data_fingerprint(cell.model.data)
-        export_key = digest("sweep-export", _model_digest(cell.model.model), data, __version__)
-        quantize_key = digest("sweep-quantize", export_key, cell.recipe.to_dict(), cell.target,
-                              spec.eval_items)
+        export_key, quantize_key = _stage_keys(cell, data, spec.eval_items)
         compile_key = digest("sweep-compile", quantize_key, cell.backend, spec.samples)
         key = digest("sweep-cell", compile_key, cell.threads, dict(spec.bench))
         plans.append(CellPlan(cell, export_key, quantize_key, compile_key, key))
     return plans
+
+
+def _stage_keys(cell: Cell, data: str, eval_items: int) -> tuple[str, str]:
+    """The export and quantize keys deploy would compute for the same inputs (its functions:
+    they name the libraries that build an entry, so an upgrade rebuilds it in both faces).
+    The export's key stands for the export's digest, which a plan made before exporting
+    cannot know; scoring is native or unfused as the target runs here or not."""
+    from frugalml.deploy.stages import export_key as deploy_export_key
+    from frugalml.deploy.stages import quantize_key as deploy_quantize_key
+    from frugalml.deploy.timing import native_here
+    from frugalml.quantize.recipe import get_recipe
+    from frugalml.targets import detect, get_target
+
+    target = detect() if cell.target == "auto" else get_target(cell.target)
+    recipe = get_recipe(cell.recipe.recipe, **dict(cell.recipe.options))
+    export = deploy_export_key(_model_digest(cell.model.model), data)
+    scoring = "native" if native_here(target) else "unfused"
+    return export, deploy_quantize_key(export, recipe.digest, cell.recipe.quantizer, "onnx",
+                                       target.int8_format.value, scoring, data, eval_items,
+                                       None)
 
 
 class CellStore:

@@ -3,7 +3,9 @@ NNCF or torch, a cached model and its scores are built again, not reused silentl
 
 from __future__ import annotations
 
+import json
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,27 @@ def test_the_export_entry_follows_the_exporter_libraries(
     before = stages.export_key("source", "data", "text-generation-with-past")
     _upgrade(monkeypatch, upgraded)
     assert (stages.export_key("source", "data", "text-generation-with-past") != before) is changes
+
+
+def test_the_sweep_keys_its_stages_with_deploys_functions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's export and quantize entries are deploy's: the same key functions, so an
+    upgraded library makes both faces miss (the sweep hashed only frugalml's version)."""
+    from frugalml.sweep.plan import _stage_keys
+    from frugalml.sweep.spec import load_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"an onnx file's bytes")
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "spec.json").write_text(json.dumps({
+        "models": [{"model": "m.onnx", "data": "cal"}], "recipes": ["int8"],
+        "targets": ["x86-avx2"]}))
+    (cell,) = load_spec(tmp_path / "spec.json").cells()
+    export, quantize = _stage_keys(cell, "fingerprint", 200)
+    assert export == stages.export_key(stages.file_sha256(tmp_path / "m.onnx"), "fingerprint")
+    for upgraded in ("torch", "onnxruntime"):
+        with monkeypatch.context() as patch:
+            _upgrade(patch, upgraded)
+            again = _stage_keys(cell, "fingerprint", 200)
+        assert again[0] != export and again[1] != quantize, upgraded  # both miss
+    monkeypatch.undo()
+    assert _stage_keys(cell, "fingerprint", 200) == (export, quantize)  # stable otherwise
