@@ -7,14 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from frugalml.cli.budget import add_budget_arguments, budget_from
 from frugalml.errors import FrugalError
 
 # CLI budget flags -> Budget fields (only the given ones override a recipe's defaults)
-_BUDGET_FLAGS = {"max_drop": ("max_accuracy_drop_points",),
-                 "min_cosine": ("min_mean_cosine",),
-                 "min_agreement": ("min_top1_agreement", "min_detection_agreement"),
-                 "max_ppl_rise": ("max_perplexity_increase_pct",),
-                 "max_size_ratio": ("max_size_ratio",)}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
 
 
@@ -36,8 +32,7 @@ def options_from(args: argparse.Namespace, **overrides: Any) -> Any:
     from frugalml.cli.calibrate import reader_flags
     from frugalml.deploy import DeployOptions
 
-    budget = {field: getattr(args, flag) for flag, fields in _BUDGET_FLAGS.items()
-              for field in fields if getattr(args, flag, None) is not None}
+    budget = budget_from(args)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     return DeployOptions(
         targets=targets, task=getattr(args, "task", None), budget=budget,
@@ -121,14 +116,7 @@ def add_arguments(deploy: argparse.ArgumentParser, demo: argparse.ArgumentParser
                        help="comma-separated targets or target files (`frugal targets`)")
         p.add_argument("--candidates", default="default", help="default, all, or names: "
                        f"fp32, {', '.join(CANDIDATES)}")
-        p.add_argument("--max-drop", type=float, help="budget: most drop of the task metric, "
-                       "in points (default 1.0; 1.5 for w4a8)")
-        p.add_argument("--min-cosine", type=float, help="budget: least mean cosine to FP32 "
-                       "of every output and output part (default 0.99; classifiers: unset)")
-        p.add_argument("--min-agreement", type=float, help="budget: least top-1 or "
-                       "detection agreement with FP32 (default: unset / 0.95)")
-        p.add_argument("--max-ppl-rise", type=float, help="budget: most perplexity rise, %%")
-        p.add_argument("--max-size-ratio", type=float, help="budget: most size vs FP32")
+        add_budget_arguments(p)
         p.add_argument("--time-budget", default="20m", help="bound on the candidate search")
         p.add_argument("--threads", type=int, default=0, help="threads for timing (0: all)")
         p.add_argument("--num", type=int, default=300,

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from frugalml.cli.budget import add_budget_arguments, budget_from
+
 
 def _data(path: Path) -> Any:
     from frugalml.calibration.descriptor import open_descriptor
@@ -19,13 +21,10 @@ def _recipe(args: argparse.Namespace) -> Any:
     from frugalml.quantize.recipe import get_recipe
 
     recipe = get_recipe(args.recipe)
-    limits = {"max_accuracy_drop_points": args.budget, "min_mean_cosine": args.min_cosine,
-              "min_top1_agreement": args.min_agreement,
-              "min_detection_agreement": args.min_detection_agreement,
-              "max_perplexity_increase_pct": args.max_ppl_increase,
-              "max_size_ratio": args.max_size_ratio}
-    budget = dataclasses.replace(recipe.budget, **{k: v for k, v in limits.items()
-                                                   if v is not None})
+    limits = budget_from(args)
+    if args.min_detection_agreement is not None:
+        limits["min_detection_agreement"] = args.min_detection_agreement
+    budget = dataclasses.replace(recipe.budget, **limits)
     options: dict[str, Any] = {"budget": budget}
     if args.calibration_items:
         options["calibration_items"] = args.calibration_items
@@ -114,11 +113,7 @@ def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.Argument
         p.add_argument("--recipe", default="int8", help=f"one of {', '.join(RECIPES)}")
         p.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(names())}")
         p.add_argument("--target", default="auto", help="a target name or file (default: host)")
-        p.add_argument("--budget", type=float, help="most accuracy drop, in points")
-        p.add_argument("--min-cosine", type=float, help="least mean cosine to FP32")
-        p.add_argument("--min-agreement", type=float, help="least top-1 agreement with FP32")
-        p.add_argument("--max-ppl-increase", type=float, help="most perplexity rise, in %%")
-        p.add_argument("--max-size-ratio", type=float, help="largest size relative to FP32")
+        add_budget_arguments(p)
         p.add_argument("--eval-items", type=int, default=500, help="evaluation items scored")
         p.add_argument("--calibration-items", type=int, help="calibration items used")
         p.add_argument("--group-size", type=int, help="w4a8: 32, 64 or 128")
