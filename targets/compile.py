@@ -25,12 +25,13 @@ from frugalml.errors import BundleError, FrugalError, TargetError
 from frugalml.runtime.host import Host, read_host
 from frugalml.runtime.speed import Plan as SpeedPlan
 from frugalml.targets.bundle import MODEL_NAME, assemble, assemble_ir, update_metrics
-from frugalml.targets.detect import Probes, Runs, status
+from frugalml.targets.detect import status
+from frugalml.targets.kinds import get_kind
 from frugalml.targets.profiles import Target, get_target
 from frugalml.targets.samples import bundle_samples
+from frugalml.targets.support import Probes, Runs
 
 COMPILE_RECORD = "compile.json"
-OV_CACHE_HINT = "~/.cache/frugalml/openvino"
 _TOLERANCE = {"fp32": {"min_cosine": 0.99999, "max_abs": 1e-3},
               "fp16": {"min_cosine": 0.9999, "max_abs": 0.05}}
 _QUANTIZED_TOLERANCE = {"min_cosine": 0.999, "max_abs": 0.05}
@@ -63,27 +64,6 @@ def _onnx_of(model: Path) -> tuple[Path, dict[str, Any]]:
                           "compile starts from ONNX (OpenVINO IR is made here for OpenVINO "
                           "targets); quantize with --format onnx for it.")
     return path, _record_beside(path)
-
-
-def _artifact(onnx_file: Path, target: Target, precision: str, work: Path
-              ) -> tuple[dict[str, Path], dict[str, str]]:
-    """The files ``target`` runs (bundle name -> built file) and its runtime hints."""
-    if target.artifact == "onnx":
-        return {MODEL_NAME: onnx_file}, {}
-    if target.artifact == "ort":
-        from frugalml.targets.mobile import CONFIG_NAME, ORT_NAME, to_ort
-
-        mobile = to_ort(onnx_file, work)
-        return {ORT_NAME: mobile.ort_file, CONFIG_NAME: mobile.operators_config}, {}
-    import openvino as ov
-
-    gpu = target.device == "GPU"
-    xml = work / "model.xml"
-    ov.save_model(ov.convert_model(str(onnx_file)), str(xml), compress_to_fp16=precision == "fp16")
-    # CPU: OpenVINO keeps the compiled model in a per-user cache, so the device compiles
-    # once and later loads import it (see the openvino backend's CACHE_DIR handling).
-    hints = {"INFERENCE_PRECISION_HINT": "f16"} if gpu else {"CACHE_DIR": OV_CACHE_HINT}
-    return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, hints
 
 
 def with_backend(target: Target, backend: str) -> Target:
@@ -273,14 +253,15 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
                             precision=precision, samples=dict(samples),
                             metrics={"size_bytes": size, **accuracy}, **built)
             else:
-                files, hints = _artifact(onnx_file, target, precision, Path(work))
+                files, hints = get_kind(target.artifact).build(onnx_file, target, precision,
+                                                               Path(work))
                 assemble(stage, name=name, model_file=onnx_file, target=target,
                          precision=precision, samples=dict(samples),
                          metrics={"size_bytes": sum(Path(f).stat().st_size
                                                     for f in files.values()), **accuracy},
                          artifact=files, unfused_reference=not native, runtime_hints=hints,
-                         reference_backend="openvino" if native and target.artifact ==
-                         "openvino-ir" else "onnxruntime", **built)
+                         reference_backend=get_kind(target.artifact).backend if native
+                         else "onnxruntime", **built)
         except FrugalError:
             raise
         except Exception as e:  # ONNX Runtime rejects samples with its own error types

@@ -3,51 +3,11 @@ an artifact checked with the desktop runtime, or not at all (and what is missing
 
 from __future__ import annotations
 
-import ctypes.util
-import dataclasses
-import glob
-import os
-import shutil
-from enum import StrEnum
-
 from frugalml.errors import TargetError
 from frugalml.runtime.host import Host, read_host
+from frugalml.targets.kinds import get_kind
 from frugalml.targets.profiles import TARGETS, Target
-
-
-class Runs(StrEnum):
-    """How this host can run (or check) a target."""
-
-    NATIVE = "native"
-    EMULATED = "emulated"  # QEMU user-mode for another architecture
-    DESKTOP_CHECK = "desktop-check"  # phone artifact: loads and runs in desktop ONNX Runtime
-    NO = "cannot run here"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Probes:
-    """What the host offers beyond its CPU flags; read from the system unless given (tests)."""
-
-    qemu_aarch64: bool
-    intel_gpu: bool
-    opencl: bool
-
-    @classmethod
-    def read(cls) -> Probes:
-        """Look for a QEMU aarch64 user-mode emulator, a GPU render node and libOpenCL."""
-        qemu = (os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-                or shutil.which("qemu-aarch64-static") is not None
-                or shutil.which("qemu-aarch64") is not None)
-        return cls(qemu_aarch64=qemu, intel_gpu=bool(glob.glob("/dev/dri/renderD*")),
-                   opencl=ctypes.util.find_library("OpenCL") is not None)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Support:
-    """A target's status on this host, with what is missing for native runs."""
-
-    runs: Runs
-    missing: tuple[str, ...]
+from frugalml.targets.support import Probes, Support
 
 
 def missing_for(target: Target, host: Host, probes: Probes | None = None) -> tuple[str, ...]:
@@ -63,17 +23,9 @@ def missing_for(target: Target, host: Host, probes: Probes | None = None) -> tup
 
 
 def status(target: Target, host: Host, probes: Probes) -> Support:
-    """Native, emulated, desktop-checked or not runnable here, and why."""
-    missing = missing_for(target, host, probes)
-    if not missing:
-        return Support(Runs.NATIVE, ())
-    if target.artifact == "ort":
-        return Support(Runs.DESKTOP_CHECK, missing)
-    if target.machine == "aarch64" and target.device == "CPU":
-        if probes.qemu_aarch64:
-            return Support(Runs.EMULATED, missing)
-        missing += ("qemu-aarch64 user-mode emulation (apt-get install qemu-user-static)",)
-    return Support(Runs.NO, missing)
+    """Native, emulated, desktop-checked or not runnable here, and why (the target's kind
+    says how it can be run where it is not native)."""
+    return get_kind(target.artifact).runs(target, missing_for(target, host, probes), probes)
 
 
 def support(host: Host | None = None, probes: Probes | None = None) -> dict[str, Support]:

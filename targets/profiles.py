@@ -142,7 +142,6 @@ def get_target(name: str) -> Target:
 _TEXT_FIELDS = ("name", "machine", "backend", "description")
 _MACHINES = ("x86_64", "aarch64")
 _DEVICES = ("CPU", "GPU")
-_ARTIFACTS = ("onnx", "ort", "openvino-ir")
 MAX_TARGET_FILE_BYTES = 1 << 16
 
 
@@ -207,6 +206,8 @@ def _target_problem(data: Any) -> str:
         return f"int8_format {data['int8_format']!r} is unknown"
     if data.get("device", "CPU") not in _DEVICES:
         return f"device {data.get('device')!r} is not one of {', '.join(_DEVICES)}"
-    if data.get("artifact", "onnx") not in _ARTIFACTS:
-        return f"artifact {data.get('artifact')!r} is not one of {', '.join(_ARTIFACTS)}"
+    from frugalml.targets.kinds import names as kinds
+
+    if data.get("artifact", "onnx") not in kinds():
+        return f"artifact {data.get('artifact')!r} is not one of {', '.join(kinds())}"
     return ""

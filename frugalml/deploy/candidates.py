@@ -159,12 +159,13 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
     if source_format == "openvino":
         pool = [dataclasses.replace(CANDIDATES["int8-openvino"], output_format="openvino",
                                     default=True, families=ALL_FAMILIES)]
-    have = target_capabilities(target)
+    from frugalml.targets.kinds import get_kind
+
+    have, kind = target_capabilities(target), get_kind(target.artifact)
     applies = [c for c in pool
                if family in c.families and target.device in c.devices
                and (source_format == "openvino" or source_format in c.sources)
-               and (c.output_format == "onnx" or target.artifact != "ort")
-               and c.needs <= have]
+               and kind.carries(c.output_format) and c.needs <= have]
     if choice == ("all",):
         return applies
     if choice == ("default",):

@@ -15,7 +15,8 @@ from frugalml.errors import FrugalError
 def native_here(target: Any) -> bool:
     """True when this host runs ``target`` natively (so its speed can be measured here)."""
     from frugalml.runtime.host import read_host
-    from frugalml.targets.detect import Probes, Runs, status
+    from frugalml.targets.detect import status
+    from frugalml.targets.support import Probes, Runs
 
     return status(target, read_host(), Probes.read()).runs is Runs.NATIVE
 

@@ -53,7 +53,8 @@ def connect(address: str | None, workers: int | None, targets: Sequence[str],
 
     from frugalml.runtime.host import read_host
     from frugalml.targets import get_target
-    from frugalml.targets.detect import Probes, Runs, status
+    from frugalml.targets.detect import status
+    from frugalml.targets.support import Probes, Runs
 
     host, probes = read_host(), Probes.read()
     try:

@@ -151,7 +151,7 @@ def test_openvino_ir_with_an_npz(tmp_path: Path, capsys: pytest.CaptureFixture) 
 def test_a_gpu_target_gets_fp16_verified_as_far_as_this_host_can(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from frugalml.export import export
-    from frugalml.targets.detect import Probes
+    from frugalml.targets.support import Probes
 
     if Probes.read().intel_gpu:
         pytest.skip("this host has an Intel GPU: the bundle would be verified natively")

@@ -14,7 +14,7 @@ from frugalml.errors import TargetError
 from frugalml.runtime.host import read_host
 from frugalml.runtime.speed import Plan
 from frugalml.targets.compile import compile_model
-from frugalml.targets.detect import Probes
+from frugalml.targets.support import Probes
 from tests.realdata import mnist_batch, mnist_net
 
 QUICK = Plan(min_rounds=4, time_cap_s=5.0, round_s=0.05)

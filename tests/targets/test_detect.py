@@ -9,7 +9,7 @@ import pytest
 from frugalml.errors import TargetError
 from frugalml.runtime.host import parse_cpuinfo, read_host
 from frugalml.targets import detect, get_target, support
-from frugalml.targets.detect import Probes, Runs, Support
+from frugalml.targets.support import Probes, Runs, Support
 
 X86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor: 1\n"
 ARM = "processor\t: 0\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\n"
