@@ -67,7 +67,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
     result = deploy(args.model, args.data, args.out,
                     options_from(args, **({"name": args.name} if args.name else {})),
-                    quiet=args.json)
+                    quiet=args.quiet)
     print_result(result, args.json)
 
 
@@ -75,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """The engine on the bundled MiniLM and Rotten Tomatoes snippets."""
     from frugalml.demo import run_demo
 
-    print_result(run_demo(args.out, options=options_from(args), quiet=args.json), args.json)
+    print_result(run_demo(args.out, options=options_from(args), quiet=args.quiet), args.json)
 
 
 def print_result(result: Any, as_json: bool) -> None:
@@ -127,5 +127,7 @@ def add_arguments(deploy: argparse.ArgumentParser, demo: argparse.ArgumentParser
                        help="runs of the fresh-process profile of the shipped and FP32 bundles")
         p.add_argument("--require-quantized", action="store_true",
                        help="exit with an error where FP32 ships")
+        p.add_argument("--quiet", action="store_true", help="no progress on stderr (it is "
+                       "shown with --json too: the JSON goes to stdout)")
         add_workload_arguments(p)
     add_reader_arguments(deploy)

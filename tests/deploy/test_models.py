@@ -17,9 +17,12 @@ from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_b
 
 
 def _deploy_cli(capsys: pytest.CaptureFixture, *argv: str) -> dict:
+    """deploy.json from stdout; with --json the progress still goes to stderr."""
     capsys.readouterr()
     assert main(["deploy", *argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    assert "done export and check against the source" in out.err
+    return json.loads(out.out)
 
 
 def _check_choice(record: dict) -> dict:
