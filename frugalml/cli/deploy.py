@@ -121,8 +121,8 @@ def add_arguments(deploy: argparse.ArgumentParser, demo: argparse.ArgumentParser
         p.add_argument("--threads", type=int, default=0, help="threads for timing (0: all)")
         p.add_argument("--num", type=int, default=300,
                        help="calibration items; the rest is the evaluation part")
-        p.add_argument("--eval-items", type=int, default=2000,
-                       help="evaluation items every candidate is scored on")
+        p.add_argument("--eval-items", type=int, help="evaluation items every candidate is "
+                       "scored on (default: 2000; 64 token windows for a language model)")
         p.add_argument("--profile-runs", type=int, default=200,
                        help="runs of the fresh-process profile of the shipped and FP32 bundles")
         p.add_argument("--require-quantized", action="store_true",

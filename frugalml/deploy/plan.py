@@ -31,7 +31,7 @@ class DeployOptions:
     candidates: str = "default"
     time_budget_s: float = 1200.0
     threads: int = 0
-    eval_items: int = 2000
+    eval_items: int | None = None      # None: 2000 items, or 64 windows for a decoder
     calibration_items: int = 300
     sample_items: int = 4
     profile_runs: int = 200
@@ -43,7 +43,8 @@ class DeployOptions:
 
     def __post_init__(self) -> None:
         """Raises FrugalError for counts or names that make no sense, before any work."""
-        counts = {"eval_items": self.eval_items, "calibration_items": self.calibration_items,
+        counts = {"eval_items": 1 if self.eval_items is None else self.eval_items,
+                  "calibration_items": self.calibration_items,
                   "sample_items": self.sample_items, "profile_runs": self.profile_runs}
         bad = {k: v for k, v in counts.items() if v < 1} | (
             {"threads": self.threads} if self.threads < 0 else {}) | (

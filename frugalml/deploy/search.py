@@ -41,7 +41,7 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str) -> tuple[Any
 
     def build(tmp: Path) -> Any:
         diagnose(run.exported.path, run.data, tmp / "quantized", recipe=recipe,
-                 backend=spec.backend, target=target, eval_items=run.options.eval_items,
+                 backend=spec.backend, target=target, eval_items=run.eval_items,
                  task=run.task, steps=run.steps, deadline=time.monotonic() + run.time_left())
         return read_record(tmp / "quantized")
 
