@@ -108,7 +108,7 @@ def _calibrated_mlp(tmp_path: Path, items: int) -> Path:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--recipe", "int3"],
-     "Unknown recipe 'int3'; known recipes: int8, int8-dynamic, w4a8, fp16, fp32"),
+     "Unknown recipe 'int3'; known recipes: int8, int8-dynamic, w4a8, fp16, bf16, fp32"),
     (["--backend", "tflite"], "Unknown quantization backend 'tflite'; known: onnxruntime, nncf"),
     (["--min-agreement", "1.5"], "min_top1_agreement 1.5"),
     (["--group-size", "48"], "group_size 48 is not one of"),
