@@ -282,14 +282,15 @@ def _scoring_for(target: Any, fmt: str, precision: Precision = Precision.FP32
     ``target`` is this CPU, else ONNX Runtime's unfused reference, which the target's exact
     integer kernels match (x86 AVX2 kernels saturate on S8S8 weights meant for ARM or VNNI,
     which would misstate the target's accuracy). An OpenVINO IR is scored at the float
-    precision its bundle will run at (bf16 for a bf16 recipe, else f32)."""
+    precision its bundle runs at on a CPU (bf16 for a bf16 recipe, else f32; as
+    ``targets.bundle.assemble_ir`` records it)."""
     from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
-    from frugalml.runtime.capabilities import FP32, HINT_OF_PRECISION
+    from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
     from frugalml.runtime.host import read_host
     from frugalml.targets import missing_for
 
     if fmt == "openvino":
-        hint = HINT_OF_PRECISION.get(precision.value, HINT_OF_PRECISION[FP32])
+        hint = HINT_OF_PRECISION[BF16 if precision is Precision.BF16 else FP32]
         return {"INFERENCE_PRECISION_HINT": hint}, f"OpenVINO at {hint} on this host"
     if not missing_for(target, read_host()):
         return {}, "this host's kernels"
