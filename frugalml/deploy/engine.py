@@ -29,6 +29,7 @@ from frugalml.deploy.candidates import (
 )
 from frugalml.deploy.plan import DeployOptions
 from frugalml.deploy.search import curve, searchable
+from frugalml.deploy.search import search as mixed_precision
 from frugalml.errors import FrugalError, QuantizationError
 
 SCHEMA_VERSION = 1
@@ -249,7 +250,6 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     """The candidate's quantized model (with ``search``, the mixed-precision search's), from
     the cache when the same inputs built it."""
     from frugalml.core.records import digest
-    from frugalml.deploy.search import search as mixed_precision
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
 
