@@ -129,3 +129,21 @@ def test_every_accuracy_miss_of_static_int8_gets_the_search_and_a_size_miss_does
     assert not searchable(dynamic, far, time_left=60)  # no calibrated nodes to rank
     size = entry(("size vs FP32", 0.4, 0.3, False), ("mean cosine to FP32", 0.9, 0.99, False))
     assert not searchable(static, size, time_left=60)  # float nodes only add size
+
+
+def test_a_decoder_is_scored_on_64_windows_unless_told_otherwise() -> None:
+    """2,000 windows of 128 tokens took 16 minutes for one SmolLM2 candidate on 2 cores."""
+    import dataclasses as dc
+    from pathlib import Path
+
+    from frugalml.deploy.candidates import CNN, DECODER
+    from frugalml.deploy.engine import _Run
+    from frugalml.deploy.plan import DeployOptions
+
+    run = _Run(options=DeployOptions(), steps=None, out=Path("."), name="m", data=None,
+               exported=None, task="language-model", family=DECODER, samples={}, started=0.0)
+    assert run.eval_items == 64
+    assert dc.replace(run, family=CNN, task="classification").eval_items == 2000
+    assert dc.replace(run, options=DeployOptions(eval_items=300)).eval_items == 300
+    with pytest.raises(FrugalError, match="eval_items"):
+        DeployOptions(eval_items=0)
