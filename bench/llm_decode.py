@@ -39,13 +39,19 @@ _QUANTIZED = {"frugal-w4a8": ("onnxruntime", {}),
 
 
 def _windows(tokenizer_json: Path, count: int, length: int = 128) -> np.ndarray:
+    """Windows encoded as the runtime encodes a prompt and as deploy scores: the tokenizer's
+    special prefix (if any), then ``length`` minus that many tokens of running text."""
     from tokenizers import Tokenizer
 
+    from frugalml.runtime.prompt import special_prefix, tokenizers_encode
     from tests.realdata import tiny_shakespeare
 
-    ids = Tokenizer.from_file(str(tokenizer_json)).encode(
-        tiny_shakespeare().read_text(encoding="utf-8")[:200_000], add_special_tokens=False).ids
-    return np.asarray(ids[: count * length], np.int64).reshape(count, length)
+    encode = tokenizers_encode(Tokenizer.from_file(str(tokenizer_json)))
+    prefix = list(special_prefix(encode))
+    body = length - len(prefix)
+    ids = encode(tiny_shakespeare().read_text(encoding="utf-8")[:200_000], False)
+    return np.asarray([prefix + list(ids[i * body:(i + 1) * body]) for i in range(count)],
+                      np.int64)
 
 
 def _perplexity(logits_of, windows: np.ndarray) -> float:  # type: ignore[no-untyped-def]

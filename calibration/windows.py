@@ -2,8 +2,11 @@
 
 Perplexity is measured on contiguous text, not on lines: a decoder's loss on a 10-token line is
 dominated by its first tokens, which have no context. So the file is tokenized once as one
-stream (the model's own tokenizer, no special tokens) and cut into non-overlapping windows of
-``window`` tokens; each window is one item, with an all-ones attention mask.
+stream (the model's own tokenizer) and cut into non-overlapping windows of ``window`` tokens;
+each window is one item, with an all-ones attention mask. A window begins with the special
+tokens the runtime puts before a prompt (:func:`frugalml.runtime.prompt.special_prefix`: BOS for
+Llama or Gemma, nothing for SmolLM2), then ``window`` minus that many tokens of text: a model is
+scored on inputs encoded as it will be given them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import CalibrationError
+from frugalml.runtime.prompt import special_prefix
 
 
 class TokenWindows:
@@ -40,14 +44,29 @@ class TokenWindows:
         self.path, self.window = Path(path), int(window)
         self.tokenizer_dir, self.input_names = Path(tokenizer_dir), tuple(input_names)
         self._tokenizer_digest = tree_digest_of_tokenizer(self.tokenizer_dir)
-        ids = _tokenizer(str(self.tokenizer_dir))(
-            self._read(), add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        count = len(ids) // self.window
+        tokenizer = _tokenizer(str(self.tokenizer_dir))
+
+        def encode(text: str, special: bool) -> list[int]:
+            return tokenizer(text, add_special_tokens=special,
+                             return_attention_mask=False)["input_ids"]
+
+        try:
+            self.prefix = special_prefix(encode)
+        except ValueError as e:
+            raise CalibrationError(f"{self.tokenizer_dir}: {e}") from e
+        body = self.window - len(self.prefix)
+        if body < 1:
+            raise CalibrationError(f"A window of {self.window} tokens holds no text after the "
+                                   f"tokenizer's {len(self.prefix)} leading special tokens; use "
+                                   "a longer --window.")
+        ids = encode(self._read(), False)
+        count = len(ids) // body
         if count == 0:
             raise CalibrationError(f"{self.path} holds {len(ids)} tokens, fewer than one window "
                                    f"of {self.window}. Use a shorter --window or more text.")
-        self._windows = np.asarray(ids[:count * self.window], dtype=np.int64).reshape(
-            count, self.window)
+        text = np.asarray(ids[:count * body], dtype=np.int64).reshape(count, body)
+        prefix = np.broadcast_to(np.asarray(self.prefix, dtype=np.int64), (count, len(self.prefix)))
+        self._windows = np.ascontiguousarray(np.concatenate([prefix, text], axis=1))
 
     def _read(self) -> str:
         try:
@@ -64,8 +83,8 @@ class TokenWindows:
         return (None,) * len(self._windows)
 
     def describe(self) -> dict[str, Any]:
-        """File, window and tokenizer."""
-        return {"path": str(self.path), "window": self.window,
+        """File, window, the special tokens each window starts with, and tokenizer."""
+        return {"path": str(self.path), "window": self.window, "prefix": list(self.prefix),
                 "tokenizer_digest": self._tokenizer_digest, "input_names": list(self.input_names)}
 
     def content_digest(self) -> str:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from frugalml.core.atomic import staged
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import ExportError, require
+from frugalml.runtime.prompt import special_prefix
 
 _MAGIC = b"GGUF"
+# Bumped when what is written changes: 2 = the tokenizer adds the special tokens the file says.
+_LAYOUT = 2
+_SPECIAL_FLAGS = ("add_bos_token", "add_eos_token")
 
 
 def default_cache_root() -> Path:
@@ -35,7 +40,7 @@ def gguf_model_dir(gguf_file: Path, cache_root: Path | None = None) -> Path:
     gguf_file = Path(gguf_file)
     _check_magic(gguf_file)
     sha = file_sha256(gguf_file)
-    dest = (cache_root or default_cache_root()) / sha[:24]
+    dest = (cache_root or default_cache_root()) / f"{sha[:24]}-{_LAYOUT}"
     if not ((dest / "config.json").is_file() and (dest / "model.safetensors").is_file()):
         require("gguf", extra="gguf")
         require("accelerate", extra="gguf")
@@ -84,5 +89,38 @@ def _dequantize_into(gguf_file: Path, out_dir: Path) -> None:
         raise ExportError(f"Transformers cannot read {gguf_file} ({str(e)[:300]}): the file is "
                           "truncated or corrupt, or holds an architecture transformers does not "
                           "convert from GGUF (it converts llama, mistral, qwen2, ...).") from e
+    _special_tokens_as_in(gguf_file, tokenizer)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def _special_tokens_as_in(gguf_file: Path, tokenizer: Any) -> None:
+    """Make ``tokenizer`` add BOS/EOS exactly where the file's metadata says llama.cpp adds
+    them (``tokenizer.ggml.add_bos_token``): transformers' conversion added SmolLM2's
+    ``<|im_start|>`` as a BOS to every prompt although its file says not to.
+
+    Raises:
+        ExportError: the tokenizer still disagrees with the file after the change.
+    """
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(gguf_file)).fields
+    flags = {}
+    for name in _SPECIAL_FLAGS:
+        field = fields.get(f"tokenizer.ggml.{name}")
+        if field is not None:
+            flags[name] = bool(field.parts[field.data[0]][0])
+    for name, value in flags.items():
+        if hasattr(tokenizer, name):  # Llama/Gemma tokenizers rebuild their post-processor
+            setattr(tokenizer, name, value)
+    wanted = flags.get("add_bos_token")
+
+    def encode(text: str, special: bool) -> list[int]:
+        return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    prefix = special_prefix(encode)
+    if wanted is not None and prefix != ((tokenizer.bos_token_id,) if wanted else ()):
+        raise ExportError(
+            f"{gguf_file} says add_bos_token={wanted}, but the tokenizer transformers built from "
+            f"it puts {list(prefix)} before a text. Its prompts would not be encoded as "
+            "llama.cpp encodes them; this tokenizer class cannot be corrected here.")

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.runtime.prompt import special_prefix, tokenizers_encode
+
 SCHEMA_VERSION = 1
 # Running English for the prompt (repeated to length): real tokens, not random ids.
 PROMPT_TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
@@ -25,8 +27,9 @@ PROMPT_TEXT = ("It was the best of times, it was the worst of times, it was the 
 
 def prompt_ids(model: Any, count: int) -> list[int]:
     """``count`` token ids of running English through the bundle's tokenizer."""
-    ids = model.tokenizer().encode(PROMPT_TEXT).ids
-    return (ids * (count // len(ids) + 1))[:count]
+    encode = tokenizers_encode(model.tokenizer())
+    prefix, body = list(special_prefix(encode)), list(encode(PROMPT_TEXT, False))
+    return (prefix + body * (count // len(body) + 1))[:count]
 
 
 def profile_decoding(bundle: Path, *, prompt_tokens: int = 128, new_tokens: int = 128,

@@ -24,6 +24,7 @@ from frugalml.runtime.generate import (
 )
 from frugalml.runtime.manifest import Manifest, TensorSpec
 from frugalml.runtime.numerics import max_abs_error, row_cosine
+from frugalml.runtime.prompt import encode_prompt
 
 
 def _check_input(spec: TensorSpec, value: object) -> None:
@@ -193,7 +194,7 @@ class Model:
         layout = self.decoder_layout()
         sampling = sampling or Sampling(**options)
         text = isinstance(prompt, str)
-        ids = self.tokenizer().encode(prompt).ids if text else [int(t) for t in prompt]
+        ids = encode_prompt(self.tokenizer(), prompt) if text else [int(t) for t in prompt]
         pieces = TextStream(self.tokenizer()) if layout.tokenizer_file else None
         for token, seconds in decode(self._cache_for(layout), layout, ids, sampling):
             yield Token(token, pieces.add(token) if pieces else "", seconds)
@@ -202,7 +203,7 @@ class Model:
                  **options: Any) -> Generation:
         """Generate from ``prompt`` to a stop token or the token limit (see :meth:`stream`)."""
         sampling = sampling or Sampling(**options)
-        prompt_tokens = (len(self.tokenizer().encode(prompt).ids) if isinstance(prompt, str)
+        prompt_tokens = (len(encode_prompt(self.tokenizer(), prompt)) if isinstance(prompt, str)
                          else len(prompt))
         tokens = list(self.stream(prompt, sampling))
         layout = self.decoder_layout()

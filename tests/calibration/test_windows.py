@@ -26,12 +26,21 @@ def test_windows_cover_the_text_in_order_and_split_without_overlap(tmp_path: Pat
     assert feeds["input_ids"].shape == (4, 64) and feeds["attention_mask"].min() == 1
     assert (labels == -1).all()
     assert not set(data.split.calibration) & set(data.split.evaluation)
-    # the windows are the tokenizer's own ids of the text, in order
+    # each window: the special token the runtime puts before a prompt ([CLS] for this
+    # tokenizer), then the tokenizer's own ids of the text, in order
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
+    from frugalml.runtime.prompt import encode_prompt
+
+    runtime_prefix = encode_prompt(
+        Tokenizer.from_file(str(default_model_dir() / "tokenizer.json")), "")
+    assert windows.prefix == tuple(runtime_prefix) == (101,)
     expected = AutoTokenizer.from_pretrained(default_model_dir())(
-        text.read_text(), add_special_tokens=False)["input_ids"][:count * 64]
-    np.testing.assert_array_equal(tokenizer_ids, expected)
+        text.read_text(), add_special_tokens=False)["input_ids"][:count * 63]
+    by_window = tokenizer_ids.reshape(count, 64)
+    assert (by_window[:, 0] == 101).all()
+    np.testing.assert_array_equal(by_window[:, 1:].ravel(), expected)
     same = open_source(text, {"tokenizer": default_model_dir(), "window": 64})
     assert make_set(same, calibration_size=16).fingerprint == data.fingerprint
 

@@ -29,3 +29,22 @@ def test_a_truncated_gguf_is_refused_and_leaves_no_cache_entry(tmp_path: Path) -
     with pytest.raises(ExportError, match="truncated or corrupt"):
         gguf_model_dir(truncated, cache_root=tmp_path / "cache")
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
+
+
+def test_the_tokenizer_adds_the_special_tokens_the_file_says() -> None:
+    """SmolLM2's file says add_bos_token=false; transformers' conversion made its tokenizer put
+    ``<|im_start|>`` before every prompt. The cached directory's tokenizer, the runtime's
+    prompts and the scored windows now all follow the file."""
+    import gguf
+    from tokenizers import Tokenizer
+
+    from frugalml.calibration.text import _tokenizer
+    from frugalml.runtime.prompt import encode_prompt
+
+    field = gguf.GGUFReader(str(smollm2_gguf())).fields["tokenizer.ggml.add_bos_token"]
+    assert not bool(field.parts[field.data[0]][0])
+    model_dir = gguf_model_dir(smollm2_gguf())
+    plain = _tokenizer(str(model_dir))("ROMEO: speak", add_special_tokens=False)["input_ids"]
+    assert _tokenizer(str(model_dir))("ROMEO: speak")["input_ids"] == plain
+    runtime = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    assert encode_prompt(runtime, "ROMEO: speak") == plain
