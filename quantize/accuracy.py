@@ -8,6 +8,8 @@ agreement with FP32), anything else is compared by output cosine.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -152,13 +154,16 @@ def _run(session: Any, feeds: dict[str, np.ndarray], which: str) -> dict[str, np
 
 def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Budget, *,
             items: int = 500, threads: int = 0, task: Task | str | None = None,
-            candidate_hints: Mapping[str, str] | None = None) -> AccuracyReport:
+            candidate_hints: Mapping[str, str] | None = None,
+            deadline: float | None = None) -> AccuracyReport:
     """Run both models on up to ``items`` evaluation items and check ``budget``.
 
     Every output is scored, and every channel group of an output whose FP32 channel ranges
     differ (:mod:`frugalml.quantize.parts`); ``task`` (inferred when None) adds its metric.
     ``candidate_hints`` open the candidate differently from a deployed one, e.g. unfused for
-    a target that is not this CPU (see :func:`frugalml.quantize.api.quantize`).
+    a target that is not this CPU (see :func:`frugalml.quantize.api.quantize`). At
+    ``deadline`` (``time.monotonic()``) scoring stops after the batch in hand, and the report
+    says how many items it scored (``stopped_after_items``).
 
     Raises:
         CalibrationError: the evaluation part is empty or does not fit the models.
@@ -172,19 +177,25 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
         kept = TaskScorer(task, output)
         truths = _boxes(data) if task is Task.OBJECT_DETECTION else None
         refs: list[dict[str, np.ndarray]] = []
+        scored, stopped = 0, False
         for i, (feeds, labels) in enumerate(_batches(data, items, _BATCH[task])):
+            if deadline is not None and scored and time.monotonic() >= deadline:
+                stopped = True
+                break
             r = cached[i] if cached else _run(ref, feeds, "FP32")
             if task is not Task.LANGUAGE_MODEL:
                 refs.append(r)
             kept.add(r, _run(cand, feeds, "quantized"), feeds, labels,
                      truths=None if truths is None else [next(truths) for _ in labels])
+            scored += len(labels)
     finally:
         ref.close()
         cand.close()
-    if refs and sum(v.nbytes for r in refs for v in r.values()) < _CACHE_BYTES:
+    if refs and not stopped and sum(v.nbytes for r in refs for v in r.values()) < _CACHE_BYTES:
         _REFERENCE_OUTPUTS.clear()  # one entry: the FP32 model a search keeps re-scoring against
         _REFERENCE_OUTPUTS[key] = refs
-    return kept.report(budget)
+    report = kept.report(budget)
+    return dataclasses.replace(report, stopped_after_items=scored) if stopped else report
 
 
 def _boxes(data: CalibrationData) -> Iterator[np.ndarray] | None:

@@ -81,12 +81,14 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8", backend: str = "onnxruntime",
              target: Any = "auto", output_format: str | None = None, eval_items: int = 500,
              allow_over_budget: bool = False, task: str | None = None,
-             steps: Steps | None = None, reference: Path | None = None) -> QuantizedModel:
+             steps: Steps | None = None, reference: Path | None = None,
+             deadline: float | None = None) -> QuantizedModel:
     """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
 
     ``task`` names what the outputs mean (see :class:`~frugalml.quantize.accuracy.Task`;
     None infers it), which decides how the result is scored against ``reference`` (default:
-    ``model``; a fused graph is scored against its unfused export).
+    ``model``; a fused graph is scored against its unfused export). Scoring stops at
+    ``deadline`` (``time.monotonic()``), and the accuracy record says after how many items.
 
     ``out_dir`` receives ``model.onnx`` (or ``model.xml``/``.bin`` for ``output_format=
     "openvino"``) and ``quantize.json``, atomically: a failure leaves nothing behind.
@@ -120,7 +122,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         with _scoring(out, target, fmt, recipe.precision) as (scored, hints, how), steps.step(
                 f"score against FP32 on up to {eval_items} evaluation items ({how})"):
             report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
-                             task=task, candidate_hints=hints)
+                             task=task, candidate_hints=hints, deadline=deadline)
         report = report.with_check(size_check(model_bytes(reference or source),
                                               model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,

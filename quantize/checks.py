@@ -41,6 +41,8 @@ class AccuracyReport:
     candidate: dict[str, float]
     checks: tuple[Check, ...]
     parts: tuple[dict[str, Any], ...] = ()
+    # Evaluation items scored when the time budget stopped scoring early; None: all were.
+    stopped_after_items: int | None = None
 
     @property
     def within_budget(self) -> bool:

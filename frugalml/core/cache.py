@@ -45,8 +45,12 @@ def _read_entry(entry: Path) -> dict[str, Any] | None:
 def cached_stage(
     root: Path, stage: str, key: str, build: Callable[[Path], R],
     from_dict: Callable[[dict[str, Any]], R],
+    reusable: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[R, bool]:
     """Return the cached record for ``key`` or run ``build(tmp_dir)`` and keep its output.
+
+    ``reusable`` may refuse an intact entry by its record (a result cut short by a time
+    budget): it is then rebuilt like a missing one.
 
     The record's ``path`` is stored relative to the stage dir, so cache dirs can move. A build
     that fails, or a process killed mid-build, leaves nothing at the entry's path; an entry
@@ -59,7 +63,7 @@ def cached_stage(
     recover(final)
     if final.exists():
         data = _read_entry(final)
-        if data is not None:
+        if data is not None and (reusable is None or reusable(data)):
             data["path"] = str(final / data["path"])
             return from_dict(data), True
         shutil.rmtree(final, ignore_errors=True)

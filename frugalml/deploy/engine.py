@@ -30,7 +30,7 @@ from frugalml.deploy.candidates import (
 from frugalml.deploy.plan import DeployOptions
 from frugalml.deploy.search import curve, searchable
 from frugalml.deploy.search import search as mixed_precision
-from frugalml.errors import FrugalError, QuantizationError
+from frugalml.errors import CalibrationError, FrugalError, QuantizationError
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "deploy.json"
@@ -78,6 +78,11 @@ class _Run:
 
     def time_left(self) -> float:
         return self.options.time_budget_s - (time.monotonic() - self.started)
+
+    @property
+    def deadline(self) -> float:
+        """When --time-budget runs out, on ``time.monotonic()``'s clock."""
+        return self.started + self.options.time_budget_s
 
     @property
     def eval_items(self) -> int:
@@ -231,6 +236,10 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
         return outcome.not_scored(spec, "skipped", "the time budget ran out before it")
     try:
         record, hit = _quantize(run, spec, target)
+    except FrugalError as e:
+        return _failed(run, spec, e)
+    plausible_reference(record.accuracy)  # stops the deploy: no candidate can be judged
+    try:
         entry = outcome.scored(spec, record, hit)
         if not entry["accuracy"]["budget_met"] and searchable(spec, entry, run.time_left()):
             record, hit = _quantize(run, spec, target, search=True)
@@ -239,10 +248,36 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
                      "float_nodes": list(record.recipe["ignored_nodes"]),
                      "search": curve(record)}
     except FrugalError as e:
-        run.steps.note(f"  {spec.name} FAILED: {type(e).__name__}: {e}")
-        return outcome.not_scored(spec, "failed", f"{type(e).__name__}: {e}")
+        return _failed(run, spec, e)
     run.steps.note(f"  {spec.name}{' (cached)' if hit else ''}: {outcome.summary(entry)}")
     return {**entry, "reference": record.accuracy}
+
+
+def _failed(run: _Run, spec: CandidateSpec, error: FrugalError) -> dict[str, Any]:
+    run.steps.note(f"  {spec.name} FAILED: {type(error).__name__}: {error}")
+    return outcome.not_scored(spec, "failed", f"{type(error).__name__}: {error}")
+
+
+def plausible_reference(accuracy: Mapping[str, Any] | None) -> None:
+    """Refuse to grade candidates against an FP32 decoder that does not model its evaluation
+    text: a perplexity above the text's own unigram perplexity (see
+    :func:`frugalml.quantize.scoring.unigram_perplexity`), as Gemma 3 scored without its BOS
+    (2,051). Every budget decision against such a reference is made on inputs the model
+    never sees.
+
+    Raises:
+        CalibrationError: the FP32 perplexity is above the unigram one.
+    """
+    reference = (accuracy or {}).get("reference") or {}
+    ppl, unigram = reference.get("perplexity"), reference.get("unigram_perplexity")
+    if ppl is None or unigram is None or not ppl > unigram:
+        return
+    raise CalibrationError(
+        f"The FP32 model's perplexity on the evaluation text is {ppl:.1f}, above the "
+        f"{unigram:.1f} of guessing each token by its frequency in that text: the model is not "
+        "reading the text as it was trained to. Check that the text is in a language and form "
+        "the model knows, and that its tokenizer (the GGUF's or the model directory's) is the "
+        "model's own; no candidate was graded against this reference.")
 
 
 def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = False
@@ -268,7 +303,7 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
                                backend=spec.backend, target=target,
                                output_format=spec.output_format,
                                eval_items=run.eval_items, task=run.task,
-                               reference=reference)
+                               reference=reference, deadline=run.deadline)
 
 
 def _fused(run: _Run) -> Any:

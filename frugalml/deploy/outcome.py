@@ -45,7 +45,9 @@ def scored(spec: CandidateSpec, record: Any, cached: bool) -> dict[str, Any]:
                          "failures": [f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
                                       for c in accuracy["checks"] if not c["passed"]],
                          "checks": accuracy["checks"], "task": accuracy["task"],
-                         "items": accuracy["items"]},
+                         "items": accuracy["items"],
+                         **({"stopped_after_items": accuracy["stopped_after_items"]}
+                            if accuracy.get("stopped_after_items") else {})},
             "speed": {"ratio_p50": None, "ci95": None, "verdict": NOT_MEASURED},
             "verified": None, "bundle": None}
 
@@ -58,6 +60,8 @@ def fp32_entry(model: Any, size_bytes: int, reference: dict[str, Any] | None) ->
         accuracy = {"metric": metric, "fp32": fp32, "value": fp32, "delta": 0.0,
                     "budget_met": True, "failures": [], "task": reference["task"],
                     "items": reference["items"]}
+        if "unigram_perplexity" in reference["reference"]:  # what "plausible" was judged by
+            accuracy["unigram_perplexity"] = reference["reference"]["unigram_perplexity"]
     return {"name": FP32, "recipe": "fp32", "backend": "onnxruntime", "format": "onnx",
             "status": "scored", "precision": "fp32", "size_bytes": size_bytes,
             "model": str(model), "accuracy": accuracy,
@@ -92,4 +96,6 @@ def summary(entry: dict[str, Any]) -> str:
     verdict = ("within budget" if acc["budget_met"] else
                "over budget: " + "; ".join(acc["failures"]))
     size = entry["size_bytes"] / 1e6
-    return f"{acc['metric']} {acc['value']:.4f}{fp32}, {size:.1f} MB, {verdict}"
+    cut = (f", scored on the first {acc['stopped_after_items']} evaluation items (the time "
+           "budget ran out)" if acc.get("stopped_after_items") else "")
+    return f"{acc['metric']} {acc['value']:.4f}{fp32}, {size:.1f} MB, {verdict}{cut}"

@@ -100,9 +100,11 @@ def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: st
 def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe: Any,
                     backend: str, target: Any, output_format: str, eval_items: int,
                     task: str | None = None, steps: Any = None,
-                    reference: Path | None = None) -> tuple[Any, bool]:
+                    reference: Path | None = None,
+                    deadline: float | None = None) -> tuple[Any, bool]:
     """Quantize and score against FP32 on the evaluation split; a model over its budget is
-    kept (marked so) for the caller to report, not raised.
+    kept (marked so) for the caller to report, not raised. Scoring stops at ``deadline``; an
+    entry scored short that way is rebuilt on the next call rather than reused.
 
     Returns:
         (QuantizedModel, True when it came from the cache)
@@ -115,8 +117,13 @@ def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe:
         lambda tmp: quantize(exported, data, tmp / "quantized", recipe=recipe, backend=backend,
                              target=target, output_format=output_format, eval_items=eval_items,
                              allow_over_budget=True, task=task, steps=steps,
-                             reference=reference),
-        QuantizedModel.from_dict)
+                             reference=reference, deadline=deadline),
+        QuantizedModel.from_dict, reusable=_scored_whole)
+
+
+def _scored_whole(record: Mapping[str, Any]) -> bool:
+    """False for an entry whose scoring the time budget cut short."""
+    return not (record.get("accuracy") or {}).get("stopped_after_items")
 
 
 def fuse_cached(cache: Path, exported: Any, feeds: Sequence[Mapping[str, np.ndarray]]

@@ -56,6 +56,8 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
     assert [c["name"] for c in target["candidates"]] == ["fp32", "w4a8-awq", "w4a8-gguf"]
     assert "KV cache" in record["export"]["exporter"]
     assert 20 < fp32["accuracy"]["value"] < 200  # a working decoder on Shakespeare
+    # far below guessing each token by its frequency in the text (the plausibility check)
+    assert fp32["accuracy"]["value"] < 0.5 * fp32["accuracy"]["unigram_perplexity"]
     for c in quantized:  # re-rounded MatMulNBits (AWQ), and the file's own blocks
         assert c["status"] == "scored", c
         assert c["accuracy"]["items"] == 8 * 127  # next-token predictions in 8 windows
