@@ -52,16 +52,37 @@ def output_cosine(reference: np.ndarray, candidate: np.ndarray) -> Metric:
     return Metric("mean_cosine_to_fp32", float(cos.mean()), int(cos.size))
 
 
-def perplexity(logits: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarray) -> Metric:
-    """exp(mean next-token negative log-likelihood) over the unmasked positions."""
+def sequence_nll(logits: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence: the summed next-token negative log-likelihood over the unmasked
+    positions, and how many positions that is (what a perplexity interval resamples)."""
     shifted = logits[:, :-1].astype(np.float64)
     targets, mask = input_ids[:, 1:], attention_mask[:, 1:].astype(bool)
     shifted -= shifted.max(axis=-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     nll = -np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-    if not mask.any():
+    return np.where(mask, nll, 0.0).sum(axis=1), mask.sum(axis=1)
+
+
+def perplexity(logits: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarray) -> Metric:
+    """exp(mean next-token negative log-likelihood) over the unmasked positions."""
+    nll, count = sequence_nll(logits, input_ids, attention_mask)
+    if not count.sum():
         raise CalibrationError("Perplexity needs at least two tokens in some sequence.")
-    return Metric("perplexity", float(np.exp(nll[mask].mean())), int(mask.sum()))
+    return Metric("perplexity", float(np.exp(nll.sum() / count.sum())), int(count.sum()))
+
+
+def paired_ratio_interval(numerator: np.ndarray, denominator: np.ndarray, counts: np.ndarray,
+                          *, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of exp(sum(numerator)/n) / exp(sum(denominator)/n) - 1, in
+    percent, resampling whole sequences (windows) with both models' values paired: how far a
+    perplexity rise measured on these windows could move on others like them."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(counts), size=(draws, len(counts)))
+    n = counts[picks].sum(axis=1)
+    rise = 100.0 * np.expm1((numerator[picks].sum(axis=1) - denominator[picks].sum(axis=1)) / n)
+    low, high = np.percentile(rise, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def drop_points(reference: float, candidate: float) -> float:

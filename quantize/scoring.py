@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.calibration.metrics import drop_points, perplexity, top1_agreement, top_k_accuracy
+from frugalml.calibration.metrics import (
+    drop_points,
+    paired_ratio_interval,
+    sequence_nll,
+    top1_agreement,
+    top_k_accuracy,
+)
 from frugalml.errors import CalibrationError
 from frugalml.quantize.checks import AccuracyReport, Check, Task
 from frugalml.quantize.detection import DetectionTally, decoder_for
@@ -31,7 +37,9 @@ class TaskScorer:
         self.ref: list[np.ndarray] = []
         self.cand: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
-        self.nll = [0.0, 0.0]
+        # per evaluation window: FP32's and the candidate's summed NLL, and its predictions
+        self.window_nll: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self.window_tokens: list[np.ndarray] = []
         self.tokens = 0
         self.token_counts: np.ndarray | None = None  # how often each token is predicted
         self.token_cosine: list[np.ndarray] = []
@@ -71,9 +79,10 @@ class TaskScorer:
                             feeds: dict[str, np.ndarray]) -> None:
         mask = feeds.get("attention_mask", np.ones_like(feeds["input_ids"]))
         for i, logits in enumerate((r, c)):
-            ppl = perplexity(logits, feeds["input_ids"], mask)
-            self.nll[i] += math.log(ppl.value) * ppl.count
-        self.tokens += ppl.count
+            nll, count = sequence_nll(logits, feeds["input_ids"], mask)
+            self.window_nll[i].append(nll)
+        self.window_tokens.append(count)
+        self.tokens += int(count.sum())
         scored = feeds["input_ids"][:, 1:][mask[:, 1:].astype(bool)]
         counts = np.bincount(scored.ravel(), minlength=r.shape[-1])
         self.token_counts = counts if self.token_counts is None else (
@@ -204,8 +213,13 @@ class TaskScorer:
                            f"{tally.top_kept} of {tally.images_with_detections} images")])
 
     def _language_model(self, budget: Budget) -> AccuracyReport:
-        ref_ppl, cand_ppl = (math.exp(n / self.tokens) for n in self.nll)
+        if not self.tokens:
+            raise CalibrationError("Perplexity needs at least two tokens in some sequence.")
+        ref_nll, cand_nll = (np.concatenate(n) for n in self.window_nll)
+        counts = np.concatenate(self.window_tokens)
+        ref_ppl, cand_ppl = (math.exp(n.sum() / self.tokens) for n in (ref_nll, cand_nll))
         rise = 100.0 * (cand_ppl / ref_ppl - 1.0)
+        interval = paired_ratio_interval(cand_nll, ref_nll, counts)
         cosine = float(np.concatenate(self.token_cosine).mean())
         return AccuracyReport(
             task=self.task.value, output=self.output, items=self.tokens,
@@ -213,6 +227,7 @@ class TaskScorer:
                        "unigram_perplexity": unigram_perplexity(self.token_counts)},
             candidate={
                 "perplexity": cand_ppl, "perplexity_increase_pct": rise,
+                "perplexity_increase_pct_ci95": list(interval), "windows": len(counts),
                 "mean_token_cosine_to_fp32": cosine},
             checks=(Check(name="perplexity increase %", value=rise,
                           limit=budget.max_perplexity_increase_pct,

@@ -47,9 +47,16 @@ def scored(spec: CandidateSpec, record: Any, cached: bool) -> dict[str, Any]:
                          "checks": accuracy["checks"], "task": accuracy["task"],
                          "items": accuracy["items"],
                          **({"stopped_after_items": accuracy["stopped_after_items"]}
-                            if accuracy.get("stopped_after_items") else {})},
+                            if accuracy.get("stopped_after_items") else {}),
+                         **_rise_interval(accuracy)},
             "speed": {"ratio_p50": None, "ci95": None, "verdict": NOT_MEASURED},
             "verified": None, "bundle": None}
+
+
+def _rise_interval(accuracy: dict[str, Any]) -> dict[str, Any]:
+    """A decoder's perplexity rise with its 95 % interval over the windows, when scored so."""
+    interval = (accuracy.get("candidate") or {}).get("perplexity_increase_pct_ci95")
+    return {"increase_pct_ci95": interval} if interval else {}
 
 
 def fp32_entry(model: Any, size_bytes: int, reference: dict[str, Any] | None) -> dict[str, Any]:
@@ -96,6 +103,9 @@ def summary(entry: dict[str, Any]) -> str:
     verdict = ("within budget" if acc["budget_met"] else
                "over budget: " + "; ".join(acc["failures"]))
     size = entry["size_bytes"] / 1e6
+    rise = acc.get("increase_pct_ci95")
+    if rise:
+        fp32 += f", rise 95 % CI {rise[0]:+.2f} % .. {rise[1]:+.2f} %"
     cut = (f", scored on the first {acc['stopped_after_items']} evaluation items (the time "
            "budget ran out)" if acc.get("stopped_after_items") else "")
     return f"{acc['metric']} {acc['value']:.4f}{fp32}, {size:.1f} MB, {verdict}{cut}"

@@ -49,3 +49,21 @@ def test_a_reference_that_models_the_text_passes_and_one_that_does_not_stops() -
     with pytest.raises(CalibrationError, match="not reading the text as it was trained"):
         plausible_reference(bad)
     plausible_reference(None)  # a candidate with no scores has nothing to check
+
+
+def test_a_perplexity_rise_comes_with_a_paired_interval_over_the_windows() -> None:
+    """The rise is resampled by whole windows, both models paired: a candidate that is worse on
+    every window has an interval above zero, one equal to FP32 an interval of exactly zero."""
+    from frugalml.calibration.metrics import paired_ratio_interval
+
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(300, 500, size=32)  # summed NLL of 32 windows of 127 predictions
+    counts = np.full(32, 127)
+    worse = ref + rng.uniform(1, 3, size=32)
+    low, high = paired_ratio_interval(worse, ref, counts)
+    point = 100 * np.expm1((worse.sum() - ref.sum()) / counts.sum())
+    assert 0 < low < point < high < 100 * np.expm1(3 / 127)
+    assert paired_ratio_interval(ref, ref, counts) == (0.0, 0.0)
+    report = _report(sharp=8.0)
+    assert report["candidate"]["perplexity_increase_pct_ci95"] == [0.0, 0.0]
+    assert report["candidate"]["windows"] == 2
