@@ -6,21 +6,27 @@ FP32, 62.0 on the file's grid in llama.cpp, 74-95 after any re-rounding; STACK.m
 constant MatMul weight of the export whose values are exactly a GGUF tensor's dequantized
 rows takes that tensor's blocks as they are:
 
-- ``Q4_0`` (``d * (q - 8)``, 32 per block): ``MatMulNBits`` 4 bits, block 32, scale ``d``,
-  zero point 8 (the op's default, not stored). Exact.
-- ``Q8_0`` (``d * q``): ``MatMulNBits`` 8 bits, block 32, scale ``d``, zero point 128
-  (default). Exact.
-- ``Q4_1`` (``d * q + m``): ``MatMulNBits`` cannot say it with its integer zero points
-  (``-m / d`` is no integer), and with float zero points ONNX Runtime 1.32 falls back to a
-  kernel 42x slower (1.5 ms instead of 36 us for a 576 x 1536 layer). Written instead as
-  ``d * (q - 8)`` in ``MatMulNBits`` plus ``(8 d + m)`` times each block's input sum (a
-  ReduceSum and a small float MatMul): the same weights, exactly, for about 25 % more bytes.
-- The token embedding (a ``Gather`` of a ``Q8_0`` table): ``GatherBlockQuantized`` 8 bits.
+- symmetric blocks, ``d * (q - zero)``: ``Q4_0`` (4-bit codes, zero 8), ``Q8_0`` (8-bit, zero
+  128; both the op's default zero point, not stored), ``Q5_0`` (5-bit codes as 8-bit, zero
+  16) and ``Q6_K`` (6-bit codes as 8-bit in blocks of 16, zero 32, the scale per 16 being
+  the super-block's float16 times its int8 sub-block scale): ``MatMulNBits`` with those
+  scales and zero points. Exact.
+- offset blocks, ``d * q + m``: ``Q4_1``, ``Q4_K`` (4-bit), ``Q5_1``, ``Q5_K`` (5-bit codes as
+  8-bit), per 32 values. ``MatMulNBits`` cannot say ``m`` with its integer zero points (``-m /
+  d`` is no integer), and with float zero points ONNX Runtime 1.32 falls back to a kernel 42x
+  slower (1.5 ms instead of 36 us for a 576 x 1536 layer). Written instead as ``d * (q -
+  zero)`` in ``MatMulNBits`` (zero: the middle of the codes) plus ``(zero d + m)`` times each
+  block's input sum (a ReduceSum and a small float MatMul): the same weights, exactly.
+- The token embedding (a ``Gather`` of an 8-bit-coded table: Q8_0, Q5_0, Q6_K):
+  ``GatherBlockQuantized`` 8 bits with the table's zero point.
 
-Rows are matched by content (the export came from this file dequantized), so llama.cpp's
-row order for attention (permuted for its rotary layout) needs no knowledge of the model.
-Other block types (the K-quants, Q5_x) are left as the export has them, and the record says
-which. Activations: int8 per block inside the kernels (``accuracy_level`` 4): the A8 of W4A8.
+Every type is read and decoded by :mod:`frugalml.quantize._gguf_blocks`, tested bit for bit
+against gguf's own dequantization. Rows are matched by content (the export came from this file
+dequantized), so llama.cpp's row order for attention (permuted for its rotary layout) needs no
+knowledge of the model. Other block types (Q2_K, Q3_K, the IQ types) and F16/BF16 tensors are
+left as the export has them, and the record says which.
+
+Activations: int8 per block inside the kernels (``accuracy_level`` 4): the A8 of W4A8.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
+from frugalml.quantize._gguf_blocks import KINDS, Blocks, decode, read
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Recipe
 from frugalml.quantize.records import QuantizedModel
@@ -41,8 +48,6 @@ from frugalml.targets.profiles import Target
 
 SOURCE_NAME = "gguf_source.json"   # beside an export from a GGUF: {"path", "sha256"}
 REPORT_NAME = "gguf_grid.json"     # beside the model written: which weights kept their blocks
-BLOCK = 32
-KINDS = ("Q4_0", "Q4_1", "Q8_0")
 
 
 def source_gguf(model: Path) -> Path:
@@ -65,47 +70,21 @@ def source_gguf(model: Path) -> Path:
     return path
 
 
-def _blocks(tensor: Any) -> dict[str, np.ndarray]:
-    """Scale, offset (Q4_1) and integer codes of a GGUF tensor, [rows, K / 32, ...]."""
-    rows = tensor.data.shape[0]
-    kind = tensor.tensor_type.name
-    size = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}[kind]
-    raw = np.asarray(tensor.data).reshape(rows, -1, size)
-    scale = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
-    if kind == "Q8_0":
-        return {"d": scale, "q": raw[..., 2:].copy().view(np.int8).astype(np.int16) + 128}
-    start = 4 if kind == "Q4_1" else 2
-    packed = raw[..., start:]
-    codes = np.concatenate([packed & 0x0F, packed >> 4], axis=-1)  # 0-15 low, 16-31 high
-    out = {"d": scale, "q": codes.astype(np.int16)}
-    if kind == "Q4_1":
-        out["m"] = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
-    return out
-
-
-def _decoded(kind: str, b: dict[str, np.ndarray]) -> np.ndarray:
-    """The float rows the blocks stand for (llama.cpp's own dequantization)."""
-    if kind == "Q4_1":
-        values = b["d"][..., None] * b["q"] + b["m"][..., None]
-    else:
-        values = b["d"][..., None] * (b["q"] - (128 if kind == "Q8_0" else 8))
-    return values.reshape(values.shape[0], -1).astype(np.float32)
-
-
 def _row_keys(rows: np.ndarray) -> list[bytes]:
     return [r.tobytes() for r in np.ascontiguousarray(rows, dtype=np.float32)]
 
 
-def read_tensors(gguf_file: Path) -> list[tuple[str, str, dict[str, np.ndarray], np.ndarray]]:
-    """(name, kind, blocks, decoded rows) of every Q4_0/Q4_1/Q8_0 tensor in the file."""
+def read_tensors(gguf_file: Path) -> list[tuple[str, str, Blocks, np.ndarray]]:
+    """(name, kind, blocks, decoded rows) of every 2-D tensor in the file of a block type
+    kept as it is (:data:`~frugalml.quantize._gguf_blocks.KINDS`)."""
     from gguf import GGUFReader
 
     found = []
     for tensor in GGUFReader(str(gguf_file)).tensors:
         kind = tensor.tensor_type.name
         if kind in KINDS and tensor.data.ndim == 2:
-            blocks = _blocks(tensor)
-            found.append((tensor.name, kind, blocks, _decoded(kind, blocks)))
+            blocks = read(kind, np.asarray(tensor.data))
+            found.append((tensor.name, kind, blocks, decode(blocks)))
     return found
 
 
@@ -157,7 +136,7 @@ class GgufGridQuantizer:
         kept = rewrite(graph.graph, tensors, _match)
         if not kept["transcoded"]:
             raise QuantizationError(
-                f"No MatMul weight of {model} is exactly a Q4_0/Q4_1/Q8_0 tensor of "
+                f"No MatMul weight of {model} is exactly a {'/'.join(KINDS)} tensor of "
                 f"{source_gguf(model).name}: the export did not come from this file's weights.")
         kept["merged_siblings"] = merge_sibling_matmulnbits(graph.graph)
         onnx.save(graph, str(out))

@@ -118,8 +118,8 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
                   families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
                   budget_defaults={"max_size_ratio": 0.3},
-                  about="the GGUF file's own Q4_0/Q4_1/Q8_0 blocks, not re-rounded "
-                        "(MatMulNBits, GatherBlockQuantized)"),
+                  about="the GGUF file's own blocks (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q5_K, Q6_K), "
+                        "not re-rounded (MatMulNBits, GatherBlockQuantized)"),
     CandidateSpec(name="w4a8-openvino", recipe="w4a8", backend="nncf",
                   output_format="openvino", families=frozenset({DECODER}), default=False,
                   about="NNCF 4-bit grouped weights as an OpenVINO IR, dynamic int8 "
