@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import ExportError
+from frugalml.export.fused_attention import attention_settings, set_attention
 from frugalml.export.records import ExportedModel, OutputCheck
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
 from frugalml.runtime.generate import CopiedCache, DecoderLayout, Sampling, decode
@@ -227,7 +228,7 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     path, fusions, attempts = out_dir / MODEL_NAME, (), []
     if fuse:
         try:
-            fusions = _fuse(plain, path)
+            fusions = _fuse(plain, path, attention_settings(model))
             fused = dataclasses.replace(layout, shared_buffer=updates_in_place(path, layout))
             checks = check_greedy(model, path, fused, prompt, decode_steps + 1, tolerance)
             plain.unlink()
@@ -247,8 +248,10 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
         size_bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3))
 
 
-def _fuse(plain: Path, fused: Path) -> tuple[str, ...]:
-    """onnxscript's ``ort_fusions`` on the cached graph; the fusions it made.
+def _fuse(plain: Path, fused: Path, attention: list[dict[str, float | int]]
+          ) -> tuple[str, ...]:
+    """onnxscript's ``ort_fusions`` on the cached graph, its attention told the model's scale
+    and windows (:mod:`frugalml.export.fused_attention`); the fusions it made.
 
     Raises:
         ExportError: nothing fused, or the rewriter failed.
@@ -264,5 +267,6 @@ def _fuse(plain: Path, fused: Path) -> tuple[str, ...]:
     if "gqa" not in made and "mha" not in made:
         raise ExportError("ort_fusions fused no attention in the cached graph "
                           f"({', '.join(made) or 'nothing'}): the unfused graph is kept.")
+    set_attention(model, attention)
     ir.save(model, str(fused))
     return tuple(f"{name} x{n}" for name, n in made.items())
