@@ -49,8 +49,8 @@ def cached_stage(
 ) -> tuple[R, bool]:
     """Return the cached record for ``key`` or run ``build(tmp_dir)`` and keep its output.
 
-    ``reusable`` may refuse an intact entry by its record (a result cut short by a time
-    budget): it is then rebuilt like a missing one.
+    ``reusable`` may refuse an intact entry by its record (``path`` made absolute): a result
+    cut short by a time budget is then rebuilt like a missing one.
 
     The record's ``path`` is stored relative to the stage dir, so cache dirs can move. A build
     that fails, or a process killed mid-build, leaves nothing at the entry's path; an entry
@@ -63,9 +63,10 @@ def cached_stage(
     recover(final)
     if final.exists():
         data = _read_entry(final)
-        if data is not None and (reusable is None or reusable(data)):
+        if data is not None:
             data["path"] = str(final / data["path"])
-            return from_dict(data), True
+            if reusable is None or reusable(data):
+                return from_dict(data), True
         shutil.rmtree(final, ignore_errors=True)
     with staged(final, error=FrugalError) as tmp:
         record = build(tmp)

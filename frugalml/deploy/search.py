@@ -12,7 +12,6 @@ scored, not timed.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +41,30 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str) -> tuple[Any
     def build(tmp: Path) -> Any:
         diagnose(run.exported.path, run.data, tmp / "quantized", recipe=recipe,
                  backend=spec.backend, target=target, eval_items=run.eval_items,
-                 task=run.task, steps=run.steps, deadline=time.monotonic() + run.time_left())
+                 task=run.task, steps=run.steps, deadline=run.deadline)
         return read_record(tmp / "quantized")
 
     run.steps.note(f"  {spec.name}: mixed-precision search (nodes ranked by sensitivity, the "
-                   f"fewest kept in float that meet the budget; {run.time_left():.0f} s left)")
+                   f"fewest kept in float that meet the budget; "
+                   f"{run.build_time_left():.0f} s left)")
     try:
         return cached_stage(run.cache, "quantize", "search" + key, build,
-                            QuantizedModel.from_dict)
+                            QuantizedModel.from_dict, reusable=_searched_whole)
     except QuantizationError as e:
         raise QuantizationError(f"missed its budget, and the mixed-precision search found no "
                                 f"point that meets it: {e}") from e
+
+
+def _searched_whole(record: dict[str, Any]) -> bool:
+    """False for a cached search the time budget stopped early: a later run with more time
+    searches again rather than keep its point."""
+    from frugalml.quantize.diagnose import DIAGNOSIS_NAME
+
+    try:
+        diagnosis = json.loads((Path(record["path"]).parent / DIAGNOSIS_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return not diagnosis.get("stopped_early")
 
 
 def curve(record: Any) -> dict[str, Any]:

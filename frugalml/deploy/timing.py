@@ -110,6 +110,9 @@ def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any], *,
         if entry["bundle"] is None:
             continue
         what = "generation" if decoding else "profile"
+        if run.time_left() <= 0:
+            run.steps.note(f"  {what} of {entry['name']}: not measured, the time budget ran out")
+            continue
         with run.steps.step(f"{entry['name']}: {what} in a fresh process"):
             try:
                 profiles[entry["name"]] = profile_in_fresh_process(
