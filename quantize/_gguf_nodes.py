@@ -23,6 +23,10 @@ def rewrite(graph: Any, tensors: list[Any], match: Callable[..., Any]) -> dict[s
     done: dict[str, str] = {}
     left: dict[str, str] = {}
     sums: dict[str, str] = {}  # input -> its block sums, shared by the offset layers reading it
+    # (GGUF tensor, row order) -> the initializer holding its 8-bit codes as [rows, blocks,
+    # block]: a tied embedding and output layer read one table (MatMulNBits and
+    # GatherBlockQuantized take the same layout)
+    codes: dict[tuple[str, bytes], str] = {}
     for node in list(graph.node):
         if node.op_type not in ("MatMul", "Gather"):
             continue
@@ -46,8 +50,9 @@ def rewrite(graph: Any, tensors: list[Any], match: Callable[..., Any]) -> dict[s
         new = [] if node.op_type == "Gather" or blocks.m is None or node.input[0] in sums else (
             _remember(sums, node.input[0],
                       block_sums(node.input[0], rows.shape[1], blocks.block)))
-        new += (_gather(node, blocks) if node.op_type == "Gather" else _matmul(
-            node, blocks, rows.shape, sums.get(node.input[0], "")))
+        key = (name, np.asarray(order).tobytes())
+        new += (_gather(node, blocks, codes, key) if node.op_type == "Gather" else _matmul(
+            node, blocks, rows.shape, sums.get(node.input[0], ""), codes, key))
         index = list(graph.node).index(node)
         graph.node.remove(node)
         for offset, (made, initializers) in enumerate(new):
@@ -69,24 +74,39 @@ def _init(value: np.ndarray, name: str) -> Any:
     return numpy_helper.from_array(np.ascontiguousarray(value), name)
 
 
-def _matmul(node: Any, b: Blocks, shape: tuple[int, int], sums: str
+def _codes(b: Blocks, stem: str, codes: dict[tuple[str, bytes], str],
+           key: tuple[str, bytes]) -> tuple[str, list[Any]]:
+    """The initializer of ``b``'s codes as [rows, blocks, bytes per block]: the one already
+    written for the same tensor and row order (8-bit codes), else a new one."""
+    if b.bits == 8 and key in codes:
+        return codes[key], []
+    q = b.q
+    packed = q if b.bits == 8 else (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+    made = _init(packed, f"{stem}_blocks")
+    if b.bits == 8:
+        codes[key] = made.name
+    return made.name, [made]
+
+
+def _matmul(node: Any, b: Blocks, shape: tuple[int, int], sums: str,
+            codes: dict[tuple[str, bytes], str], key: tuple[str, bytes]
             ) -> list[tuple[Any, list[Any]]]:
     """MatMulNBits over the blocks; for an offset type also the offsets' share, exactly
     (``sums``: the input's block sums, see :func:`block_sums`)."""
     from onnx import helper
 
     n, k = shape
-    q = b.q
-    packed = q if b.bits == 8 else (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
     stem = node.name
-    inits = [_init(packed.reshape(n, k // b.block, -1), f"{stem}_blocks"),
-             _init(b.d.reshape(-1), f"{stem}_scales")]
+    table, inits = _codes(b, stem, codes, key)
+    inits = [*inits, _init(b.d.reshape(-1), f"{stem}_scales")]
     if b.zero != 2 ** (b.bits - 1):  # the op's default zero point is not stored (Q4, Q8_0)
         if b.bits != 8:
             raise ValueError(f"{b.kind}: a 4-bit zero point other than 8 is not written here")
         inits.append(_init(np.full(n * (k // b.block), b.zero, np.uint8), f"{stem}_zero"))
     out = node.output[0] if b.m is None else f"{stem}_codes"
-    matmul = helper.make_node("MatMulNBits", [node.input[0], *(i.name for i in inits)], [out],
+    matmul = helper.make_node("MatMulNBits", [node.input[0], table, f"{stem}_scales",
+                                              *([f"{stem}_zero"] if b.zero != 2 ** (b.bits - 1)
+                                                else [])], [out],
                               domain=MS, name=f"{stem}_gguf", K=k, N=n, bits=b.bits,
                               block_size=b.block, accuracy_level=4)
     nodes = [(matmul, inits)]
@@ -115,17 +135,26 @@ def block_sums(x: str, k: int, block: int) -> tuple[str, list[tuple[Any, list[An
          [axis])]
 
 
-def _gather(node: Any, b: Blocks) -> list[tuple[Any, list[Any]]]:
+def _gather(node: Any, b: Blocks, codes: dict[tuple[str, bytes], str],
+            key: tuple[str, bytes]) -> list[tuple[Any, list[Any]]]:
     """GatherBlockQuantized over a table of 8-bit codes (Q8_0, Q5_0, Q6_K) with its zero
-    point."""
+    point, the codes as [rows, blocks, block] (the layout MatMulNBits reads, so a tied output
+    layer shares them), each gathered row reshaped back to its width."""
     from onnx import helper
 
     rows, blocks = b.d.shape
-    inits = [_init(b.q.reshape(rows, blocks * b.block), f"{node.name}_blocks"),
-             _init(b.d, f"{node.name}_scales"),
-             _init(np.full((rows, blocks), b.zero, np.uint8), f"{node.name}_zero")]
+    stem = node.name
+    table, inits = _codes(b, stem, codes, key)
+    inits += [_init(b.d[..., None], f"{stem}_scales"),
+              _init(np.full((rows, blocks, 1), b.zero, np.uint8), f"{stem}_zero"),
+              _init(np.array([blocks * b.block], np.int64), f"{stem}_width")]
     gather = helper.make_node(
-        "GatherBlockQuantized", [inits[0].name, node.input[1], inits[1].name, inits[2].name],
-        list(node.output), domain=MS, name=f"{node.name}_gguf", bits=8, block_size=b.block,
-        gather_axis=0, quantize_axis=1)
-    return [(gather, inits)]
+        "GatherBlockQuantized", [table, node.input[1], f"{stem}_scales", f"{stem}_zero"],
+        [f"{stem}_by_block"], domain=MS, name=f"{stem}_gguf", bits=8, block_size=b.block,
+        gather_axis=0, quantize_axis=2)
+    return [(gather, inits),
+            (helper.make_node("Shape", [node.input[1]], [f"{stem}_ids_shape"]), []),
+            (helper.make_node("Concat", [f"{stem}_ids_shape", f"{stem}_width"],
+                              [f"{stem}_shape"], axis=0), []),
+            (helper.make_node("Reshape", [f"{stem}_by_block", f"{stem}_shape"],
+                              list(node.output)), [])]

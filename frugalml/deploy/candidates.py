@@ -107,6 +107,14 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="bf16-openvino", recipe="bf16", backend="nncf", output_format="openvino",
                   families=_OPENVINO_FAMILIES, default=True, needs=frozenset({"bf16"}),
                   about="the FP32 export as an OpenVINO IR computed in bf16 (AMX / AVX512-BF16)"),
+    # A GGUF's own blocks first: nothing to search, the file's accuracy, built in under a
+    # minute for SmolLM2; under --time-budget 5m it was skipped after AWQ (the slowest to
+    # build) had used the time.
+    CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
+                  families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
+                  budget_defaults={"max_size_ratio": 0.3},
+                  about="the GGUF file's own blocks (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q5_K, Q6_K), "
+                        "not re-rounded (MatMulNBits, GatherBlockQuantized)"),
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
                   families=frozenset({DECODER}), default=True,
                   about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
@@ -115,11 +123,6 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
                   options={"weight_methods": ("awq", "scale_estimation")},
                   about="4-bit grouped weights chosen by NNCF's AWQ and scale estimation on "
                         "calibration text (MatMulNBits, accuracy level 4)"),
-    CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
-                  families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
-                  budget_defaults={"max_size_ratio": 0.3},
-                  about="the GGUF file's own blocks (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q5_K, Q6_K), "
-                        "not re-rounded (MatMulNBits, GatherBlockQuantized)"),
     CandidateSpec(name="w4a8-openvino", recipe="w4a8", backend="nncf",
                   output_format="openvino", families=frozenset({DECODER}), default=False,
                   about="NNCF 4-bit grouped weights as an OpenVINO IR, dynamic int8 "

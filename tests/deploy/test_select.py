@@ -91,7 +91,7 @@ def test_candidates_follow_the_family_and_the_target() -> None:
     assert names(DECODER, x86) == ["w4a8", "w4a8-awq"]
     from_gguf = [c.name for c in candidates_for(DECODER, x86, ("default",),
                                                 source_format="gguf")]
-    assert from_gguf == ["w4a8", "w4a8-awq", "w4a8-gguf"]  # the file's own blocks, only from a GGUF
+    assert from_gguf == ["w4a8-gguf", "w4a8", "w4a8-awq"]  # the file's own blocks, first
     assert names(CNN, x86, ("all",)) == ["int8-static", "int8-nncf", "int8-openvino",
                                          "fp32-openvino"]  # no bf16-openvino: no native bf16
     amx = get_target("x86-amx")

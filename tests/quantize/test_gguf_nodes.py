@@ -61,3 +61,44 @@ def test_each_block_type_runs_as_the_files_weights(kind: str, tmp_path: Path) ->
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(y[0], expected, rtol=0, atol=2e-5 * scale)
     np.testing.assert_array_equal(e[0], decode(table))  # gathered codes times scales
+
+
+@pytest.mark.parametrize("kind", ["Q8_0", "Q6_K"])
+def test_a_tied_table_is_stored_once_for_its_gather_and_its_output_layer(
+        kind: str, tmp_path: Path) -> None:
+    """Embedding and output layer tied (SmolLM2, Gemma 3: the table is most of the bytes):
+    both nodes read one initializer of codes, and each computes with the file's values."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from frugalml.quantize._gguf_nodes import rewrite
+
+    table = read(kind, _random_blocks(kind, VOCAB, K // _LAYOUT[kind][1], seed=5))
+    values = decode(table)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["embd", "ids"], ["h"], name="embed"),
+         helper.make_node("MatMul", ["h", "head"], ["logits"], name="lm_head")], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "t"])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "t", K]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "t", VOCAB])],
+        [numpy_helper.from_array(values, "embd"),
+         numpy_helper.from_array(np.ascontiguousarray(values.T), "head")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    kept = rewrite(model.graph, [("token_embd", kind, table, values)], _match)
+    assert set(kept["transcoded"]) == {"embed", "lm_head"}
+    codes = [i for i in model.graph.initializer if i.data_type == TensorProto.UINT8
+             and len(i.dims) == 3 and i.dims[2] == table.block]
+    assert len(codes) == 1  # one table of codes ...
+    readers = [n.op_type for n in model.graph.node if codes[0].name in n.input]
+    assert sorted(readers) == ["GatherBlockQuantized", "MatMulNBits"]  # ... read by both
+    path = tmp_path / "tied.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert path.stat().st_size < 2 * VOCAB * K  # the codes once (plus scales), not twice
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = np.array([[0, 5, 47, 5]], np.int64)
+    h, logits = session.run(None, {"ids": ids})
+    np.testing.assert_array_equal(h[0], values[ids[0]])
+    want = h[0] @ values.T
+    cosine = (logits[0] * want).sum(-1) / np.linalg.norm(logits[0], axis=-1) / np.linalg.norm(
+        want, axis=-1)
+    assert cosine.min() > 0.999  # int8 activations inside MatMulNBits
