@@ -46,10 +46,15 @@ def cells(c: dict[str, Any]) -> list[str]:
         f" {speed['verdict']}"
     budget = "-" if not acc else ("met" if acc["budget_met"] else
                                   "missed: " + "; ".join(acc["failures"]))
+    if acc.get("stopped_after_items"):
+        budget += f" (scored on {acc['stopped_after_items']} items: the time budget ran out)"
+    rise = acc.get("increase_pct_ci95")
+    delta = num(acc.get("delta"), "+.4f") + (
+        f" (rise 95 % CI {rise[0]:+.2f}..{rise[1]:+.2f} %)" if rise else "")
     return [c["name"] + (" (repaired)" if c.get("repaired") else ""), c["backend"],
             num(c["size_bytes"] / 1e6 if c.get("size_bytes") else None, ".1f"),
             acc.get("metric", "-"), num(acc.get("fp32")), num(acc.get("value")),
-            num(acc.get("delta"), "+.4f"), budget, timed, c.get("verified") or "-"]
+            delta, budget, timed, c.get("verified") or "-"]
 
 
 def decode_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -67,3 +67,16 @@ def test_a_perplexity_rise_comes_with_a_paired_interval_over_the_windows() -> No
     report = _report(sharp=8.0)
     assert report["candidate"]["perplexity_increase_pct_ci95"] == [0.0, 0.0]
     assert report["candidate"]["windows"] == 2
+
+
+def test_the_report_row_shows_the_interval_and_a_scoring_cut_short() -> None:
+    from frugalml.report.deploy_md import cells
+
+    row = cells({"name": "w4a8-awq", "backend": "nncf", "status": "scored",
+                 "size_bytes": 116.7e6, "verified": "verified: natively",
+                 "speed": {"ratio_p50": None, "ci95": None, "verdict": "not measured"},
+                 "accuracy": {"metric": "perplexity", "fp32": 63.75, "value": 74.59,
+                              "delta": 10.84, "budget_met": True, "failures": [],
+                              "increase_pct_ci95": [13.97, 19.99], "stopped_after_items": 52}})
+    assert row[6] == "+10.8400 (rise 95 % CI +13.97..+19.99 %)"
+    assert row[7] == "met (scored on 52 items: the time budget ran out)"
