@@ -20,8 +20,9 @@ SLIDING = "sliding_attention"
 
 def attention_settings(model: Any) -> list[dict[str, float | int]]:
     """Per decoder layer, the ``GroupQueryAttention`` attributes that say what its attention
-    computes: ``scale`` (the layer's own), ``local_window_size`` where the layer attends over a
-    sliding window, ``softcap`` where attention logits are soft-capped (Gemma 2).
+    computes: ``scale`` (where it is not the op's default), ``local_window_size`` where the
+    layer attends over a sliding window, ``softcap`` where attention logits are soft-capped
+    (Gemma 2).
 
     Raises:
         ExportError: the model's layers or their attention scale cannot be read (the fused
@@ -41,7 +42,10 @@ def attention_settings(model: Any) -> list[dict[str, float | int]]:
     softcap = getattr(config, "attn_logit_softcapping", None)
     settings: list[dict[str, float | int]] = []
     for layer, kind in zip(layers, types, strict=True):
-        found: dict[str, float | int] = {"scale": float(layer.self_attn.scaling)}
+        found: dict[str, float | int] = {}
+        scale, head = float(layer.self_attn.scaling), getattr(layer.self_attn, "head_dim", None)
+        if head is None or abs(scale * head ** 0.5 - 1.0) > 1e-9:
+            found["scale"] = scale  # the op's default is 1/sqrt(head size): left as it is
         if kind == SLIDING and window:
             found["local_window_size"] = int(window)
         if softcap:
