@@ -16,6 +16,36 @@ from frugalml.errors import CalibrationError
 
 DESCRIPTOR_NAME = "calibration.json"
 _TEXT_SUFFIXES = (".csv", ".jsonl", ".txt")
+# Options that make an .npz a stream set for a model with input roles (see streams.py).
+STREAM_OPTIONS = ("roles", "model", "threshold", "decision")
+
+
+def open_set(data: Path, options: dict[str, Any], *, calibration_size: int | None = None,
+             calibration_fraction: float | None = None, salt: str = "frugalml"
+             ) -> CalibrationSet | Any:
+    """The set ``data`` holds, split: a :class:`CalibrationSet`, or for data with input roles
+    (``roles`` and the ``model`` they belong to in ``options``) a stream set.
+
+    Raises:
+        CalibrationError, InputError: see :func:`open_source` and
+            :func:`frugalml.calibration.streams.stream_set`.
+    """
+    if options.get("roles") is None:
+        return make_set(open_source(data, options), calibration_size=calibration_size,
+                        calibration_fraction=calibration_fraction, salt=salt)
+    from frugalml.calibration.streams import stream_set
+    from frugalml.runtime.roles import InputRoles
+
+    unknown = sorted(set(options) - set(STREAM_OPTIONS))
+    if unknown:
+        raise CalibrationError(f"Options {unknown} do not apply to stream data {data}.")
+    if options.get("model") is None:
+        raise CalibrationError(f"Stream data {data} needs the .onnx model its roles belong to.")
+    return stream_set(Path(data), InputRoles.from_dict(options["roles"]), Path(options["model"]),
+                      calibration_size=calibration_size, salt=salt,
+                      calibration_fraction=calibration_fraction,
+                      threshold=float(options.get("threshold") or 0.5),
+                      decision=options.get("decision"))
 
 
 def open_source(data: Path, options: dict[str, Any]) -> Source:
@@ -58,7 +88,7 @@ def open_source(data: Path, options: dict[str, Any]) -> Source:
                            "a .csv/.jsonl/.txt text file (optionally .gz/.bz2).")
 
 
-def write_descriptor(data_set: CalibrationSet, data: Path, options: dict[str, Any],
+def write_descriptor(data_set: CalibrationSet | Any, data: Path, options: dict[str, Any],
                      out_dir: Path) -> Path:
     """Write ``out_dir/calibration.json`` (atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +112,13 @@ def read_descriptor(path: Path) -> CalibrationSet:
         rule, _, value = desc["split"].split(",")[0].partition("=")
     except (OSError, ValueError, KeyError) as e:
         raise CalibrationError(f"{path} is not a calibration descriptor: {e}.") from e
-    source = open_source(Path(desc["data"]), dict(desc["options"]))
     try:
         size = int(value) if rule == "size" else None
         fraction = float(value) if rule == "fraction" else None
     except ValueError as e:
         raise CalibrationError(f"{path} has a malformed split rule {desc['split']!r}.") from e
-    data_set = make_set(source, calibration_size=size, calibration_fraction=fraction,
-                        salt=desc["salt"])
+    data_set = open_set(Path(desc["data"]), dict(desc["options"]), calibration_size=size,
+                        calibration_fraction=fraction, salt=desc["salt"])
     if data_set.fingerprint != desc["fingerprint"]:
         raise CalibrationError(
             f"The data behind {path} changed since it was written (fingerprint "

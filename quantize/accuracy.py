@@ -24,7 +24,8 @@ from frugalml.quantize.recipe import Budget
 from frugalml.quantize.scoring import TaskScorer
 
 _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
-          Task.OBJECT_DETECTION: 1, Task.OUTPUTS: 16}  # detectors: NMS outputs are per image
+          Task.OBJECT_DETECTION: 1, Task.OUTPUTS: 16,  # detectors: NMS outputs are per image
+          Task.STREAMING: 16}  # steps from FP32's state (scoring itself runs whole streams)
 
 
 def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None) -> Any:
@@ -105,6 +106,10 @@ def task_of(session: Any, data: CalibrationData, given: Task | str | None = None
         CalibrationError: the evaluation part is empty or does not fit the model.
         QuantizationError: ``given`` is not a task, or the model's outputs do not fit it.
     """
+    if hasattr(data, "streams"):  # a stream set: scored over streams carrying state
+        from frugalml.quantize.streaming import stream_task
+
+        return stream_task(session, data, given)
     first = next(_batches(data, 1, 1), None)
     if first is None:
         raise CalibrationError("The evaluation part is empty; nothing to score the "
@@ -142,7 +147,13 @@ def _batches(data: CalibrationData, items: int, batch: int
             return
         take = min(len(labels), items - seen)
         seen += take
-        yield ({k: v[:take] for k, v in feeds.items()}, labels[:take])
+        if take == len(labels):
+            yield feeds, labels
+            continue
+        roles = getattr(data, "roles", None)  # stream steps: batch axes and constants
+        yield ({k: v if roles and k in roles.constants else
+                np.take(v, range(take), axis=roles.axis(k) if roles else 0)
+                for k, v in feeds.items()}, labels[:take])
 
 
 def _run(session: Any, feeds: dict[str, np.ndarray], which: str) -> dict[str, np.ndarray]:
@@ -171,6 +182,10 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
     """
     ref, cand = open_model(reference, threads), open_model(candidate, threads, candidate_hints)
     try:
+        if hasattr(data, "streams"):
+            from frugalml.quantize.streaming import measure_streams
+
+            return measure_streams(ref, cand, data, budget, items=items, deadline=deadline)
         task, output = task_of(ref, data, task)
         key = _reference_key(reference, data, items, task)
         cached = _REFERENCE_OUTPUTS.get(key)

@@ -69,7 +69,7 @@ def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
     import onnxruntime as ort
 
     from frugalml.quantize.accuracy import filled_by_prefill
-    from frugalml.targets.bundle import onnx_dtype
+    from frugalml.runtime.manifest import onnx_dtype
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     filled = filled_by_prefill(Path(path))  # a decoder's cache: not the data's to give
@@ -102,8 +102,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     from frugalml.core.atomic import staged
     from frugalml.targets import detect, get_target
 
-    steps = steps or Steps(quiet=True)
-    source = model_file(model)
+    steps, source = steps or Steps(quiet=True), model_file(model)
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     quantizer = get_quantizer(backend)
     target = detect() if target == "auto" else (
@@ -129,8 +128,9 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
                                      calibration_items_used=counted.used,
                                      range_safety=safety.to_dict() if safety else None,
-                                     accuracy={**report.to_dict(), "over_budget_kept":
-                                               not report.within_budget, "scored_with": how})
+                                     input_roles=_roles(data), accuracy={
+                                         **report.to_dict(), "scored_with": how,
+                                         "over_budget_kept": not report.within_budget})
         if not report.within_budget and not allow_over_budget:
             raise QuantizationError(
                 f"{recipe.precision} through {backend} is over its budget: "
@@ -183,6 +183,12 @@ def _advice(report: Any) -> str:
                 "or pass --allow-over-budget to keep it.")
     return ("Run `frugal diagnose` to find the layers to keep in float, loosen the budget, or "
             "pass --allow-over-budget to keep it.")
+
+
+def _roles(data: CalibrationData) -> dict[str, Any] | None:
+    """The input roles of stream data (they go into every bundle of the model); else None."""
+    roles = getattr(data, "roles", None)
+    return roles.to_dict() if roles else None
 
 
 class CountedData:

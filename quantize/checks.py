@@ -16,6 +16,8 @@ class Task(StrEnum):
     LANGUAGE_MODEL = "language-model"
     OBJECT_DETECTION = "object-detection"
     OUTPUTS = "outputs"
+    # A model that carries state from chunk to chunk, scored over whole streams.
+    STREAMING = "streaming"
 
 
 

@@ -44,7 +44,8 @@ class Budget:
 
     Each evaluator checks the limits that apply to its task: classification the top-1 drop
     and the top-1 agreement with FP32, embeddings the probe-accuracy drop, detectors the share
-    of FP32 detections kept, language models the perplexity rise. The cosine limit applies to
+    of FP32 detections kept, language models the perplexity rise, streaming detectors the
+    frame and segment (detection) agreement of their decision. The cosine limit applies to
     every output, and to every channel group of an output whose channels differ in scale,
     of every task but language models; the size limit applies to every task.
     """
@@ -56,6 +57,8 @@ class Budget:
     max_accuracy_drop_points: float = 1.0
     min_top1_agreement: float = 0.0
     min_detection_agreement: float = 0.95
+    # Streaming detectors: the share of steps whose thresholded decision matches FP32's.
+    min_frame_agreement: float = 0.99
     max_perplexity_increase_pct: float = 20.0
     max_size_ratio: float = 0.30
     must_be_faster: bool = True
@@ -82,6 +85,8 @@ class Budget:
         if not 0.0 <= self.min_detection_agreement <= 1.0:
             problems.append(f"min_detection_agreement {self.min_detection_agreement} "
                             "(a share in [0, 1])")
+        if not 0.0 <= self.min_frame_agreement <= 1.0:
+            problems.append(f"min_frame_agreement {self.min_frame_agreement} (a share in [0, 1])")
         if not self.max_perplexity_increase_pct >= 0.0:
             problems.append(f"max_perplexity_increase_pct {self.max_perplexity_increase_pct} "
                             "(below 0 asks the quantized model to beat FP32)")

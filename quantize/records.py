@@ -43,6 +43,8 @@ class QuantizedModel:
     # The nodes range safety kept in float and why (frugalml.quantize.range_safety).
     range_safety: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
+    # A streaming model's input roles (runtime.roles.InputRoles), for its bundles' manifests.
+    input_roles: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from frugalml.errors import InputError
 from frugalml.runtime.model import Model
+from frugalml.runtime.roles import InputRoles
 
 SYNTHETIC_COUNT = 32
 
@@ -29,7 +30,7 @@ def bench_feeds(model: Model, source: str | Path = "samples", *, batch: int = 1,
     """
     samples = sample_arrays(model)
     if source == "synthetic":
-        arrays = _synthetic(samples, seed)
+        arrays = _synthetic(samples, seed, model.roles)
     elif source == "samples":
         arrays = samples
     else:
@@ -38,10 +39,15 @@ def bench_feeds(model: Model, source: str | Path = "samples", *, batch: int = 1,
         if missing:
             raise InputError(f"{source} lacks inputs {missing}; the model takes "
                              f"{list(model.input_names)}.")
-    items = min(len(arrays[n]) for n in model.input_names)
+    roles = model.roles
+    batched = [n for n in model.input_names if n not in roles.constants]
+    items = min((arrays[n].shape[roles.axis(n)] for n in batched), default=1)
     if items < batch:
         raise InputError(f"{source} holds {items} items; a batch of {batch} needs more.")
-    return [{n: np.ascontiguousarray(arrays[n][i:i + batch]) for n in model.input_names}
+    return [{n: np.require(arrays[n] if n in roles.constants else
+                               np.take(arrays[n], range(i, i + batch), axis=roles.axis(n)),
+                               requirements="C")
+             for n in model.input_names}
             for i in range(0, items - batch + 1, batch)]
 
 
@@ -63,12 +69,18 @@ def _load_npz(path: Path, prefix: str) -> dict[str, np.ndarray]:
                          "arrays named like the model's inputs.") from e
 
 
-def _synthetic(samples: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """Random arrays with the samples' shapes, dtypes and value ranges (masks stay masks)."""
+def _synthetic(samples: dict[str, np.ndarray], seed: int, roles: InputRoles
+               ) -> dict[str, np.ndarray]:
+    """Random arrays with the samples' shapes, dtypes and value ranges (masks stay masks;
+    constants stay the deployment's)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, ref in samples.items():
-        shape = (SYNTHETIC_COUNT, *ref.shape[1:])
+        if name in roles.constants:
+            out[name] = ref
+            continue
+        shape = list(ref.shape)
+        shape[roles.axis(name)] = SYNTHETIC_COUNT
         if np.issubdtype(ref.dtype, np.integer) or ref.dtype == np.bool_:
             low, high = int(ref.min()), int(ref.max())
             out[name] = rng.integers(low, high + 1, size=shape).astype(ref.dtype)

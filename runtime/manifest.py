@@ -8,12 +8,30 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from frugalml.core.records import check_schema
+from frugalml.errors import BundleError
 from frugalml.runtime.capabilities import FP32, PRECISION_OF_HINT
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 # numpy dtype names a bundle's inputs and outputs may have
 DTYPES = frozenset({"float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"})
+
+
+# ONNX Runtime type strings -> numpy dtype names
+_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64",
+           "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
+
+
+def onnx_dtype(ort_type: str) -> str:
+    """numpy dtype name of an ONNX Runtime type string such as ``tensor(float)``.
+
+    Raises:
+        BundleError: a type bundles do not support.
+    """
+    onnx_type = ort_type.removeprefix("tensor(").removesuffix(")")
+    if onnx_type not in _DTYPES:
+        raise BundleError(f"Type {ort_type} is not supported by bundles yet.")
+    return _DTYPES[onnx_type]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +103,9 @@ class Manifest:
     # Decoders: the KV-cache layout, end-of-text tokens and tokenizer file
     # (:class:`~frugalml.runtime.generate.DecoderLayout`); None for every other model.
     generation: dict[str, Any] | None = None
+    # Streaming models: input roles (batch axes, constants, state pairs;
+    # :class:`~frugalml.runtime.roles.InputRoles`); None where every input is batched on axis 0.
+    roles: dict[str, Any] | None = None
 
     @property
     def compute_precision(self) -> str:
@@ -171,6 +192,7 @@ def _check_fields(data: dict[str, Any]) -> None:
                                             for k, v in hints.items())):
         raise ValueError("field 'runtime_hints' must map text to text")
     _check_generation(data)
+    _check_roles(data)
     tolerance = data["sample_tolerance"]
     if not all(isinstance(tolerance.get(k), (int, float)) and not isinstance(tolerance[k], bool)
                for k in ("min_cosine", "max_abs")):
@@ -190,6 +212,35 @@ def _check_generation(data: dict[str, Any]) -> None:
     if layout.tokenizer_file is not None and layout.tokenizer_file not in data["files"]:
         raise ValueError(f"tokenizer_file {layout.tokenizer_file!r} is not among the hashed "
                          "files")
+
+
+def _check_roles(data: dict[str, Any]) -> None:
+    """Input roles that fit the bundle's own signature: every named input and output exists,
+    constants fit their inputs (an altered roles section is refused, not run)."""
+    from frugalml.errors import InputError
+    from frugalml.runtime.roles import InputRoles, resolve_roles
+
+    section = data.get("roles")
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ValueError("field 'roles' must be an object or null")
+    try:
+        roles = InputRoles.from_dict(section)
+        signature = [(t["name"], t["dtype"], tuple(t["shape"])) for t in data["inputs"]]
+        resolved = resolve_roles(roles, signature, [t["name"] for t in data["outputs"]])
+    except InputError as e:
+        raise ValueError(f"field 'roles' does not fit the bundle's model: {e}") from e
+    shapes = {t["name"]: list(t["shape"]) for t in (*data["inputs"], *data["outputs"])}
+    for state, out in roles.states.items():
+        a, b = shapes[state], shapes[out]
+        if len(a) != len(b) or any(isinstance(x, int) and isinstance(y, int) and x != y
+                                   for x, y in zip(a, b, strict=True)):
+            raise ValueError(f"field 'roles' feeds state {state!r} {a} from output {out!r} {b}, "
+                             "whose shape does not fit it")
+    if dict(resolved.batch_axes) != dict(roles.batch_axes):
+        raise ValueError(f"field 'roles' gives batch axes {dict(roles.batch_axes)}, the model's "
+                         f"dims give {dict(resolved.batch_axes)}")
 
 
 def _all(values: Any, kind: type | tuple[type, ...]) -> bool:

@@ -25,6 +25,8 @@ from frugalml.runtime.generate import (
 from frugalml.runtime.manifest import Manifest, TensorSpec
 from frugalml.runtime.numerics import max_abs_error, row_cosine
 from frugalml.runtime.prompt import encode_prompt
+from frugalml.runtime.roles import InputRoles
+from frugalml.runtime.stream import StreamSession
 
 
 def _check_input(spec: TensorSpec, value: object) -> None:
@@ -140,7 +142,8 @@ class Model:
                     f"inputs; pass a dict: {_signature(self.manifest.inputs)}.")
             inputs = {self.input_names[0]: inputs}
         self.check_inputs(inputs)
-        feeds = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        # np.require, not ascontiguousarray: that makes a 0-d input (a sample rate) 1-D
+        feeds = {k: np.require(v, requirements="C") for k, v in inputs.items()}
         try:
             return self._session.run(feeds)
         except Exception as e:  # backends raise untyped errors for values they cannot run
@@ -150,6 +153,18 @@ class Model:
                 f"{_signature(self.manifest.inputs)}; check dynamic sizes and value ranges "
                 "(token ids within the vocabulary, lengths within the model's limit)."
             ) from e
+
+    @property
+    def roles(self) -> InputRoles:
+        """The inputs' roles (batch axes, constants, states); empty for a batch-first model."""
+        return InputRoles.from_dict(self.manifest.roles or {})
+
+    def open_stream(self) -> StreamSession:
+        """A session for one stream of a model that carries state: ``s.step(chunk)`` feeds the
+        constants and the previous step's state itself, ``s.reset()`` starts a new stream.
+        Open one per stream; many may run on one model from many threads."""
+        signature = [(s.name, s.dtype, s.shape) for s in self.manifest.inputs]
+        return StreamSession(self.run, self.roles, signature)
 
     @property
     def generation(self) -> DecoderLayout | None:

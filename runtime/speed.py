@@ -274,7 +274,8 @@ def measure_bundles(baseline: Path, candidate: Path, *, backend: str | None = No
                              f"{sorted(names[0])}: only bundles of one model can be compared.")
         feeds = bench_feeds(cand, "samples", batch=1)[0]
         if workload is not None and not workload.is_default:
-            feeds = workload_feeds(sample_arrays(cand), cand.manifest.inputs, workload)
+            feeds = workload_feeds(sample_arrays(cand), cand.manifest.inputs, workload,
+                                   cand.roles)
         runs = [lambda m=m: m.run(feeds) for m in (base, cand)]
         calls = max(calls_per_round(r, plan.round_s) for r in runs)
         return compare(*(round_timer(r, calls) for r in runs), plan=plan, settings={

@@ -18,6 +18,7 @@ import numpy as np
 
 from frugalml.errors import InputError
 from frugalml.runtime.manifest import TensorSpec
+from frugalml.runtime.roles import InputRoles
 
 _SHAPE = re.compile(r"^([A-Za-z0-9_.:/-]+)=(\d+(?:x\d+)*)$")
 
@@ -77,9 +78,11 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def workload_feeds(samples: Mapping[str, np.ndarray], inputs: tuple[TensorSpec, ...],
-                   workload: Workload) -> dict[str, np.ndarray]:
+                   workload: Workload, roles: InputRoles | None = None
+                   ) -> dict[str, np.ndarray]:
     """One call's feeds at ``workload``: the samples' real values repeated cyclically into the
-    shapes asked for (token ids stay token ids, masks stay 0/1).
+    shapes asked for (token ids stay token ids, masks stay 0/1); with ``roles``, the batch on
+    each input's batch axis and constants as they are.
 
     Raises:
         InputError: a shape names no input, or asks a fixed dimension the model does not have.
@@ -89,24 +92,29 @@ def workload_feeds(samples: Mapping[str, np.ndarray], inputs: tuple[TensorSpec, 
     if unknown:
         raise InputError(f"--shape names {unknown}, which the model does not take; its "
                          f"inputs are {sorted(specs)}.")
-    given = dict(workload.shapes)
+    given, roles = dict(workload.shapes), roles or InputRoles()
     feeds = {}
     for name, spec in specs.items():
         sample = np.asarray(samples[name])
-        shape = given.get(name) or _shape_at(sample.shape, spec, workload)
+        if name in roles.constants:
+            feeds[name] = sample
+            continue
+        shape = given.get(name) or _shape_at(sample.shape, spec, workload, roles.axis(name))
         _check_fixed(spec, shape)
-        feeds[name] = np.ascontiguousarray(np.resize(sample, shape))
+        feeds[name] = np.require(np.resize(sample, shape), requirements="C")  # 0-d stays 0-d
     return feeds
 
 
-def _shape_at(sample: tuple[int, ...], spec: TensorSpec, workload: Workload
+def _shape_at(sample: tuple[int, ...], spec: TensorSpec, workload: Workload, batch_axis: int
               ) -> tuple[int, ...]:
-    """The sample's shape with the batch axis at ``workload.batch`` and a dynamic axis 1 at
-    ``workload.sequence_length``; a 0-d input stays as it is."""
+    """The sample's shape with the batch axis at ``workload.batch`` and, for a batch-first
+    input, a dynamic axis 1 at ``workload.sequence_length``; a 0-d input stays as it is."""
     if not sample:
         return sample
-    shape = [workload.batch, *sample[1:]]
-    dynamic_axis_1 = len(spec.shape) > 1 and not isinstance(spec.shape[1], int)
+    shape = list(sample)
+    shape[batch_axis] = workload.batch
+    dynamic_axis_1 = (batch_axis == 0 and len(spec.shape) > 1
+                      and not isinstance(spec.shape[1], int))
     if workload.sequence_length and dynamic_axis_1:
         shape[1] = workload.sequence_length
     return tuple(shape)

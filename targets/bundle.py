@@ -14,30 +14,13 @@ from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
 from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
 from frugalml.runtime.host import library_versions, read_host
-from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec
+from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec, onnx_dtype
 from frugalml.targets.kernels import kernel_counts
 from frugalml.targets.profiles import Target
 
 MODEL_NAME = "model.onnx"
 SAMPLES_NAME = "samples.npz"
 _LIBRARIES = ("onnx", "onnxruntime", "torch", "transformers", "numpy", "frugalml")
-
-
-# ONNX Runtime type strings -> numpy dtype names
-_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64",
-           "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
-
-
-def onnx_dtype(ort_type: str) -> str:
-    """numpy dtype name of an ONNX Runtime type string such as ``tensor(float)``.
-
-    Raises:
-        BundleError: a type bundles do not support.
-    """
-    onnx_type = ort_type.removeprefix("tensor(").removesuffix(")")
-    if onnx_type not in _DTYPES:
-        raise BundleError(f"Type {ort_type} is not supported by bundles yet.")
-    return _DTYPES[onnx_type]
 
 
 def _specs(values: list[Any]) -> tuple[TensorSpec, ...]:
@@ -52,7 +35,7 @@ def assemble(
     calibration: dict[str, Any] | None, metrics: dict[str, Any],
     sample_tolerance: dict[str, float], artifact: Mapping[str, Path] | None = None,
     unfused_reference: bool = False, runtime_hints: Mapping[str, str] | None = None,
-    reference_backend: str = "onnxruntime",
+    reference_backend: str = "onnxruntime", roles: dict[str, Any] | None = None,
 ) -> Manifest:
     """Copy the model in, record its signature, sample outputs, hashes and build facts.
 
@@ -64,7 +47,8 @@ def assemble(
     kernels (what another CPU class must match, within ``sample_tolerance``). With
     ``reference_backend="openvino"`` (an IR bundle built on its own CPU class) they come from
     the IR in OpenVINO, which computes INT8 its own way; how far that is from ONNX Runtime's
-    outputs goes into ``metrics["samples_vs_onnxruntime"]``.
+    outputs goes into ``metrics["samples_vs_onnxruntime"]``. ``roles``: a streaming model's
+    input roles, for the manifest.
 
     Raises:
         BundleError: the sample inputs do not match the model's inputs.
@@ -91,7 +75,7 @@ def assemble(
         samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
         kernels=kernel_counts(model_file), metrics=metrics,
-        runtime_hints=dict(runtime_hints or {}), generation=generation),
+        runtime_hints=dict(runtime_hints or {}), generation=generation, roles=roles),
         samples, expected, files)
 
 
@@ -115,7 +99,7 @@ def assemble_ir(
     staging: Path, *, name: str, model_file: Path, target: Target, precision: str,
     samples: dict[str, np.ndarray], source: dict[str, Any], recipe: dict[str, Any],
     calibration: dict[str, Any] | None, metrics: dict[str, Any],
-    sample_tolerance: dict[str, float],
+    sample_tolerance: dict[str, float], roles: dict[str, Any] | None = None,
 ) -> Manifest:
     """A bundle of an OpenVINO IR (``model_file`` is the .xml, its .bin beside it): signature
     and expected sample outputs from OpenVINO on this host at the float precision the bundle
@@ -155,7 +139,7 @@ def assemble_ir(
         sample_tolerance=sample_tolerance, source=source, recipe=recipe,
         calibration=calibration, libraries=dict(library_versions(_LIBRARIES + ("openvino",))),
         kernels=ir_kernel_counts(model), metrics=metrics,
-        runtime_hints=hints),
+        runtime_hints=hints, roles=roles),
         samples, [got[s.name] for s in outputs], files)
 
 

@@ -227,13 +227,15 @@ def _record_beside(model_file: Path) -> dict[str, Any]:
 
 def fp32_record(quantized: dict[str, Any]) -> dict[str, Any]:
     """What the FP32 bundle's manifest says of its accuracy: the FP32 side of the quantized
-    model's scoring, on the same evaluation items (reports showed "-" for it)."""
+    model's scoring, on the same evaluation items (reports showed "-" for it); and the
+    model's input roles, which FP32 shares."""
     accuracy = quantized.get("accuracy") or {}
+    roles = {"input_roles": quantized["input_roles"]} if quantized.get("input_roles") else {}
     if not accuracy.get("reference"):
-        return {}
+        return roles
     return {"accuracy": {"task": accuracy.get("task"), "items": accuracy.get("items"),
                          "candidate": accuracy["reference"],
-                         "scored_as": "the FP32 reference of the quantized model"}}
+                         "scored_as": "the FP32 reference of the quantized model"}, **roles}
 
 
 def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: dict[str, Any],
@@ -243,6 +245,7 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
     built = {"source": {"model": str(onnx_file)}, "recipe": record.get("recipe", {}),
              "calibration": {"fingerprint": record["calibration_fingerprint"]}
              if record.get("calibration_fingerprint") else None,
+             "roles": record.get("input_roles"),
              "sample_tolerance": _TOLERANCE.get(precision, _QUANTIZED_TOLERANCE)}
     accuracy = {"accuracy": record["accuracy"]} if record.get("accuracy") else {}
     with staged(dest, error=BundleError) as stage, tempfile.TemporaryDirectory() as work:

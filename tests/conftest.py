@@ -1,5 +1,6 @@
-"""Shared fixtures: one real deploy of the demo model on a small evaluation slice, and a small
-real bundle (the MNIST CNN, FP32) for runtime tests that need thousands of calls."""
+"""Shared fixtures: one real deploy of the demo model on a small evaluation slice, a small
+real bundle (the MNIST CNN, FP32) for runtime tests that need thousands of calls, and a tiny
+streaming detector with its streams."""
 
 from __future__ import annotations
 
@@ -48,3 +49,33 @@ def int8_bundle(deployed: DeployResult) -> Path:
 def mnist_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Exported, validated and bundled like a deploy does, with 16 real digits as samples."""
     return build_mnist_bundle(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(scope="session")
+def vad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny streaming voice-activity detector of tests/streaming.py, trained and exported."""
+    from tests.streaming import tiny_vad
+
+    return tiny_vad(tmp_path_factory.mktemp("vad"))
+
+
+@pytest.fixture(scope="session")
+def vad_streams(vad_model: Path) -> Path:
+    """24 speech-like streams of 40 chunks for the detector."""
+    from tests.streaming import streams_file
+
+    return streams_file(vad_model.parent)
+
+
+@pytest.fixture(scope="session")
+def vad_deploy(vad_model: Path, vad_streams: Path) -> Path:
+    """`frugal deploy` of the detector on its streams, state carried, from the CLI: the
+    output folder (deploy.json, bundles)."""
+    from frugalml.cli import main
+    from tests.streaming import ROLE_FLAGS
+
+    out = vad_model.parent / "deploy"
+    code = main(["deploy", str(vad_model), str(vad_streams), *ROLE_FLAGS, "--num", "12",
+                 "--time-budget", "4m", "--profile-runs", "30", "--out", str(out), "--quiet"])
+    assert code == 0
+    return out

@@ -21,7 +21,8 @@ def test_flags_map_to_budget_fields() -> None:
                   "--max-ppl-rise", "5", "--max-size-ratio", "0.5")
     assert budget_from(args) == {
         "max_accuracy_drop_points": 2.0, "min_mean_cosine": 0.995, "min_top1_agreement": 0.98,
-        "min_detection_agreement": 0.98, "max_perplexity_increase_pct": 5.0,
+        "min_detection_agreement": 0.98, "min_frame_agreement": 0.98,
+        "max_perplexity_increase_pct": 5.0,
         "max_size_ratio": 0.5}
     assert budget_from(_parse()) == {}
 

@@ -8,10 +8,12 @@ import argparse
 import sys
 from typing import Any
 
-# flag dest -> the Budget fields it sets (--min-agreement: top-1, per-position and detection)
+# flag dest -> the Budget fields it sets (--min-agreement: top-1, per-position, detection and
+# a streaming detector's frame agreement)
 FIELDS = {"max_drop": ("max_accuracy_drop_points",),
           "min_cosine": ("min_mean_cosine",),
-          "min_agreement": ("min_top1_agreement", "min_detection_agreement"),
+          "min_agreement": ("min_top1_agreement", "min_detection_agreement",
+                            "min_frame_agreement"),
           "max_ppl_rise": ("max_perplexity_increase_pct",),
           "max_size_ratio": ("max_size_ratio",)}
 ALIASES = {"--budget": "--max-drop", "--max-ppl-increase": "--max-ppl-rise"}
@@ -33,7 +35,8 @@ def add_budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cosine", type=float, help="budget: least mean cosine to FP32 of "
                    "every output and output part (default 0.99; classifiers: unset)")
     p.add_argument("--min-agreement", type=float, help="budget: least top-1, per-position "
-                   "argmax or detection agreement with FP32 (default: unset / 0.95)")
+                   "argmax, detection or streaming frame agreement with FP32 (default: unset / "
+                   "0.95 / 0.99 frames)")
     p.add_argument("--max-ppl-rise", type=float, help="budget: most perplexity rise, %%")
     p.add_argument("--max-size-ratio", type=float, help="budget: most size vs FP32")
     for old, new in ALIASES.items():

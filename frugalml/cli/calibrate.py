@@ -22,9 +22,12 @@ def _options(args: argparse.Namespace, signature: list[tuple[str, str, tuple[Any
         options = {key: getattr(args, flag) for flag, key in _IMAGE_OPTIONS.items()}
         options["input_name"] = args.input_name or single_input
         return options | {"strict": args.strict or None}
-    if args.data.suffix in (".npy", ".npz"):
-        return {"input_name": args.input_name or single_input} if args.data.suffix == ".npy" \
-            else {}
+    if args.data.suffix == ".npz":
+        from frugalml.deploy.data import stream_options
+
+        return stream_options(args.data, reader_flags(args), args.model)
+    if args.data.suffix == ".npy":
+        return {"input_name": args.input_name or single_input}
     options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model)}
     return options | ({"window": args.window} if args.window else
                       {"column": args.column, "label_column": args.label_column})
@@ -32,13 +35,12 @@ def _options(args: argparse.Namespace, signature: list[tuple[str, str, tuple[Any
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     """Write the descriptor and print the split, the label map and the input check."""
-    from frugalml.calibration import make_set
-    from frugalml.calibration.descriptor import open_source, write_descriptor
+    from frugalml.calibration.descriptor import open_set, write_descriptor
     from frugalml.cli import _print
 
     signature = _onnx_signature(args.model)
     options = _options(args, signature)
-    data_set = make_set(open_source(args.data, options), calibration_size=args.num)
+    data_set = open_set(args.data, options, calibration_size=args.num)
     if signature:
         data_set.check_inputs(signature)
     path = write_descriptor(data_set, args.data, options, args.out)
@@ -73,7 +75,7 @@ def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
         return []
     import onnxruntime as ort
 
-    from frugalml.targets.bundle import onnx_dtype
+    from frugalml.runtime.manifest import onnx_dtype
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()]
@@ -118,12 +120,26 @@ def add_reader_arguments(p: argparse.ArgumentParser) -> None:
     text.add_argument("--label-column")
     text.add_argument("--window", type=int, help="for a language model: cut the whole file "
                       "into windows of this many tokens (one item each) instead of one per line")
+    roles = p.add_argument_group(
+        "input roles (streaming models; .npz of [streams, steps, *chunk] per data input)")
+    roles.add_argument("--state", action="append", metavar="IN=OUT", help="IN is a state fed "
+                       "from output OUT of the previous step (zeros at a stream's start)")
+    roles.add_argument("--constant", action="append", metavar="NAME=VALUE",
+                       help="NAME is fixed for the deployment, e.g. sr=16000")
+    roles.add_argument("--batch-axis", action="append", metavar="NAME=AXIS",
+                       help="NAME's batch axis, where it is not 0 (states: read from the model)")
+    roles.add_argument("--threshold", type=float, help="a streaming detector's decision: its "
+                       "one-value output above this (default 0.5)")
+    roles.add_argument("--decision", metavar="OUTPUT", help="the output the threshold reads "
+                       "(default: the one output with one value per item)")
 
 
 def reader_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The reader options given on the command line (the deploy picks those its data takes)."""
     flags = {**_IMAGE_OPTIONS, "tokenizer": "tokenizer", "column": "column",
-             "label_column": "label_column", "window": "window"}
+             "label_column": "label_column", "window": "window", "state": "state",
+             "constant": "constant", "batch_axis": "batch_axis", "threshold": "threshold",
+             "decision": "decision"}
     values = {key: getattr(args, flag) for flag, key in flags.items()}
     values["strict"] = args.strict or None
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}

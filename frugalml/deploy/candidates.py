@@ -18,7 +18,14 @@ FP32 = "fp32"
 
 # Families, from the exported graph's compute (see plan.model_family).
 CNN, TRANSFORMER, DECODER, OTHER = "cnn", "transformer", "decoder", "other"
-ALL_FAMILIES = frozenset({CNN, TRANSFORMER, DECODER, OTHER})
+# A model that carries state from chunk to chunk (input roles with a state), scored on streams.
+STREAMING = "streaming"
+ALL_FAMILIES = frozenset({CNN, TRANSFORMER, DECODER, OTHER, STREAMING})
+# Limits a family sets for every candidate (the user's flags still win). NOTE: a streaming
+# model of a few MB is mostly recurrent weights, which ONNX Runtime keeps in float (it has no
+# integer GRU) and QDQ or IR text adds to: INT8 buys it speed, not bytes. The limit refuses
+# growth beyond half again, not a missed shrink.
+FAMILY_BUDGETS: dict[str, dict[str, float]] = {STREAMING: {"max_size_ratio": 1.5}}
 # The FP32 graph a candidate starts from: the export, or the export with ORT fusions.
 EXPORTED, FUSED = "exported", "fused"
 
@@ -49,7 +56,7 @@ class CandidateSpec:
         from frugalml.quantize.recipe import get_recipe
 
         recipe = get_recipe(self.recipe, **self.options)
-        limits = {**self.budget_defaults, **budget}
+        limits = {**self.budget_defaults, **budget}  # budget: the family's, then the user's
         if not limits:
             return recipe
         return dataclasses.replace(recipe, budget=dataclasses.replace(recipe.budget, **limits))
@@ -65,7 +72,7 @@ class CandidateSpec:
 CAPABILITIES = ("int8_dot", "amx", "bf16", "fp16")
 # Families OpenVINO runs from an FP32 ONNX export (a KV-cache decoder's graph is ONNX
 # Runtime's: its GroupQueryAttention is a contrib op).
-_OPENVINO_FAMILIES = frozenset({CNN, TRANSFORMER, OTHER})
+_OPENVINO_FAMILIES = frozenset({CNN, TRANSFORMER, OTHER, STREAMING})
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="fp32-fused", recipe="fp32", backend="onnxruntime",
@@ -79,7 +86,8 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
                   families=ALL_FAMILIES - {DECODER}, default=True,
                   about="ONNX Runtime static QDQ, per-channel weights, the target's format"),
     CandidateSpec(name="int8-dynamic", recipe="int8-dynamic", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
+                  output_format="onnx", families=frozenset({TRANSFORMER, STREAMING}),
+                  default=True,
                   about="ONNX Runtime dynamic INT8: per-channel weights, activations per call"),
     CandidateSpec(name="int8-dynamic-fused", recipe="int8-dynamic", backend="onnxruntime",
                   output_format="onnx", families=frozenset({TRANSFORMER}), default=True,

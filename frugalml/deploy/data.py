@@ -23,18 +23,24 @@ LM_WINDOW = 128
 
 
 def reader_options(data: Path, inputs: Sequence[str], given: Mapping[str, Any], *,
-                   tokenizer: Path | None, language_model: bool) -> dict[str, Any]:
+                   tokenizer: Path | None, language_model: bool, model: Path | None = None
+                   ) -> dict[str, Any]:
     """The reader's options: the user's, plus what the model decides (which input the images
-    or arrays feed, its tokenizer, windows for a language model, labels from a column)."""
-    kind = _IMAGE if data.is_dir() else _ARRAYS if data.suffix in (".npy", ".npz") else _TEXT
+    or arrays feed, its tokenizer, windows for a language model, labels from a column, the
+    roles of a streaming model's inputs).
+
+    Raises:
+        InputError: a role flag is malformed.
+    """
+    if data.suffix == ".npz":
+        return stream_options(data, dict(given), model)
+    kind = _IMAGE if data.is_dir() else _ARRAYS if data.suffix == ".npy" else _TEXT
     options = {k: v for k, v in given.items() if v is not None and k in kind}
     single = inputs[0] if len(inputs) == 1 else None
     if data.is_dir() or data.suffix == ".npy":
         name = "pixel_values" if "pixel_values" in inputs else single
         if name and "input_name" not in options:
             options["input_name"] = name
-        return options
-    if data.suffix == ".npz":
         return options
     if tokenizer is not None:
         options.setdefault("tokenizer", str(tokenizer))
@@ -47,6 +53,25 @@ def reader_options(data: Path, inputs: Sequence[str], given: Mapping[str, Any], 
     return options
 
 
+def stream_options(data: Path, given: dict[str, Any], model: Path | None) -> dict[str, Any]:
+    """An .npz's options: none for plain arrays; for a stream set (roles given as flags or
+    in its ``__roles__`` entry) the roles, the model they belong to, threshold and decision.
+
+    Raises:
+        InputError: a role flag is malformed.
+    """
+    from frugalml.calibration.streams import has_roles
+    from frugalml.runtime.roles import parse_roles
+
+    roles = parse_roles(state=given.get("state") or (), constant=given.get("constant") or (),
+                        batch_axis=given.get("batch_axis") or ())
+    if not roles and not has_roles(data):
+        return {}
+    where = None if model is None else str(Path(model).resolve())
+    return {"roles": roles.to_dict(), "model": where,
+            "threshold": given.get("threshold"), "decision": given.get("decision")}
+
+
 def is_descriptor(data: Any) -> bool:
     """A `frugal calibrate --out` folder or its calibration.json."""
     path = Path(data)
@@ -56,19 +81,19 @@ def is_descriptor(data: Any) -> bool:
 def open_data(data: Any, inputs: Sequence[str], given: Mapping[str, Any], *,
               signature: Sequence[tuple[str, str, tuple[Any, ...]]] | None = None,
               tokenizer: Path | None, language_model: bool, calibration_items: int,
-              out_dir: Path) -> tuple[Any, Path]:
+              out_dir: Path, model: Path | None = None) -> tuple[Any, Path]:
     """The calibration set for ``data`` and the descriptor that pins it.
 
     ``signature`` (a model file's inputs) is checked against the data before anything is
-    written. ``data`` is a path (image folder, .npy/.npz, text file, or a descriptor) or a set
+    written. ``model`` is the .onnx file whose input roles stream data follows. ``data`` is a
+    path (image folder, .npy/.npz, text file, or a descriptor) or a set
     built in Python (anything with ``batches`` and ``fingerprint``; its descriptor is None).
 
     Raises:
         CalibrationError: the data cannot be read, is too small to split, or needs options
             (a tokenizer for text) the model does not provide.
     """
-    from frugalml.calibration import make_set
-    from frugalml.calibration.descriptor import open_descriptor, open_source, write_descriptor
+    from frugalml.calibration.descriptor import open_descriptor, open_set, write_descriptor
 
     if hasattr(data, "batches") and hasattr(data, "fingerprint"):
         return data, None
@@ -76,8 +101,23 @@ def open_data(data: Any, inputs: Sequence[str], given: Mapping[str, Any], *,
         return open_descriptor(Path(data)), Path(data)
     path = Path(data).resolve()
     options = reader_options(path, inputs, given, tokenizer=tokenizer,
-                             language_model=language_model)
-    data_set = make_set(open_source(path, options), calibration_size=calibration_items)
+                             language_model=language_model, model=model)
+    data_set = open_set(path, options, calibration_size=calibration_items)
     if signature:
         data_set.check_inputs(signature)  # before anything is written
     return data_set, write_descriptor(data_set, path, options, out_dir)
+
+
+def signature_of(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
+    """The inputs of an ONNX or IR model file, to check the data against before any work."""
+    if not isinstance(model, (str, Path)) or Path(model).suffix not in (".onnx", ".xml"):
+        return None
+    from frugalml.quantize.api import signature
+
+    return signature(Path(model))
+
+
+def model_file(model: Any) -> Path | None:
+    """``model`` when it is an ONNX file (the one stream data's input roles belong to)."""
+    return Path(model) if isinstance(model, (str, Path)) and Path(model).suffix == ".onnx" \
+        else None

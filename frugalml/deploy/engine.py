@@ -20,6 +20,7 @@ from frugalml.core.progress import Steps
 from frugalml.deploy import outcome
 from frugalml.deploy.candidates import (
     DECODER,
+    FAMILY_BUDGETS,
     FP32,
     FUSED,
     CandidateSpec,
@@ -130,7 +131,7 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
              steps: Steps, out: Path) -> _Run:
     """Data, export, task and family: what every target's candidates start from."""
     from frugalml.deploy import plan
-    from frugalml.deploy.data import open_data
+    from frugalml.deploy.data import model_file, open_data, signature_of
     from frugalml.deploy.stages import export_cached, export_key, source_digest
     from frugalml.export.huggingface import WITH_PAST
 
@@ -138,10 +139,10 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     inputs = plan.input_names(model, example)
     language_model = options.task == "language-model" or plan.language_model_source(model)
     with steps.step("read, split and fingerprint the data"):
-        data_set, _ = open_data(data, inputs, options.data_options, signature=_signature(model),
+        data_set, _ = open_data(data, inputs, options.data_options, signature=signature_of(model),
                                 tokenizer=plan.tokenizer_dir(model), language_model=language_model,
                                 calibration_items=options.calibration_items,
-                                out_dir=out / "calibration")
+                                out_dir=out / "calibration", model=model_file(model))
     summary = data_set.summary()
     steps.note(f"  {summary['calibration_items']} calibration / {summary['evaluation_items']} "
                f"evaluation items, fingerprint {data_set.fingerprint[:12]}")
@@ -171,15 +172,6 @@ def _samples(model: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
     from frugalml.targets.samples import bundle_samples
 
     return bundle_samples(model, feeds)
-
-
-def _signature(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
-    """The inputs of an ONNX or IR model file, to check the data against before any work."""
-    if not isinstance(model, (str, Path)) or Path(model).suffix not in (".onnx", ".xml"):
-        return None
-    from frugalml.quantize.api import signature
-
-    return signature(Path(model))
 
 
 def _task(model: Path, data: Any, given: str | None) -> str:
@@ -217,7 +209,8 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     reference = next((r for r in references if r is not None), None)
     fp32 = outcome.fp32_entry(run.exported.path, run.exported.size_bytes, reference)
     _bundle(run, target, fp32, run.exported.path.parent,
-            record=fp32_record({"accuracy": reference}) if reference else None)
+            record=fp32_record({"accuracy": reference,
+                                "input_roles": run.data.summary().get("roles")}) or None)
     for entry in entries:
         if entry["status"] == "scored" and entry["accuracy"]["budget_met"]:
             _bundle(run, target, entry, Path(entry["model"]).parent)
@@ -298,7 +291,7 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
 
-    recipe = spec.recipe_for(run.options.budget)
+    recipe = spec.recipe_for({**FAMILY_BUDGETS.get(run.family, {}), **run.options.budget})
     scoring = "native" if native_here(target) else "unfused"
     source, reference = run.exported, None
     if spec.graph == FUSED:  # quantized from the fused graph, scored against the export

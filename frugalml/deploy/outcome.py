@@ -19,10 +19,14 @@ HEADLINE = {
     "language-model": ("perplexity",),
     "object-detection": ("map50", "detection_agreement_with_fp32"),
     "outputs": ("worst_part_cosine_to_fp32", "mean_cosine_to_fp32"),
+    "streaming": ("frame_agreement_with_fp32", "mean_cosine_to_fp32"),
 }
 # Metrics that are 1 for FP32 by definition (it agrees with itself).
 _SELF_AGREEMENT = ("top1_agreement_with_fp32", "mean_cosine_to_fp32",
-                   "detection_agreement_with_fp32", "worst_part_cosine_to_fp32")
+                   "detection_agreement_with_fp32", "worst_part_cosine_to_fp32",
+                   "frame_agreement_with_fp32")
+# A streaming detector's scores deploy.json shows beside the headline.
+_STREAM_SCORES = ("segment_agreement_with_fp32", "state_end_cosine")
 
 
 def headline(accuracy: dict[str, Any]) -> tuple[str, float | None, float]:
@@ -48,7 +52,9 @@ def scored(spec: CandidateSpec, record: Any, cached: bool) -> dict[str, Any]:
                          "items": accuracy["items"],
                          **({"stopped_after_items": accuracy["stopped_after_items"]}
                             if accuracy.get("stopped_after_items") else {}),
-                         **_rise_interval(accuracy)},
+                         **_rise_interval(accuracy),
+                         **{k: accuracy["candidate"][k] for k in _STREAM_SCORES
+                            if k in accuracy["candidate"]}},
             "speed": {"ratio_p50": None, "ci95": None, "verdict": NOT_MEASURED},
             "verified": None, "bundle": None}
 

@@ -11,13 +11,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from frugalml.deploy.candidates import CNN, DECODER, OTHER, TRANSFORMER, parse_choice
+from frugalml.deploy.candidates import (
+    CNN,
+    DECODER,
+    OTHER,
+    STREAMING,
+    TRANSFORMER,
+    parse_choice,
+)
 from frugalml.errors import FrugalError, InputError, TargetError
 from frugalml.runtime.workload import Workload
 
 # Budget fields a deploy may set (the rest keep each recipe's defaults).
 BUDGET_FIELDS = ("max_accuracy_drop_points", "min_mean_cosine", "min_top1_agreement",
-                 "min_detection_agreement", "max_perplexity_increase_pct", "max_size_ratio")
+                 "min_detection_agreement", "min_frame_agreement",
+                 "max_perplexity_increase_pct", "max_size_ratio")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +153,8 @@ def model_family(onnx_or_ir: Path, task: str) -> str:
     attention-style matrix products counted in the graph."""
     if task == "language-model":
         return DECODER
+    if task == "streaming":
+        return STREAMING
     path = Path(onnx_or_ir)
     if path.suffix == ".xml":
         import openvino as ov

@@ -1,0 +1,72 @@
+"""One stream through a model that carries state from call to call.
+
+A streaming model (a voice-activity detector, a keyword spotter) is called chunk by chunk;
+its state outputs must be fed back as the next call's state inputs and its constants given
+every time. A :class:`StreamSession` does both, so a caller passes only the chunk. Calibration
+(FP32 activations as the model really sees them), scoring (FP32 and a candidate, each with
+its own state) and the runtime (``Model.open_stream()``) all step through this one class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from frugalml.errors import InputError
+from frugalml.runtime.roles import InputRoles, Signature, items_in
+
+Run = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+class StreamSession:
+    """Steps of one stream (or of ``batch`` streams side by side); not shared by threads:
+    open one session per stream, many from one model."""
+
+    def __init__(self, run: Run, roles: InputRoles, signature: Signature) -> None:
+        self._run, self.roles, self._signature = run, roles, tuple(signature)
+        self._constants = roles.constant_feeds(signature)
+        self._state: dict[str, np.ndarray] | None = None
+        self.steps = 0
+
+    @property
+    def state(self) -> dict[str, np.ndarray] | None:
+        """The state the next step is fed (None before the first step)."""
+        return None if self._state is None else dict(self._state)
+
+    def feeds(self, chunk: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What the next step runs on: the constants, the carried state (zeros at a stream's
+        start), and the chunk (a state given in it replaces the carried one).
+
+        Raises:
+            InputError: a constant is given (it is fixed for the deployment), or the chunk's
+                batch differs from the stream's so far (call :meth:`reset` first).
+        """
+        fixed = sorted(set(chunk) & set(self._constants))
+        if fixed:
+            raise InputError(f"Inputs {fixed} are constants of this deployment "
+                             f"({', '.join(f'{n}={self.roles.constants[n]}' for n in fixed)}); "
+                             "leave them out of the chunk.")
+        batch = items_in(chunk, self.roles)
+        if self._state is None:
+            self._state = self.roles.zero_states(self._signature, batch)
+        held = items_in(self._state, self.roles) if self._state else batch
+        if held != batch and not set(chunk) & set(self.roles.states):
+            raise InputError(f"This stream carries state for {held} item(s) but the chunk holds "
+                             f"{batch}; call reset() before a stream of another batch size.")
+        return {**self._constants, **self._state, **chunk}
+
+    def step(self, chunk: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one chunk (the data inputs) and keep the state outputs for the next step.
+
+        Raises:
+            InputError: see :meth:`feeds`.
+        """
+        outputs = dict(self._run(self.feeds(chunk)))
+        self._state = {i: outputs[o] for i, o in self.roles.states.items()}
+        self.steps += 1
+        return outputs
+
+    def reset(self) -> None:
+        """Start a new stream: zero state on the next step."""
+        self._state, self.steps = None, 0
