@@ -93,6 +93,18 @@ def read_arrays(path: Path, *, input_name: str | None = None) -> ArraySource:
     Raises:
         CalibrationError: missing file, object arrays (pickles), or an unreadable file.
     """
+    arrays = load_arrays(path, input_name=input_name)
+    labels = next((arrays.pop(n) for n in LABEL_NAMES if n in arrays), None)
+    return ArraySource(arrays, labels=labels, origin=str(path))
+
+
+def load_arrays(path: Path, *, input_name: str | None = None) -> dict[str, np.ndarray]:
+    """Every array of a ``.npy`` (memory-mapped, named ``input_name`` or the file's stem) or
+    ``.npz``, never unpickled.
+
+    Raises:
+        CalibrationError: missing file, object arrays (pickles), or an unreadable file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(f"{path} does not exist.")
@@ -111,8 +123,7 @@ def read_arrays(path: Path, *, input_name: str | None = None) -> ArraySource:
             "code. Save plain numeric arrays with np.save / np.savez.") from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise CalibrationError(f"Cannot read {path}: {e}. It may be truncated.") from e
-    labels = next((arrays.pop(n) for n in LABEL_NAMES if n in arrays), None)
-    return ArraySource(arrays, labels=labels, origin=str(path))
+    return arrays
 
 
 def from_items(items: Iterable[Mapping[str, np.ndarray]], labels: Sequence[int] | None = None

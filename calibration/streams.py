@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.calibration.arrays import ArraySource, read_arrays
+from frugalml.calibration.arrays import ArraySource, load_arrays
 from frugalml.calibration.dataset import CalibrationSet, make_set
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError, InputError
@@ -77,8 +77,8 @@ def read_streams(path: Path, roles: InputRoles) -> tuple[StreamSource, InputRole
     if path.suffix != ".npz":
         raise CalibrationError(f"Stream data {path} must be an .npz of [streams, steps, *chunk] "
                                "arrays, one per data input.")
-    source = read_arrays(path)
-    file_roles = source.arrays.pop(ROLES_KEY, None)
+    arrays = load_arrays(path)
+    file_roles = arrays.pop(ROLES_KEY, None)
     if file_roles is not None:
         try:
             stored = InputRoles.from_dict(json.loads(str(file_roles)))
@@ -87,8 +87,7 @@ def read_streams(path: Path, roles: InputRoles) -> tuple[StreamSource, InputRole
         roles = InputRoles(batch_axes={**stored.batch_axes, **roles.batch_axes},
                            constants={**stored.constants, **roles.constants},
                            states={**stored.states, **roles.states})
-    return StreamSource(ArraySource(source.arrays, origin=str(path)),
-                        stateful=bool(roles.states)), roles
+    return StreamSource(ArraySource(arrays, origin=str(path)), stateful=bool(roles.states)), roles
 
 
 def has_roles(path: Path) -> bool:
@@ -105,7 +104,7 @@ class StreamSet:
 
     def __init__(self, base: CalibrationSet, roles: InputRoles, model: Path,
                  signature: Signature, outputs: Sequence[str], *, threshold: float = 0.5,
-                 decision: str | None = None) -> None:
+                 decision: str | None = None, split_rule: str | None = None) -> None:
         """Check the roles and the chunks against the model before any work. ``threshold``
         turns the ``decision`` output (default: the one output with one value per item) into
         the per-step decision scoring compares.
@@ -119,6 +118,7 @@ class StreamSet:
                              f"{', '.join(outputs)}).")
         self.base, self.model = base, Path(model)
         self.threshold, self.decision = float(threshold), decision
+        self._rule = split_rule or base.split_rule
         self.signature = tuple(signature)
         self.roles = resolve_roles(roles, signature, outputs)
         self.check_inputs(signature)
@@ -136,8 +136,8 @@ class StreamSet:
 
     @property
     def split_rule(self) -> str:
-        """How the streams were split (the descriptor's rule)."""
-        return self.base.split_rule
+        """How the streams were split (the descriptor's rule; a size counts steps)."""
+        return self._rule
 
     @property
     def salt(self) -> str:
@@ -157,7 +157,7 @@ class StreamSet:
 
     def summary(self) -> dict[str, Any]:
         """The base summary (items are streams) with the roles and steps per stream."""
-        return {**self.base.summary(), "fingerprint": self.fingerprint,
+        return {**self.base.summary(), "fingerprint": self.fingerprint, "split": self._rule,
                 "roles": self.roles.to_dict(), "steps_per_stream": self.source.steps,
                 "threshold": self.threshold, "decision": self.decision}
 
@@ -236,17 +236,31 @@ def stream_set(path: Path, roles: InputRoles, model: Path, *,
                calibration_size: int | None = None, calibration_fraction: float | None = None,
                salt: str = "frugalml", threshold: float = 0.5, decision: str | None = None
                ) -> StreamSet:
-    """Streams in ``path`` for the ONNX ``model``, split by stream.
+    """Streams in ``path`` for the ONNX ``model``, split by stream. ``calibration_size``
+    counts steps, as a recipe's calibration items do: the calibration part is the fewest
+    whole streams that hold that many.
 
     Raises:
-        CalibrationError, InputError: see :func:`read_streams` and :class:`StreamSet`.
+        CalibrationError: too few streams for that many steps and an evaluation part; and see
+            :func:`read_streams` and :class:`StreamSet`.
     """
     signature, outputs = model_io(Path(model))
     source, roles = read_streams(path, roles)
-    base = make_set(source, calibration_size=calibration_size,
-                    calibration_fraction=calibration_fraction, salt=salt)
+    streams = None
+    if calibration_size is not None:
+        streams = -(-calibration_size // source.steps)
+        held = len(set(source.keys()))
+        if calibration_size < 1 or streams >= held:
+            raise CalibrationError(
+                f"{calibration_size} calibration steps take {streams} streams of "
+                f"{source.steps} steps, but {path} holds {held} distinct streams, leaving none "
+                "to score on. Ask for fewer (--num counts steps), or add streams.")
+    base = make_set(source, calibration_size=streams, calibration_fraction=calibration_fraction,
+                    salt=salt)
+    rule = base.split_rule if streams is None else base.split_rule.replace(
+        f"size={streams},", f"size={calibration_size},")
     return StreamSet(base, roles, model, signature, outputs, threshold=threshold,
-                     decision=decision)
+                     decision=decision, split_rule=rule)
 
 
 def model_io(model: Path) -> tuple[list[tuple[str, str, tuple[Any, ...]]], list[str]]:

@@ -82,7 +82,12 @@ def _probe(model: Any, feeds: list[dict[str, np.ndarray]], output: str) -> list[
 def _worst_part(ref: list[np.ndarray], cand: list[np.ndarray], output: str) -> float:
     """Mean cosine to FP32 of the output's worst part: the whole output, or the channel group
     of another scale whose loss a whole-tensor cosine hides (:mod:`~frugalml.quantize.parts`).
-    Language-model logits are compared per token."""
+    Language-model logits are compared per token. An output of one value per item (a
+    detector's probability) scores 1 - its mean absolute error: a cosine over one number is
+    always 1, and ranked nothing."""
+    if all(r.size == len(r) for r in ref):
+        return 1.0 - float(np.mean([np.abs(r.astype(np.float64) - c).mean()
+                                    for r, c in zip(ref, cand, strict=True)]))
     parts = OutputParts(output)
     for r, c in zip(ref, cand, strict=True):
         if r.ndim == 3 and r.shape[-1] > 1000:  # logits [N, T, V]: one row per token

@@ -48,6 +48,8 @@ class Profile:
     peak_rss_mib: float
     model_mib: float
     ops: dict[str, Any]
+    # A model that carries state: steps/s of one stream and the real-time factor.
+    stream: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -63,7 +65,8 @@ class Profile:
         if int(data.get("schema_version", 0)) > SCHEMA_VERSION:
             raise ValueError(f"Profile schema {data['schema_version']} is newer than "
                              f"{SCHEMA_VERSION}; upgrade frugalml.")
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)
+                      if f.name in data or f.default is dataclasses.MISSING})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,6 +82,9 @@ class Plan:
     inputs: str = "samples"
     batch: int = 1
     op_profile: bool = True
+    # Seconds of audio one step of a streaming model takes in (None: read from a sample-rate
+    # constant, see runtime.stream.chunk_seconds), for the real-time factor.
+    chunk_seconds: float | None = None
 
 
 def peak_rss_mib() -> float:
@@ -158,6 +164,7 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     from frugalml.runtime import load
     from frugalml.runtime.bench_inputs import bench_feeds
     from frugalml.runtime.opstats import summarize_ops
+    from frugalml.runtime.stream import stream_rate
 
     rss_before = _status_mib("VmRSS")
     hints = {SPINNING_HINT: "1" if spin else "0"}
@@ -167,10 +174,12 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     feeds = bench_feeds(model, plan.inputs, batch=plan.batch)
     first = time.perf_counter()
     model.run(feeds[0])
+    stepping = model.roles.states
     cold = {**model.load_ms, "first_inference": (time.perf_counter() - first) * 1e3}
     cold["load"] = cold["verify"] + cold["compile"]
     warmed = warm_up(model.run, feeds, plan)
     latency = summarize(time_calls(model.run, feeds, runs=plan.runs, duration_s=plan.duration_s))
+    stream = stream_rate(model, latency["p50"], plan.chunk_seconds) if stepping else None
     seconds = max(1.0, min(5.0, latency["mean"] * 200 / 1e3))
     streams = {str(s): streams_throughput(model.run, feeds, s, seconds) for s in plan.streams}
     model.close()
@@ -191,7 +200,7 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
                   "input_shapes": {n: list(v.shape) for n, v in feeds[0].items()}},
         latency_ms=latency, throughput_per_s=per_s.get("1", plan.batch * 1e3 / latency["mean"]),
         streams_per_s=per_s, cold_start_ms=cold,
-        peak_rss_mib=peak_rss_mib(), model_mib=model_mib, ops=ops,
+        peak_rss_mib=peak_rss_mib(), model_mib=model_mib, ops=ops, stream=stream,
     )
 
 
@@ -263,6 +272,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ops", action="store_true", help="skip the per-op profile")
     parser.add_argument("--spin", action="store_true",
                         help="let ONNX Runtime's threads spin between runs (off by default)")
+    parser.add_argument("--chunk-seconds", type=float, help="streaming models: seconds of audio "
+                        "one step takes in, for the real-time factor (default: read from a "
+                        "sample-rate constant)")
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
@@ -272,7 +284,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
     return Plan(warmup_runs=args.warmup, warmup_s=args.warmup_seconds,
                 runs=None if args.duration else args.runs, duration_s=args.duration,
                 streams=tuple(range(1, args.streams + 1)), inputs=args.inputs,
-                batch=args.batch, op_profile=not args.no_ops)
+                batch=args.batch, op_profile=not args.no_ops,
+                chunk_seconds=getattr(args, "chunk_seconds", None))
 
 
 if __name__ == "__main__":

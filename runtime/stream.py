@@ -10,6 +10,7 @@ its own state) and the runtime (``Model.open_stream()``) all step through this o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,33 @@ class StreamSession:
     def reset(self) -> None:
         """Start a new stream: zero state on the next step."""
         self._state, self.steps = None, 0
+
+
+# Constant names read as a sample rate (Hz) when a step's audio duration is not given.
+RATE_NAMES = ("sr", "sample_rate", "sampling_rate")
+
+
+def chunk_seconds(roles: InputRoles, signature: Signature,
+                  samples: Mapping[str, np.ndarray]) -> float | None:
+    """Seconds of audio in one step: the one float data input's values per item over a
+    sample-rate constant (``sr``, ``sample_rate``); None when that cannot be read. A chunk
+    that repeats context from the last one (64 of 576 samples) counts it too: give the
+    duration itself where that matters."""
+    rate = next((float(roles.constants[n]) for n in RATE_NAMES if n in roles.constants), None)
+    floats = [n for n, d, _ in signature if d.startswith("float")
+              and n in roles.data_inputs(signature)]
+    if not rate or len(floats) != 1:
+        return None
+    array = samples[floats[0]]
+    return array.size / array.shape[roles.axis(floats[0])] / rate
+
+
+def stream_rate(model: Any, step_ms: float, seconds: float | None) -> dict[str, Any]:
+    """Steps per second of one stream at ``step_ms`` a step, and the real-time factor (audio
+    seconds per compute second) when the chunk's duration is given or readable."""
+    from frugalml.runtime.bench_inputs import sample_arrays
+
+    signature = [(s.name, s.dtype, s.shape) for s in model.inputs]
+    seconds = seconds or chunk_seconds(model.roles, signature, sample_arrays(model))
+    return {"steps_per_s": 1e3 / step_ms, "chunk_seconds": seconds,
+            "real_time_factor": None if seconds is None else seconds * 1e3 / step_ms}

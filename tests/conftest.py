@@ -75,7 +75,7 @@ def vad_deploy(vad_model: Path, vad_streams: Path) -> Path:
     from tests.streaming import ROLE_FLAGS
 
     out = vad_model.parent / "deploy"
-    code = main(["deploy", str(vad_model), str(vad_streams), *ROLE_FLAGS, "--num", "12",
+    code = main(["deploy", str(vad_model), str(vad_streams), *ROLE_FLAGS, "--num", "480",
                  "--time-budget", "4m", "--profile-runs", "30", "--out", str(out), "--quiet"])
     assert code == 0
     return out

@@ -29,14 +29,14 @@ def speech_like(seed: int, streams: int, steps: int) -> tuple[np.ndarray, np.nda
         x = rng.normal(0, rng.uniform(0.002, 0.05), n)
         pos = int(rng.integers(0, 4)) * CHUNK
         while pos < n:
-            length = int(rng.integers(3, 10)) * CHUNK
-            end = min(n, pos + length)
+            length = min(int(rng.integers(3, 10)) * CHUNK, n - pos)
+            end = pos + length
             if rng.random() < 0.5:
                 f0 = rng.uniform(100, 250)
                 envelope = np.sin(np.pi * np.linspace(0, 1, length)) ** 0.5
                 voiced = sum(np.sin(2 * np.pi * f0 * k * t[:length] + rng.uniform(0, 6)) / k
                              for k in range(1, 6))
-                x[pos:end] += rng.uniform(0.1, 0.5) * (envelope * voiced)[:end - pos]
+                x[pos:end] += rng.uniform(0.1, 0.5) * envelope * voiced
                 labels[s, pos // CHUNK:(end + CHUNK - 1) // CHUNK] = 1
             pos = end + int(rng.integers(2, 8)) * CHUNK
         audio[s] = x

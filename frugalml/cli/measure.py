@@ -64,6 +64,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
              f"throughput, items/s ({prof.settings['batch']} per call): " + ", ".join(
                  f"{k} stream(s) {v:.1f}" for k, v in prof.streams_per_s.items()),
              f"memory: peak RSS {prof.peak_rss_mib:.0f} MiB, model {prof.model_mib:.0f} MiB"]
+    if prof.stream:
+        rtf = prof.stream["real_time_factor"]
+        lines.append(f"stream: {prof.stream['steps_per_s']:.0f} steps/s (p50), " + (
+            f"real-time factor {rtf:.0f}x ({prof.stream['chunk_seconds'] * 1e3:.1f} ms of audio "
+            "per step)" if rtf else "real-time factor: give --chunk-seconds"))
     if prof.ops:
         k = prof.ops["kernels"]
         lines.append(f"kernels: {k['quantized']} quantized ({k['quantized_share']:.0%} of op "

@@ -1,0 +1,104 @@
+"""Streaming scores: decisions per frame and per segment, one-value outputs by their error
+(never a cosine over one number), and an error that only shows through the carried state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from frugalml.calibration.streams import stream_set
+from frugalml.quantize.accuracy import measure
+from frugalml.quantize.api import quantize
+from frugalml.quantize.recipe import Budget
+from frugalml.quantize.streaming import StreamScorer, segment_agreement, segments
+from frugalml.runtime.roles import parse_roles
+from tests.streaming import RATE
+
+ROLES = parse_roles(state=["state=stateN"], constant=[f"sr={RATE}"])
+
+
+def test_segments_and_their_agreement() -> None:
+    ref = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 1], bool)
+    assert segments(ref) == [(1, 4), (6, 8), (9, 10)]
+    assert segment_agreement(ref, ref) == (3, 3, 3)
+    shifted = np.array([0, 0, 1, 1, 1, 0, 0, 0, 0, 1], bool)  # IoU 2/4, missed, exact
+    assert segment_agreement(ref, shifted) == (2, 3, 2)
+    assert segment_agreement(np.zeros(5, bool), np.zeros(5, bool)) == (0, 0, 0)
+
+
+def _steps(values: list[float], state: float) -> list[dict[str, np.ndarray]]:
+    return [{"speech": np.array([[v]], np.float32),
+             "stateN": np.full((2, 1, 4), state, np.float32)} for v in values]
+
+
+def test_one_value_outputs_are_scored_by_error_and_decision_not_cosine() -> None:
+    scorer = StreamScorer({"state": "stateN"}, threshold=0.5, decision=None)
+    ref = _steps([0.1, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], 1.0)
+    cand = _steps([0.1, 0.9, 0.4, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], 1.0)
+    cand[-1]["stateN"][1] *= -1  # the second layer's state ends reversed
+    scorer.add(ref, cand, {"state": 1})
+    report = scorer.report(Budget())
+    assert report.output == "speech" and "speech_mean_cosine" not in report.candidate
+    assert np.isclose(report.candidate["frame_agreement_with_fp32"], 0.8)
+    assert np.isclose(report.candidate["speech_max_abs_error"], 0.5)
+    assert report.candidate["segment_agreement_with_fp32"] == 0.0  # [1,4) vs [1,2): IoU 1/3
+    assert report.candidate["state_end_cosine_per_slice"] == {"stateN[0]": 1.0, "stateN[1]": -1.0}
+    assert not report.within_budget
+    assert {c.name for c in report.checks if not c.passed} == {
+        "frame agreement with FP32", "segment agreement with FP32"}
+
+
+def _state_scaled(model: Path, dest: Path, factor: float) -> Path:
+    """The detector with its state output scaled: no change from a zero state's first step
+    beyond the state's size, a drift once the state is fed back."""
+    graph = onnx.load(str(model))
+    out = next(o for o in graph.graph.output if o.name == "stateN")
+    for node in graph.graph.node:
+        node.output[:] = ["stateN_raw" if o == "stateN" else o for o in node.output]
+    graph.graph.initializer.append(onnx.numpy_helper.from_array(
+        np.array(factor, np.float32), "state_factor"))
+    graph.graph.node.append(helper.make_node("Mul", ["stateN_raw", "state_factor"], ["stateN"]))
+    del out
+    path = dest / "scaled.onnx"
+    onnx.save(graph, str(path))
+    return path
+
+
+def test_an_error_that_compounds_through_the_state_is_seen(vad_model: Path, vad_streams: Path,
+                                                           tmp_path: Path) -> None:
+    data = stream_set(vad_streams, ROLES, vad_model, calibration_size=12 * 40)
+    drifting = _state_scaled(vad_model, tmp_path, 1.5)
+    feeds, _ = next(data.batches("evaluation", batch_size=40))  # steps from FP32's state
+    per_step = [ort.InferenceSession(str(m), providers=["CPUExecutionProvider"]).run(
+        ["speech"], feeds)[0] for m in (vad_model, drifting)]
+    np.testing.assert_allclose(*per_step, atol=1e-6)  # scored per step, nothing is wrong
+    report = measure(vad_model, drifting, data, Budget(), items=12)
+    assert report.task == "streaming" and report.items == 12
+    assert report.reference["steps"] == 12 * 40
+    # Each step's own output from FP32's state is unchanged (the state only changes in size,
+    # which a per-step cosine cannot see); over a stream the fed-back state drifts.
+    assert report.candidate["speech_max_abs_error"] > 0.05
+    assert report.candidate["state_end_cosine"] < 0.999
+    same = measure(vad_model, vad_model, data, Budget(), items=12)
+    assert same.candidate["frame_agreement_with_fp32"] == 1.0
+    assert same.candidate["state_end_cosine"] > 0.99999 and same.within_budget
+
+
+def test_quantize_scores_a_streaming_model_over_its_streams(vad_model: Path, vad_streams: Path,
+                                                            tmp_path: Path) -> None:
+    data = stream_set(vad_streams, ROLES, vad_model, calibration_size=12 * 40)
+    record = quantize(vad_model, data, tmp_path / "q", recipe="int8-dynamic",
+                      allow_over_budget=True)
+    accuracy = record.accuracy
+    assert accuracy["task"] == "streaming" and accuracy["output"] == "speech"
+    candidate = accuracy["candidate"]
+    assert 0.9 <= candidate["frame_agreement_with_fp32"] <= 1.0
+    assert 0.0 <= candidate["segment_agreement_with_fp32"] <= 1.0
+    assert 0.9 < candidate["state_end_cosine"] <= 1.0 + 1e-9
+    assert record.input_roles == data.roles.to_dict()
+    assert {c["name"] for c in accuracy["checks"]} >= {"frame agreement with FP32",
+                                                      "segment agreement with FP32"}
