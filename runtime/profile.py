@@ -164,7 +164,6 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
     from frugalml.runtime import load
     from frugalml.runtime.bench_inputs import bench_feeds
     from frugalml.runtime.opstats import summarize_ops
-    from frugalml.runtime.stream import stream_rate
 
     rss_before = _status_mib("VmRSS")
     hints = {SPINNING_HINT: "1" if spin else "0"}
@@ -202,6 +201,18 @@ def profile_bundle(bundle_dir: Path, *, plan: Plan = Plan(), backend: str | None
         streams_per_s=per_s, cold_start_ms=cold,
         peak_rss_mib=peak_rss_mib(), model_mib=model_mib, ops=ops, stream=stream,
     )
+
+
+def stream_rate(model: Any, step_ms: float, seconds: float | None) -> dict[str, Any]:
+    """Steps per second of one stream at ``step_ms`` a step, and the real-time factor (audio
+    seconds per compute second) when the chunk's duration is given or readable."""
+    from frugalml.runtime.bench_inputs import sample_arrays
+    from frugalml.runtime.stream import chunk_seconds
+
+    signature = [(s.name, s.dtype, s.shape) for s in model.inputs]
+    seconds = seconds or chunk_seconds(model.roles, signature, sample_arrays(model))
+    return {"steps_per_s": 1e3 / step_ms, "chunk_seconds": seconds,
+            "real_time_factor": None if seconds is None else seconds * 1e3 / step_ms}
 
 
 def profile_in_fresh_process(bundle_dir: Path, options: Sequence[str] = (), *,

@@ -10,7 +10,6 @@ its own state) and the runtime (``Model.open_stream()``) all step through this o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -90,14 +89,3 @@ def chunk_seconds(roles: InputRoles, signature: Signature,
         return None
     array = samples[floats[0]]
     return array.size / array.shape[roles.axis(floats[0])] / rate
-
-
-def stream_rate(model: Any, step_ms: float, seconds: float | None) -> dict[str, Any]:
-    """Steps per second of one stream at ``step_ms`` a step, and the real-time factor (audio
-    seconds per compute second) when the chunk's duration is given or readable."""
-    from frugalml.runtime.bench_inputs import sample_arrays
-
-    signature = [(s.name, s.dtype, s.shape) for s in model.inputs]
-    seconds = seconds or chunk_seconds(model.roles, signature, sample_arrays(model))
-    return {"steps_per_s": 1e3 / step_ms, "chunk_seconds": seconds,
-            "real_time_factor": None if seconds is None else seconds * 1e3 / step_ms}
