@@ -63,7 +63,8 @@ def test_cold_start_never_enters_steady_state(monkeypatch: pytest.MonkeyPatch) -
         return {}
 
     fake = SimpleNamespace(run=run, close=lambda: None, load_ms={"verify": 1.0, "compile": 2.0},
-                           manifest=SimpleNamespace(name="fake"), backend="fake")
+                           manifest=SimpleNamespace(name="fake"), backend="fake",
+                           roles=SimpleNamespace(states={}))
     monkeypatch.setattr("frugalml.runtime.load", lambda *a, **k: fake)
     monkeypatch.setattr("frugalml.runtime.bench_inputs.bench_feeds", lambda *a, **k: [{}])
     prof = profile_bundle(Path("unused"), plan=Plan(warmup_runs=3, runs=50, op_profile=False))
