@@ -17,7 +17,7 @@ from frugalml.errors import CalibrationError
 DESCRIPTOR_NAME = "calibration.json"
 _TEXT_SUFFIXES = (".csv", ".jsonl", ".txt")
 # Options that make an .npz a stream set for a model with input roles (see streams.py).
-STREAM_OPTIONS = ("roles", "model", "threshold", "decision")
+STREAM_OPTIONS = ("roles", "model", "threshold", "decision", "chunk", "sample_rate")
 
 
 def open_set(data: Path, options: dict[str, Any], *, calibration_size: int | None = None,
@@ -45,7 +45,8 @@ def open_set(data: Path, options: dict[str, Any], *, calibration_size: int | Non
                       calibration_size=calibration_size, salt=salt,
                       calibration_fraction=calibration_fraction,
                       threshold=float(options.get("threshold") or 0.5),
-                      decision=options.get("decision"))
+                      decision=options.get("decision"), chunk=options.get("chunk"),
+                      sample_rate=options.get("sample_rate"))
 
 
 def open_source(data: Path, options: dict[str, Any]) -> Source:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.calibration.arrays import ArraySource, load_arrays
+from frugalml.calibration.audio import RecordingStreams
 from frugalml.calibration.dataset import CalibrationSet, make_set
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError, InputError
@@ -59,6 +60,10 @@ class StreamSource(ArraySource):
             arrays = {n: a[:, None] for n, a in arrays.items()}
         super().__init__(arrays, origin=source.origin)
         self.steps = next(iter(arrays.values())).shape[1]
+
+    def chunks(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Each data input's dtype and chunk shape (without the batch axis)."""
+        return {n: (str(a.dtype), tuple(a.shape[2:])) for n, a in self.arrays.items()}
 
     def describe(self) -> dict[str, Any]:
         """Origin, steps per stream, and each input's dtype and chunk shape."""
@@ -125,7 +130,7 @@ class StreamSet:
         self._model_digest = hashlib.sha256(self.model.read_bytes()).hexdigest()
 
     @property
-    def source(self) -> StreamSource:
+    def source(self) -> StreamSource | RecordingStreams:
         """The streams."""
         return self.base.source  # type: ignore[return-value]
 
@@ -169,8 +174,9 @@ class StreamSet:
                 ) -> Iterator[list[dict[str, np.ndarray]]]:
         """Each stream of ``part`` as its chunks, one item each (batch axis of size 1)."""
         for chunks, _ in self.base.batches(part, batch_size=1, limit=limit):
+            steps = next(iter(chunks.values())).shape[1]
             yield [{n: np.expand_dims(a[0, t], self.roles.axis(n)) for n, a in chunks.items()}
-                   for t in range(self.source.steps)]
+                   for t in range(steps)]
 
     def batches(self, part: str, *, batch_size: int, limit: int | None = None
                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -208,7 +214,7 @@ class StreamSet:
         """
         expected = {n: (d, tuple(s)) for n, d, s in signature}
         wanted = set(self.roles.data_inputs(signature))
-        given = self.source.arrays
+        given = self.source.chunks()
         problems = [f"input {n!r} is missing from the streams (or give it with --constant / "
                     "--state)" for n in sorted(wanted - set(given))]
         problems += [f"the streams hold {n!r}, which the model takes as "
@@ -216,11 +222,11 @@ class StreamSet:
                         if n in self.roles.states else "no input")
                      for n in sorted(set(given) - wanted)]
         for name in sorted(wanted & set(given)):
-            array, (dtype, shape) = given[name], expected[name]
-            chunk = list(array.shape[2:])
+            (given_dtype, given_shape), (dtype, shape) = given[name], expected[name]
+            chunk = list(given_shape)
             chunk.insert(self.roles.axis(name), 1)
-            if str(array.dtype) != dtype:
-                problems.append(f"{name!r} is {array.dtype}, the model expects {dtype}")
+            if given_dtype != dtype:
+                problems.append(f"{name!r} is {given_dtype}, the model expects {dtype}")
             if len(chunk) != len(shape) or any(isinstance(w, int) and w > 0 and w != g
                                                for w, g in zip(shape, chunk, strict=False)):
                 problems.append(f"a chunk of {name!r} is {tuple(chunk)} with its batch axis "
@@ -234,33 +240,57 @@ class StreamSet:
 
 def stream_set(path: Path, roles: InputRoles, model: Path, *,
                calibration_size: int | None = None, calibration_fraction: float | None = None,
-               salt: str = "frugalml", threshold: float = 0.5, decision: str | None = None
-               ) -> StreamSet:
-    """Streams in ``path`` for the ONNX ``model``, split by stream. ``calibration_size``
-    counts steps, as a recipe's calibration items do: the calibration part is the fewest
-    whole streams that hold that many.
+               salt: str = "frugalml", threshold: float = 0.5, decision: str | None = None,
+               chunk: int | None = None, sample_rate: int | None = None) -> StreamSet:
+    """Streams for the ONNX ``model``, split by stream: an .npz (see :func:`read_streams`), or
+    a folder of recordings cut into ``chunk``-sample steps at ``sample_rate``
+    (:class:`~frugalml.calibration.audio.RecordingStreams`). ``calibration_size`` counts
+    steps, as a recipe's calibration items do: the calibration part is the fewest whole
+    streams that hold that many (on average).
 
     Raises:
-        CalibrationError: too few streams for that many steps and an evaluation part; and see
-            :func:`read_streams` and :class:`StreamSet`.
+        CalibrationError: too few streams for that many steps and an evaluation part, or a
+            folder without --chunk and --sample-rate; and see :func:`read_streams` and
+            :class:`StreamSet`.
     """
     signature, outputs = model_io(Path(model))
-    source, roles = read_streams(path, roles)
+    source = _recordings(Path(path), roles, signature, chunk, sample_rate) if Path(path).is_dir() \
+        else None
+    if source is None:
+        source, roles = read_streams(path, roles)
     streams = None
     if calibration_size is not None:
-        streams = -(-calibration_size // source.steps)
+        streams = int(np.ceil(calibration_size / source.steps))
         held = len(set(source.keys()))
         if calibration_size < 1 or streams >= held:
             raise CalibrationError(
                 f"{calibration_size} calibration steps take {streams} streams of "
-                f"{source.steps} steps, but {path} holds {held} distinct streams, leaving none "
-                "to score on. Ask for fewer (--num counts steps), or add streams.")
+                f"{source.steps:g} steps, but {path} holds {held} distinct streams, leaving "
+                "none to score on. Ask for fewer (--num counts steps), or add streams.")
     base = make_set(source, calibration_size=streams, calibration_fraction=calibration_fraction,
                     salt=salt)
     rule = base.split_rule if streams is None else base.split_rule.replace(
         f"size={streams},", f"size={calibration_size},")
     return StreamSet(base, roles, model, signature, outputs, threshold=threshold,
                      decision=decision, split_rule=rule)
+
+
+def _recordings(folder: Path, roles: InputRoles, signature: Signature, chunk: int | None,
+                sample_rate: int | None) -> RecordingStreams:
+    """A folder of recordings for the model's one data input.
+
+    Raises:
+        CalibrationError: no --chunk / --sample-rate, or the model has not exactly one data
+            input for the audio.
+    """
+    if not chunk or not sample_rate:
+        raise CalibrationError(f"Recordings in {folder} are cut into steps: give --chunk N "
+                               "(samples per step) and --sample-rate R.")
+    inputs = roles.data_inputs(signature)
+    if len(inputs) != 1:
+        raise CalibrationError(f"Recordings feed one input, but the model takes {inputs} besides "
+                               "its constants and state; give the streams as an .npz instead.")
+    return RecordingStreams(folder, input_name=inputs[0], chunk=chunk, sample_rate=sample_rate)
 
 
 def model_io(model: Path) -> tuple[list[tuple[str, str, tuple[Any, ...]]], list[str]]:

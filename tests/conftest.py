@@ -79,3 +79,19 @@ def vad_deploy(vad_model: Path, vad_streams: Path) -> Path:
                  "--time-budget", "4m", "--profile-runs", "30", "--out", str(out), "--quiet"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 16 kHz recordings of real (espeak-ng) speech between silences, under noise;
+    skipped without espeak-ng, except in CI (FRUGALML_REQUIRE_SPEECH=1, scripts/setup-speech.sh)."""
+    import os
+    import shutil
+
+    from tests.streaming import spoken_recordings
+
+    if shutil.which("espeak-ng") is None:
+        if os.environ.get("FRUGALML_REQUIRE_SPEECH") == "1":
+            raise RuntimeError("espeak-ng is missing: run scripts/setup-speech.sh")
+        pytest.skip("espeak-ng is not installed (scripts/setup-speech.sh)")
+    return spoken_recordings(tmp_path_factory.mktemp("speech"))

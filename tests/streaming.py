@@ -92,3 +92,45 @@ def streams_file(dest: Path, *, seed: int = 1, streams: int = 24, steps: int = 4
     path = dest / f"streams-{seed}.npz"
     np.savez(path, audio=speech_like(seed, streams, steps)[0])
     return path
+
+
+SENTENCES = (
+    "Voice activity detection runs chunk by chunk on the device.",
+    "The state of the network is carried from one call to the next.",
+    "Quantized models must agree with the float model on every frame.",
+    "A keyword spotter listens all day and must not drain the battery.",
+    "Streaming speech recognisers keep a recurrent state between chunks.",
+    "Edge boxes and phones run small models close to the microphone.",
+    "Silence and noise separate the sentences in these recordings.",
+    "Each recording is one stream, split whole between calibration and evaluation.",
+)
+
+
+def spoken_recordings(dest: Path, *, seed: int = 0) -> Path:
+    """A folder of 16 kHz 16-bit .wav files: real synthetic speech from espeak-ng (one
+    sentence, another voice speed each), between silences, under noise. Needs ``espeak-ng``
+    (Debian package; CI installs it)."""
+    import subprocess
+    import wave
+
+    rng = np.random.default_rng(seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(SENTENCES):
+        raw = dest / f"raw-{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "en", "-s", str(130 + 10 * i), "-w", str(raw), text],
+                       check=True, capture_output=True)
+        with wave.open(str(raw), "rb") as w:
+            rate = w.getframerate()
+            speech = np.frombuffer(w.readframes(w.getnframes()), np.int16) / 32768.0
+        raw.unlink()
+        at = np.arange(0, len(speech) / rate, 1 / RATE)  # linear resampling to 16 kHz
+        speech = np.interp(at, np.arange(len(speech)) / rate, speech)
+        gap = np.zeros(int(rng.uniform(0.3, 0.8) * RATE))
+        audio = np.concatenate([gap, speech, gap[: len(gap) // 2]])
+        audio += rng.normal(0, rng.uniform(0.002, 0.02), len(audio))
+        with wave.open(str(dest / f"speech-{i}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+    return dest

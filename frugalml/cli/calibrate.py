@@ -18,6 +18,10 @@ def _options(args: argparse.Namespace, signature: list[tuple[str, str, tuple[Any
              ) -> dict[str, Any]:
     """The reader's options for this kind of data, as the descriptor will record them."""
     single_input = signature[0][0] if len(signature) == 1 else None
+    if args.data.is_dir() and args.chunk:
+        from frugalml.deploy.data import stream_options
+
+        return stream_options(args.data, reader_flags(args), args.model)
     if args.data.is_dir():
         options = {key: getattr(args, flag) for flag, key in _IMAGE_OPTIONS.items()}
         options["input_name"] = args.input_name or single_input
@@ -132,6 +136,10 @@ def add_reader_arguments(p: argparse.ArgumentParser) -> None:
                        "one-value output above this (default 0.5)")
     roles.add_argument("--decision", metavar="OUTPUT", help="the output the threshold reads "
                        "(default: the one output with one value per item)")
+    roles.add_argument("--chunk", type=int, metavar="N", help="a folder of .wav/.npy "
+                       "recordings as streams: N samples per step")
+    roles.add_argument("--sample-rate", type=int, metavar="R",
+                       help="the recordings' sample rate (others are refused, not resampled)")
 
 
 def reader_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,7 +147,7 @@ def reader_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags = {**_IMAGE_OPTIONS, "tokenizer": "tokenizer", "column": "column",
              "label_column": "label_column", "window": "window", "state": "state",
              "constant": "constant", "batch_axis": "batch_axis", "threshold": "threshold",
-             "decision": "decision"}
+             "decision": "decision", "chunk": "chunk", "sample_rate": "sample_rate"}
     values = {key: getattr(args, flag) for flag, key in flags.items()}
     values["strict"] = args.strict or None
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}

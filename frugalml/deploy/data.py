@@ -32,8 +32,10 @@ def reader_options(data: Path, inputs: Sequence[str], given: Mapping[str, Any], 
     Raises:
         InputError: a role flag is malformed.
     """
-    if data.suffix == ".npz":
-        return stream_options(data, dict(given), model)
+    stream = stream_options(data, dict(given), model) if data.suffix == ".npz" or (
+        data.is_dir() and given.get("chunk")) else {}
+    if stream or data.suffix == ".npz":
+        return stream
     kind = _IMAGE if data.is_dir() else _ARRAYS if data.suffix == ".npy" else _TEXT
     options = {k: v for k, v in given.items() if v is not None and k in kind}
     single = inputs[0] if len(inputs) == 1 else None
@@ -54,8 +56,9 @@ def reader_options(data: Path, inputs: Sequence[str], given: Mapping[str, Any], 
 
 
 def stream_options(data: Path, given: dict[str, Any], model: Path | None) -> dict[str, Any]:
-    """An .npz's options: none for plain arrays; for a stream set (roles given as flags or
-    in its ``__roles__`` entry) the roles, the model they belong to, threshold and decision.
+    """An .npz's or a recordings folder's options: none for plain arrays; for a stream set
+    (roles given as flags or in an .npz's ``__roles__`` entry; a folder given --chunk) the
+    roles, the model they belong to, threshold, decision, and a folder's chunking.
 
     Raises:
         InputError: a role flag is malformed.
@@ -65,11 +68,12 @@ def stream_options(data: Path, given: dict[str, Any], model: Path | None) -> dic
 
     roles = parse_roles(state=given.get("state") or (), constant=given.get("constant") or (),
                         batch_axis=given.get("batch_axis") or ())
-    if not roles and not has_roles(data):
+    if not roles and not (data.suffix == ".npz" and has_roles(data)) and not data.is_dir():
         return {}
     where = None if model is None else str(Path(model).resolve())
-    return {"roles": roles.to_dict(), "model": where,
-            "threshold": given.get("threshold"), "decision": given.get("decision")}
+    return {"roles": roles.to_dict(), "model": where, "threshold": given.get("threshold"),
+            "decision": given.get("decision"), "chunk": given.get("chunk"),
+            "sample_rate": given.get("sample_rate")}
 
 
 def is_descriptor(data: Any) -> bool:

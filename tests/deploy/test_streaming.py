@@ -82,3 +82,19 @@ def test_calibrate_writes_a_stream_descriptor(vad_model: Path, vad_streams: Path
     summary = json.loads(capsys.readouterr().out)
     assert summary["kind"] == "streams" and summary["calibration_items"] == 10
     assert summary["evaluation_items"] == 14 and summary["steps_per_stream"] == 40
+
+
+def test_deploy_on_real_speech_recordings(vad_model: Path, spoken: Path, tmp_path: Path) -> None:
+    out = tmp_path / "speech"
+    assert main(["deploy", str(vad_model), str(spoken), "--chunk", "256", "--sample-rate",
+                 str(RATE), "--state", "state=stateN", "--constant", f"sr={RATE}",
+                 "--threshold", "0.5", "--num", "300", "--candidates", "int8-dynamic",
+                 "--profile-runs", "30", "--out", str(out), "--quiet"]) == 0
+    record = _record(out)
+    assert record["calibration"]["kind"] == "recordings"
+    assert record["calibration"]["source"]["chunk"] == 256
+    (target,) = record["targets"].values()
+    (dynamic,) = [c for c in target["candidates"] if c["name"] == "int8-dynamic"]
+    assert dynamic["accuracy"]["metric"] == "frame_agreement_with_fp32"
+    assert dynamic["accuracy"]["value"] >= 0.99 and dynamic["accuracy"]["items"] == 7
+    assert dynamic["accuracy"]["state_end_cosine"] > 0.999
