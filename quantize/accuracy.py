@@ -22,6 +22,7 @@ from frugalml.quantize.checks import AccuracyReport, Check, Task
 from frugalml.quantize.detection import nms_outputs, yolo_layout
 from frugalml.quantize.recipe import Budget
 from frugalml.quantize.scoring import TaskScorer
+from frugalml.runtime.roles import InputRoles
 
 _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
           Task.OBJECT_DETECTION: 1, Task.OUTPUTS: 16,  # detectors: NMS outputs are per image
@@ -150,10 +151,8 @@ def _batches(data: CalibrationData, items: int, batch: int
         if take == len(labels):
             yield feeds, labels
             continue
-        roles = getattr(data, "roles", None)  # stream steps: batch axes and constants
-        yield ({k: v if roles and k in roles.constants else
-                np.take(v, range(take), axis=roles.axis(k) if roles else 0)
-                for k, v in feeds.items()}, labels[:take])
+        roles = getattr(data, "roles", None) or InputRoles()  # stream steps: their axes
+        yield roles.head(feeds, take), labels[:take]
 
 
 def _run(session: Any, feeds: dict[str, np.ndarray], which: str) -> dict[str, np.ndarray]:

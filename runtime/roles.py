@@ -87,6 +87,12 @@ class InputRoles:
                     else np.concatenate([it[n] for it in items], axis=self.axis(n)))
                 for n, v in first.items()}
 
+    def head(self, feeds: Mapping[str, np.ndarray], items: int) -> dict[str, np.ndarray]:
+        """The first ``items`` items of ``feeds``, cut on each input's batch axis; constants
+        as they are."""
+        return {n: v if n in self.constants else np.take(v, range(items), axis=self.axis(n))
+                for n, v in feeds.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (the manifest's ``roles``, the data descriptor's options)."""
         return {"batch_axes": dict(self.batch_axes), "constants": dict(self.constants),

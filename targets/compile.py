@@ -278,10 +278,12 @@ def _gate(bundles: dict[str, str], precision: str, samples: Mapping[str, np.ndar
           target: Target, threads: int, plan: SpeedPlan, host: Host) -> dict[str, Any]:
     """Time both bundles' model files by the speed protocol; record it in both manifests."""
     from frugalml.runtime.bundle import read_manifest
+    from frugalml.runtime.roles import InputRoles
     from frugalml.targets.speed_gate import measure_speed
 
-    files = {p: Path(d) / read_manifest(Path(d)).model_file for p, d in bundles.items()}
-    one = {k: v[:1] for k, v in samples.items()}
+    manifests = {p: read_manifest(Path(d)) for p, d in bundles.items()}
+    files = {p: Path(bundles[p]) / m.model_file for p, m in manifests.items()}
+    one = InputRoles.from_dict(manifests[precision].roles or {}).head(samples, 1)
     verdict = measure_speed(files["fp32"], files[precision], one, backend=target.backend,
                             threads=threads, plan=plan, host=host).to_dict()
     for d in bundles.values():

@@ -98,3 +98,29 @@ def test_deploy_on_real_speech_recordings(vad_model: Path, spoken: Path, tmp_pat
     assert dynamic["accuracy"]["metric"] == "frame_agreement_with_fp32"
     assert dynamic["accuracy"]["value"] >= 0.99 and dynamic["accuracy"]["items"] == 7
     assert dynamic["accuracy"]["state_end_cosine"] > 0.999
+
+
+def test_calibrate_quantize_compile_and_verify_from_the_cli(
+        vad_model: Path, vad_streams: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+        ) -> None:
+    from frugalml.targets import detect
+
+    assert main(["calibrate", str(vad_streams), "--model", str(vad_model), "--state",
+                 "state=stateN", "--constant", f"sr={RATE}", "--num", "400", "--out",
+                 str(tmp_path / "data")]) == 0
+    assert main(["quantize", str(vad_model), "--data", str(tmp_path / "data"), "--recipe",
+                 "int8-dynamic", "--out", str(tmp_path / "q"), "--max-size-ratio", "1.5"]) == 0
+    record = json.loads((tmp_path / "q" / "quantize.json").read_text())
+    assert record["accuracy"]["task"] == "streaming"
+    assert record["input_roles"]["states"] == {"state": "stateN"}
+    assert main(["compile", str(tmp_path / "q"), "--target", detect().name, "--data",
+                 str(tmp_path / "data"), "--fp32", str(vad_model), "--out",
+                 str(tmp_path / "bundles"), "--samples", "4"]) == 0
+    bundles = sorted(p for p in (tmp_path / "bundles").iterdir() if p.is_dir())
+    assert len(bundles) == 2
+    capsys.readouterr()
+    for bundle in bundles:
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert manifest["roles"]["constants"] == {"sr": RATE}
+        assert main(["verify", str(bundle)]) == 0
+    assert "verified" in capsys.readouterr().out
