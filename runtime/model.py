@@ -26,7 +26,7 @@ from frugalml.runtime.manifest import Manifest, TensorSpec
 from frugalml.runtime.numerics import max_abs_error, row_cosine
 from frugalml.runtime.prompt import encode_prompt
 from frugalml.runtime.roles import InputRoles
-from frugalml.runtime.stream import StreamSession
+from frugalml.runtime.stream import StreamSession, replay
 
 
 def _check_input(spec: TensorSpec, value: object) -> None:
@@ -279,7 +279,8 @@ class Model:
         return self._session
 
     def self_check(self) -> dict[str, float]:
-        """Run the bundled sample inputs and compare with the outputs recorded at build time.
+        """Run the bundled sample inputs and compare with the outputs recorded at build time;
+        a model that carries state also runs them as a stream (:func:`replay`).
 
         Returns:
             The worst cosine and max abs error over all outputs.
@@ -288,11 +289,14 @@ class Model:
             BundleError: an output drifts beyond the manifest's tolerance.
         """
         feeds, expected = self._samples()
-        got = self.run(feeds)
+        pairs = [(self.run(feeds), expected)]
+        if self.roles.states:  # and step by step, the state fed back where samples chain
+            pairs += replay(self.open_stream(), feeds, expected)
         worst_cos, worst_abs = 1.0, 0.0
-        for name, ref in expected.items():
-            worst_cos = min(worst_cos, float(row_cosine(ref, got[name]).min()))
-            worst_abs = max(worst_abs, max_abs_error(ref, got[name]))
+        for got, want in pairs:
+            for name, ref in want.items():
+                worst_cos = min(worst_cos, float(row_cosine(ref, got[name]).min()))
+                worst_abs = max(worst_abs, max_abs_error(ref, got[name]))
         tol = self.manifest.sample_tolerance
         if worst_cos < tol["min_cosine"] or worst_abs > tol["max_abs"]:
             raise BundleError(

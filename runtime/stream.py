@@ -89,3 +89,36 @@ def chunk_seconds(roles: InputRoles, signature: Signature,
         return None
     array = samples[floats[0]]
     return array.size / array.shape[roles.axis(floats[0])] / rate
+
+
+def replay(stream: StreamSession, feeds: Mapping[str, np.ndarray],
+           expected: Mapping[str, np.ndarray]) -> list[tuple[dict[str, np.ndarray],
+                                                              dict[str, np.ndarray]]]:
+    """Step ``stream`` over the items of sample ``feeds`` and pair each step's outputs with
+    the item's ``expected`` ones. Where an item's state input is the previous item's expected
+    state output (the samples are consecutive steps of one stream), the state comes from the
+    session's own feedback; elsewhere the item's state is given. So a bundle's samples check
+    the path a deployed stream takes, state fed back, not only single calls."""
+    roles = stream.roles
+    items = items_in(feeds, roles)
+    data = [n for n in feeds if n not in roles.constants]
+
+    def item(arrays: Mapping[str, np.ndarray], i: int, names: list[str]) -> dict[str, np.ndarray]:
+        return {n: np.take(arrays[n], [i], axis=_axis(n, roles)) for n in names}
+
+    pairs = []
+    for i in range(items):
+        chunk = item(feeds, i, data)
+        chained = i > 0 and all(
+            np.allclose(chunk[s], item(expected, i - 1, [o])[o], atol=1e-6)
+            for s, o in roles.states.items())
+        if chained:
+            chunk = {n: v for n, v in chunk.items() if n not in roles.states}
+        pairs.append((stream.step(chunk), item(expected, i, list(expected))))
+    return pairs
+
+
+def _axis(name: str, roles: InputRoles) -> int:
+    """The batch axis of an input, or of an output that feeds a state (its state's)."""
+    fed = {o: i for i, o in roles.states.items()}
+    return roles.axis(fed.get(name, name))

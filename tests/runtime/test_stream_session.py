@@ -100,3 +100,33 @@ def test_a_bundle_whose_roles_were_altered_is_refused(vad_deploy: Path, tmp_path
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=message):
         runtime.load(bundle)
+
+
+def test_samples_that_chain_are_replayed_with_the_state_fed_back() -> None:
+    from frugalml.runtime.stream import replay
+
+    roles = _roles()
+    seen = []
+
+    def run(feeds):  # noqa: ANN001, ANN202
+        seen.append(feeds["state"].copy())
+        return {"speech": feeds["audio"].sum(axis=1, keepdims=True),
+                "stateN": feeds["state"] + feeds["audio"][None, :, :HIDDEN]}
+
+    audio = np.random.default_rng(0).normal(size=(4, 256)).astype(np.float32)
+    states = [np.zeros((2, 1, HIDDEN), np.float32)]
+    for i in range(3):
+        states.append(states[-1] + audio[i][None, None, :HIDDEN])
+    feeds = {"audio": audio, "state": np.concatenate(states, axis=1), "sr": np.array(RATE)}
+    expected = run(feeds)
+    seen.clear()
+    pairs = replay(StreamSession(run, roles, VAD), feeds, expected)
+    for got, want in pairs:
+        np.testing.assert_allclose(got["stateN"], want["stateN"], atol=1e-6)
+    assert len(seen) == 4
+    # Item 2 made to start elsewhere: its state is given, not fed back; the rest still chain.
+    feeds["state"][:, 2] += 5.0
+    expected = run(feeds)
+    pairs = replay(StreamSession(run, roles, VAD), feeds, expected)
+    for got, want in pairs:
+        np.testing.assert_allclose(got["stateN"], want["stateN"], atol=1e-6)
