@@ -22,7 +22,8 @@ from frugalml.quantize.recipe import Recipe
 from frugalml.targets.profiles import QuantFormat, Target
 
 # ONNX Runtime's dynamic kernels exist for these; Conv would become slow ConvInteger.
-DYNAMIC_OPS = ("MatMul", "Gemm")
+# LSTM: ONNX Runtime quantizes its weights (DynamicQuantizeLSTM); it has no integer GRU.
+DYNAMIC_OPS = ("MatMul", "Gemm", "LSTM")
 
 
 def quantize_dynamic_int8(pre: Path, out: Path, recipe: Recipe, target: Target,

@@ -11,8 +11,11 @@ from frugalml.errors import QuantizationError
 # Operators whose cost is the model's cost: the ones worth quantizing and reporting.
 LINEAR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _INT4 = (21, 22)  # onnx.TensorProto.UINT4, INT4
-# What ONNX Runtime's dynamic quantization writes for a MatMul (fused or not).
-DYNAMIC_INT8_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger")
+# What ONNX Runtime's dynamic quantization writes for a MatMul (fused or not) or an LSTM.
+DYNAMIC_INT8_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger", "DynamicQuantizeLSTM")
+# Recurrent cells: reported as float layers where no backend quantized them (a GRU in ONNX
+# Runtime), never quantized through Q/DQ.
+RECURRENT_OPS = ("GRU", "LSTM", "RNN")
 
 
 def summarize(model: Any) -> dict[str, tuple[str, ...]]:
@@ -33,6 +36,10 @@ def summarize(model: Any) -> dict[str, tuple[str, ...]]:
             continue
         if node.op_type in DYNAMIC_INT8_OPS:  # activations quantized per call, weights int8
             kinds["int8_activation_layers"].append(node.name)
+            continue
+        if node.op_type in RECURRENT_OPS:
+            if len(node.input) > 1 and node.input[1] in inits:
+                kinds["float_layers"].append(node.name)
             continue
         if node.op_type not in LINEAR_OPS:
             continue

@@ -95,3 +95,11 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
             raise RuntimeError("espeak-ng is missing: run scripts/setup-speech.sh")
         pytest.skip("espeak-ng is not installed (scripts/setup-speech.sh)")
     return spoken_recordings(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def vad_lstm(vad_model: Path) -> Path:
+    """The detector with a 2-layer LSTM: two states, ``h`` <- ``hN`` and ``c`` <- ``cN``."""
+    from tests.streaming import tiny_vad
+
+    return tiny_vad(vad_model.parent, cell="lstm")

@@ -43,46 +43,55 @@ def speech_like(seed: int, streams: int, steps: int) -> tuple[np.ndarray, np.nda
     return audio.reshape(streams, steps, CHUNK), labels
 
 
-def tiny_vad(dest: Path, *, seed: int = 0, epochs: int = 40) -> Path:
-    """Train the detector (about 5 s on 2 cores) and export it to ``dest/vad.onnx``."""
+def tiny_vad(dest: Path, *, seed: int = 0, epochs: int = 40, cell: str = "gru") -> Path:
+    """Train the detector (about 5 s on 2 cores) and export it to ``dest/vad.onnx``; with
+    ``cell="lstm"`` to ``dest/vad-lstm.onnx``, whose state is two inputs, ``h`` <- ``hN`` and
+    ``c`` <- ``cN``."""
     import torch
     from torch import nn
+
+    lstm = cell == "lstm"
 
     class TinyVad(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.spectrum = nn.Linear(FRAME, 32)
             self.conv = nn.Conv1d(32, 32, 3, padding=1)
-            self.gru = nn.GRU(32, HIDDEN, num_layers=2, batch_first=True)
+            recurrent = nn.LSTM if lstm else nn.GRU
+            self.rnn = recurrent(32, HIDDEN, num_layers=2, batch_first=True)
             self.head = nn.Linear(HIDDEN, 1)
 
-        def forward(self, audio: torch.Tensor, state: torch.Tensor, sr: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        def forward(self, audio: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            *state, sr = rest
             frames = audio.reshape(audio.shape[0], CHUNK // FRAME, FRAME)
             feats = torch.log1p(self.spectrum(frames).abs() * (sr.to(torch.float32) / RATE))
             feats = torch.relu(self.conv(feats.transpose(1, 2))).transpose(1, 2)
-            out, state_n = self.gru(feats, state)
-            return torch.sigmoid(self.head(out[:, -1])), state_n
+            out, state_n = self.rnn(feats, tuple(state) if lstm else state[0])
+            return (torch.sigmoid(self.head(out[:, -1])),
+                    *(state_n if lstm else (state_n,)))
 
     torch.manual_seed(seed)
     model = TinyVad()
     audio, labels = (torch.from_numpy(a) for a in speech_like(seed, 32, 40))
     rate = torch.tensor(RATE)
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+    zeros = [torch.zeros(2, len(audio), HIDDEN) for _ in range(2 if lstm else 1)]
     for _ in range(epochs):
-        state, probs = torch.zeros(2, len(audio), HIDDEN), []
+        state, probs = zeros, []
         for step in range(audio.shape[1]):
-            p, state = model(audio[:, step], state, rate)
+            p, *state = model(audio[:, step], *state, rate)
             probs.append(p[:, 0])
         loss = nn.functional.binary_cross_entropy(torch.stack(probs, 1), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "vad.onnx"
-    torch.onnx.export(model.eval(), (audio[:1, 0], torch.zeros(2, 1, HIDDEN), rate), str(path),
-                      input_names=["audio", "state", "sr"], output_names=["speech", "stateN"],
-                      dynamic_axes={"audio": {0: "batch"}, "state": {1: "batch"}},
+    names = (["h", "c"], ["hN", "cN"]) if lstm else (["state"], ["stateN"])
+    path = dest / ("vad-lstm.onnx" if lstm else "vad.onnx")
+    torch.onnx.export(model.eval(), (audio[:1, 0], *(z[:, :1] for z in zeros), rate),
+                      str(path), input_names=["audio", *names[0], "sr"],
+                      output_names=["speech", *names[1]],
+                      dynamic_axes={"audio": {0: "batch"}, **{n: {1: "batch"} for n in names[0]}},
                       dynamo=False, opset_version=17)
     return path
 

@@ -102,3 +102,21 @@ def test_quantize_scores_a_streaming_model_over_its_streams(vad_model: Path, vad
     assert record.input_roles == data.roles.to_dict()
     assert {c["name"] for c in accuracy["checks"]} >= {"frame agreement with FP32",
                                                       "segment agreement with FP32"}
+
+
+def test_lstm_weights_go_int8_and_a_gru_is_reported_float(vad_model: Path, vad_lstm: Path,
+                                                          vad_streams: Path,
+                                                          tmp_path: Path) -> None:
+    roles = parse_roles(state=["h=hN", "c=cN"], constant=[f"sr={RATE}"])
+    data = stream_set(vad_streams, roles, vad_lstm, calibration_size=12 * 40)
+    assert data.roles.batch_axes == {"h": 1, "c": 1}
+    lstm = quantize(vad_lstm, data, tmp_path / "lstm", recipe="int8-dynamic",
+                    allow_over_budget=True)
+    assert sum("LSTM" in n for n in lstm.int8_activation_layers) == 2  # DynamicQuantizeLSTM
+    assert lstm.size_bytes < 0.5 * vad_lstm.stat().st_size
+    assert lstm.accuracy["candidate"]["frame_agreement_with_fp32"] >= 0.99
+    assert set(lstm.accuracy["candidate"]["state_end_cosine_per_slice"]) == {
+        "hN[0]", "hN[1]", "cN[0]", "cN[1]"}
+    gru = quantize(vad_model, stream_set(vad_streams, ROLES, vad_model, calibration_size=480),
+                   tmp_path / "gru", recipe="int8-dynamic", allow_over_budget=True)
+    assert sum("GRU" in n for n in gru.float_layers) == 2  # ONNX Runtime has no integer GRU
