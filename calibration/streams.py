@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def has_roles(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as data:
             return ROLES_KEY in data.files
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False  # read_arrays says what is wrong with the file
 
 
