@@ -53,7 +53,7 @@ def main() -> None:
     data = {"synthetic": (streams_file(args.out / "model"), ("--num", "480")),
             "spoken": (spoken_recordings(args.out / "speech"),
                        ("--num", "300", "--chunk", "256", "--sample-rate", "16000"))}
-    print(f"host: {describe_host(read_host())}; threads {args.threads}\n\n{HEADER}")
+    print(f"host: {describe_host(read_host().to_dict())}; threads {args.threads}\n\n{HEADER}")
     shipped = {}
     for label, (path, flags) in data.items():
         out = args.out / label
