@@ -140,13 +140,15 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
                   name: str | None = None, threads: int = 1,
                   gate_plan: SpeedPlan | None = None, host: Host | None = None,
                   probes: Probes | None = None, steps: Steps | None = None,
-                  backend: str | None = None) -> CompileResult:
+                  backend: str | None = None, roles: Mapping[str, Any] | None = None
+                  ) -> CompileResult:
     """Build ``out_dir/<name>-<target>-<precision>`` bundle(s) and ``out_dir/compile.json``.
 
     With ``fp32`` (the FP32 ONNX a quantized ``model`` came from), the FP32 bundle is built
     too and, where the target runs natively, the speed gate decides which is the default.
     ``backend="openvino"`` builds an OpenVINO IR for a CPU target instead of its default
-    (bundle names then end in ``-openvino``).
+    (bundle names then end in ``-openvino``). ``roles``: a streaming model's input roles (its
+    data's), for a model whose quantize record does not carry them (a bare .onnx).
 
     Raises:
         TargetError: unknown target, a model that is not ONNX, or an artifact that cannot be
@@ -157,6 +159,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
     if backend is not None and backend != target.backend:
         target, suffix = with_backend(target, backend), f"-{backend}"
     onnx_file, record = _onnx_of(model)
+    record = {**record, "input_roles": record.get("input_roles") or roles} if roles else record
     samples = bundle_samples(onnx_file, samples)
     precision = record.get("precision", "fp32")
     if target.device == "GPU" and precision == "fp32":
@@ -169,7 +172,7 @@ def compile_model(model: Path, out_dir: Path, *, target: Target | str,
         plan["fp32"] = (_onnx_of(fp32)[0], fp32_record(record))
     bundles, verification = {}, {}
     for prec, (file, rec) in plan.items():
-        called = name or file.parent.name  # each bundle after its own model's folder
+        called = name or file.resolve().parent.name  # each bundle after its own model's folder
         dest = out_dir / f"{called}-{target.name}-{prec}{suffix}"
         verification[prec] = _build(file, dest, target, prec, rec, samples, native,
                                     f"{called}-{target.name}-{prec}", (host, probes, steps))

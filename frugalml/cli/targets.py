@@ -17,9 +17,11 @@ def cmd_compile(args: argparse.Namespace) -> None:
     samples = next(data.batches("evaluation", batch_size=args.samples))[0]
     steps = Steps(quiet=args.json)
     with steps.step(f"compile {args.model} for {args.target}", spinner=False):
+        roles = getattr(data, "roles", None)  # stream data: the roles go into the bundles
         result = compile_model(args.model, args.out, target=args.target, samples=samples,
                                fp32=args.fp32, name=args.name, threads=args.threads,
-                               steps=steps, backend=args.backend)
+                               steps=steps, backend=args.backend,
+                               roles=roles.to_dict() if roles else None)
     lines = [f"{p}: {path}\n  {_verification_line(result.verification[p])}"
              for p, path in result.bundles.items()]
     if result.speed_gate is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from frugalml.cli import main
-from tests.streaming import RATE
+from tests.streaming import RATE, ROLE_FLAGS
 
 STREAM_SCORES = ("segment_agreement_with_fp32", "state_end_cosine")
 
@@ -124,3 +124,22 @@ def test_calibrate_quantize_compile_and_verify_from_the_cli(
         assert manifest["roles"]["constants"] == {"sr": RATE}
         assert main(["verify", str(bundle)]) == 0
     assert "verified" in capsys.readouterr().out
+
+
+def test_an_arm64_bundle_of_the_detector_verifies_its_stream_under_qemu(
+        vad_model: Path, vad_streams: Path, tmp_path: Path) -> None:
+    from tests.targets.test_emulation import _emulation_or_skip
+
+    _emulation_or_skip()
+    assert main(["calibrate", str(vad_streams), "--model", str(vad_model), *ROLE_FLAGS,
+                 "--num", "400", "--out", str(tmp_path / "data")]) == 0
+    assert main(["compile", str(vad_model), "--target", "arm64", "--data",
+                 str(tmp_path / "data"), "--out", str(tmp_path / "bundles"), "--samples",
+                 "4"]) == 0
+    record = json.loads((tmp_path / "bundles" / "compile.json").read_text())
+    (bundle,) = record["bundles"].values()
+    assert Path(bundle).name == f"{vad_model.parent.name}-arm64-fp32"
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    check = manifest["metrics"]["verification"]
+    assert check["status"] == "verified" and "QEMU" in check["how"]
+    assert check["min_cosine"] > 0.9999 and manifest["roles"]["constants"] == {"sr": RATE}
