@@ -152,10 +152,11 @@ class StreamSet:
 
     @property
     def fingerprint(self) -> str:
-        """The streams' set fingerprint, the roles, and the FP32 model that carries the
-        calibration states."""
+        """The streams' set fingerprint, the roles, the FP32 model that carries the
+        calibration states, and the decision scoring reads (a cached score is a score of
+        this threshold)."""
         return digest("stream-set", self.base.fingerprint, self.roles.to_dict(),
-                      self._model_digest)
+                      self._model_digest, self.threshold, self.decision)
 
     def part_fingerprint(self, part: str) -> str:
         """Hash of the stream identities of one part."""

@@ -71,6 +71,8 @@ def test_a_descriptor_rebuilds_the_same_stream_set(vad_model: Path, vad_streams:
     other = open_set(vad_streams, {**options, "roles": parse_roles(
         state=["state=stateN"], constant=["sr=8000"]).to_dict()}, calibration_size=10 * 40)
     assert other.fingerprint != data.fingerprint  # the constants are part of the set
+    stricter = open_set(vad_streams, {**options, "threshold": 0.7}, calibration_size=10 * 40)
+    assert stricter.fingerprint != data.fingerprint  # so is the decision scores read
 
 
 def test_roles_stored_in_the_file_are_read(vad_model: Path, tmp_path: Path) -> None:
