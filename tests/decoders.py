@@ -64,3 +64,87 @@ def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
     return dest
+
+
+def tiny_llama_gguf(dest: Path, *, weights: str = "Q4_0", seed: int = 0) -> Path:
+    """The tiny Llama written as llama.cpp writes a GGUF (``dest``, a ``.gguf`` file): its
+    tensors under llama.cpp's names, the attention's query/key rows in llama.cpp's rotary
+    order, 2-D weights in ``weights`` blocks (norms in F32, as the converter keeps them), and
+    its byte-level BPE vocabulary and merges as a ``gpt2`` tokenizer, so transformers reads it
+    back as it reads SmolLM2's file."""
+    import json
+
+    import gguf
+    import numpy as np
+    import torch
+    from gguf.quants import quantize
+
+    source = tiny_llama(dest.with_name(dest.stem + "-hf"), seed=seed)
+    config = json.loads((source / "config.json").read_text())
+    vocab = json.loads((source / "tokenizer.json").read_text())["model"]
+    from safetensors.torch import load_file
+
+    tensors = load_file(source / "model.safetensors")
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    writer = gguf.GGUFWriter(str(dest), "llama")
+    writer.add_name("tiny-llama")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_rope_dimension_count(config["hidden_size"] // heads)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    tokens = sorted(vocab["vocab"], key=vocab["vocab"].get)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t == EOS else gguf.TokenType.NORMAL
+                            for t in tokens])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in vocab["merges"]])
+    writer.add_eos_token_id(vocab["vocab"][EOS])
+    writer.add_bos_token_id(vocab["vocab"][EOS])  # transformers' reader needs one; never added
+    writer.add_add_bos_token(False)
+    for name, tensor in tensors.items():
+        w = tensor.to(torch.float32).numpy()
+        if name.endswith(("q_proj.weight", "k_proj.weight")):  # llama.cpp's rotary row order
+            n = heads if "q_proj" in name else kv_heads
+            w = w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(
+                w.shape)
+        gguf_name = names.get_name(name.removesuffix(".weight")) + ".weight"
+        if w.ndim == 2:
+            qtype = gguf.GGMLQuantizationType[weights]
+            blocks = quantize(np.ascontiguousarray(w), qtype)
+            writer.add_tensor(gguf_name, blocks, raw_shape=blocks.shape, raw_dtype=qtype)
+        else:
+            writer.add_tensor(gguf_name, np.ascontiguousarray(w))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dest
+
+
+def tiny_bert(dest: Path, *, seed: int = 0) -> Path:
+    """A tiny random BERT encoder (2 layers, 4 heads of 16) with all-MiniLM-L6-v2's WordPiece
+    tokenizer: the attention, layer norm and GELU patterns ONNX Runtime's fusions look for, in
+    a graph that exports and fuses in seconds."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from frugalml.demo import default_model_dir
+
+    source = default_model_dir()
+    config = BertConfig(vocab_size=30522, hidden_size=64, intermediate_size=128,
+                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    BertModel(config).eval().save_pretrained(dest, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                 "vocab.txt"):
+        shutil.copy(source / name, dest / name)
+    return dest

@@ -32,7 +32,12 @@ def _options(args: argparse.Namespace, signature: list[tuple[str, str, tuple[Any
         return stream_options(args.data, reader_flags(args), args.model)
     if args.data.suffix == ".npy":
         return {"input_name": args.input_name or single_input}
+    from frugalml.deploy.data import LM_WINDOW
+    from frugalml.deploy.plan import language_model_source
+
     options = {"tokenizer": args.tokenizer or _tokenizer_dir(args.model)}
+    if not args.window and language_model_source(args.model):  # running text, as deploy cuts it
+        return options | {"window": LM_WINDOW}
     return options | ({"window": args.window} if args.window else
                       {"column": args.column, "label_column": args.label_column})
 
@@ -122,8 +127,9 @@ def add_reader_arguments(p: argparse.ArgumentParser) -> None:
     text.add_argument("--tokenizer", type=Path, help="tokenizer dir (default: the model's)")
     text.add_argument("--column", default="text")
     text.add_argument("--label-column")
-    text.add_argument("--window", type=int, help="for a language model: cut the whole file "
-                      "into windows of this many tokens (one item each) instead of one per line")
+    text.add_argument("--window", type=int, help="cut the whole file into windows of this many "
+                      "tokens (one item each) instead of one per line (default for a GGUF or a "
+                      "causal LM: 128, as deploy)")
     roles = p.add_argument_group(
         "input roles (streaming models; .npz of [streams, steps, *chunk] per data input)")
     roles.add_argument("--state", action="append", metavar="IN=OUT", help="IN is a state fed "

@@ -1,4 +1,4 @@
-"""`frugal sweep SPEC`: the grid of models x recipes x backends x targets x settings on Ray."""
+"""`frugal sweep SPEC`: the grid of models x candidates x backends x targets x settings on Ray."""
 
 from __future__ import annotations
 

@@ -133,7 +133,6 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     from frugalml.deploy import plan
     from frugalml.deploy.data import model_file, open_data, signature_of
     from frugalml.deploy.stages import export_cached, export_key, source_digest
-    from frugalml.export.huggingface import WITH_PAST
 
     started = time.monotonic()
     inputs = plan.input_names(model, example)
@@ -148,8 +147,7 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
                f"evaluation items, fingerprint {data_set.fingerprint[:12]}")
     feeds = next(data_set.batches("evaluation", batch_size=options.sample_items))[0]
     source = source_digest(model)
-    # A decoder from its weights is exported with its KV cache, fused, for generation.
-    with_past = WITH_PAST if language_model and plan.tokenizer_dir(model) else None
+    with_past = plan.export_task(model, language_model)
     with steps.step("export and check against the source"):
         exported, hit = export_cached(
             model, out / "cache",
@@ -158,7 +156,7 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     worst = min((c.min_cosine for c in exported.checks), default=float("nan"))
     steps.note(f"  {'cached; ' if hit else ''}{exported.exporter}, min cosine to the source "
                f"{worst:.7f} on {exported.inputs_used} real inputs")
-    task = _task(exported.path, data_set, options.task)
+    task = plan.scoring_task(exported.path, data_set, options.task)
     family = plan.model_family(exported.path, task)
     steps.note(f"  task {task}, family {family}")
     return _Run(options=options, steps=steps, out=out, name=options.name or plan.model_name(model),
@@ -174,27 +172,15 @@ def _samples(model: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
     return bundle_samples(model, feeds)
 
 
-def _task(model: Path, data: Any, given: str | None) -> str:
-    """The task scoring will use, from one evaluation item through FP32."""
-    from frugalml.quantize.accuracy import open_model, task_of
-
-    session = open_model(model)
-    try:
-        return str(task_of(session, data, given)[0])
-    finally:
-        session.close()
-
-
 def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     """Candidates for one target: built, scored, bundled, timed; then the choice."""
+    from frugalml.deploy.plan import source_format
     from frugalml.deploy.select import select_elsewhere, select_native
     from frugalml.deploy.timing import measured_on, native_here, profile_pair, time_candidates
-    from frugalml.quantize.gguf_grid import SOURCE_NAME as GGUF_SOURCE
     from frugalml.targets.compile import fp32_record
 
     choice = parse_choice(run.options.candidates)
-    fmt = ("openvino" if run.exported.path.suffix == ".xml" else
-           "gguf" if (run.exported.path.parent / GGUF_SOURCE).is_file() else "onnx")
+    fmt = source_format(run.exported.path)
     specs = candidates_for(run.family, target, choice, source_format=fmt)
     for name in not_applicable(run.family, target, choice, source_format=fmt):
         run.steps.note(f"  {name} does not apply to a {run.family} model on {target.name}")

@@ -136,6 +136,17 @@ def language_model_source(model: Any) -> bool:
     return (path / "config.json").is_file() and infer_task(path) == "text-generation"
 
 
+def export_task(model: Any, language_model: bool | None = None) -> str | None:
+    """The export deploy asks of ``model``: a decoder from its weights (a GGUF, a causal LM
+    directory; ``language_model`` when the user said so) with its KV cache, fused, for
+    generation; None for everything else (the exporter infers it)."""
+    from frugalml.export.huggingface import WITH_PAST
+
+    if language_model is None:
+        language_model = language_model_source(model)
+    return WITH_PAST if language_model and tokenizer_dir(model) else None
+
+
 def tokenizer_dir(model: Any) -> Path | None:
     """The tokenizer of a Hugging Face directory or GGUF file, else None."""
     if not isinstance(model, (str, Path)):
@@ -146,6 +157,28 @@ def tokenizer_dir(model: Any) -> Path | None:
 
         return gguf_model_dir(path)
     return path if (path / "config.json").is_file() else None
+
+
+def scoring_task(model: Path, data: Any, given: str | None) -> str:
+    """The task scoring will use, from one evaluation item through FP32."""
+    from frugalml.quantize.accuracy import open_model, task_of
+
+    session = open_model(model)
+    try:
+        return str(task_of(session, data, given)[0])
+    finally:
+        session.close()
+
+
+def source_format(exported: Path) -> str:
+    """What the export came from, as candidates' ``sources`` name it: ``openvino`` (an IR,
+    kept IR), ``gguf`` (a llama.cpp file, whose blocks the gguf backend keeps), else
+    ``onnx``."""
+    from frugalml.quantize.gguf_grid import SOURCE_NAME
+
+    if exported.suffix == ".xml":
+        return "openvino"
+    return "gguf" if (exported.parent / SOURCE_NAME).is_file() else "onnx"
 
 
 def model_family(onnx_or_ir: Path, task: str) -> str:

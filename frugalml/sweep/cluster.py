@@ -17,7 +17,7 @@ from typing import Any
 
 from frugalml.errors import SweepError, one_line, require
 from frugalml.sweep import stages
-from frugalml.sweep.plan import MEASURED, CellPlan, CellStore
+from frugalml.sweep.plan import MEASURED, NOT_APPLICABLE, CellPlan, CellStore
 from frugalml.sweep.spec import SweepSpec
 
 RESOURCE_PREFIX = "target:"
@@ -161,13 +161,13 @@ def run_cells(plans: Sequence[CellPlan], spec: SweepSpec, store: CellStore, flee
         e = done.once(kinds[0], p.export_key, lambda c=c, p=p, data=data: export.remote(
             art, p.export_key, str(c.model.model), data))
         q = done.once(kinds[1], p.quantize_key, lambda c=c, p=p, e=e, data=data: (
-            quantize.remote(art, p.quantize_key, e, data, c.recipe.to_dict(), c.target,
+            quantize.remote(art, p.quantize_key, e, data, c.candidate.to_dict(), c.target,
                             spec.eval_items)))
         done.once(kinds[2], p.compile_key, lambda c=c, p=p, q=q, data=data: (
             compile_.remote(art, p.compile_key, q, data, c.target, c.backend,
-                            f"{c.model.name}-{c.recipe.label}", spec.samples)))
+                            f"{c.model.name}-{c.candidate.label}", spec.samples)))
         built[p.key] = [("export", e), ("quantize", q), ("compile", done.refs[p.compile_key])]
-    fp32 = {_pair(p): p for p in [*plans, *baselines] if p.cell.recipe.recipe == "fp32"}
+    fp32 = {_pair(p): p for p in [*plans, *baselines] if p.cell.candidate.is_fp32}
     bench = ray.remote(_bench_on_device)
     for p in plans:
         chain = built[p.key]
@@ -193,7 +193,7 @@ def _submit_bench(done: _Submitted, pack: Any, bench: Any, plan: CellPlan,
     """The bench task of one cell on a device of its target; a quantized cell takes its FP32
     sibling's bundle along, to be timed against it there."""
     c = plan.cell
-    sibling = fp32.get(_pair(plan)) if c.recipe.recipe != "fp32" else None
+    sibling = fp32.get(_pair(plan)) if not c.candidate.is_fp32 else None
     baseline = ([_pack(done, pack, sibling), done.refs[sibling.compile_key]]
                 if sibling is not None else None)
     ref = bench.options(num_cpus=fleet.bench_cpus,
@@ -222,13 +222,16 @@ def _record(plan: CellPlan, chain: list[tuple[str, Any]]) -> dict[str, Any]:
 
     c = plan.cell
     record: dict[str, Any] = {"key": plan.key, "label": c.label, "model": c.model.name,
-                              "recipe": c.recipe.label, "backend": c.backend,
+                              "candidate": c.candidate.label, "backend": c.backend,
                               "target": c.target, "threads": c.threads}
     for stage, ref in chain:
         try:
             record[stage] = ray.get(ref)
         except Exception as e:  # Ray wraps the task's own (typed) error; record it, go on
             cause = getattr(e, "cause", None) or e
+            if isinstance(cause, stages.DoesNotApply):
+                record.update(status=NOT_APPLICABLE, note=one_line(cause, 800))
+                return record
             record.update(status="failed", error={
                 "stage": stage, "type": type(cause).__name__, "message": one_line(cause, 800)})
             return record
@@ -251,4 +254,6 @@ def _outcome_line(record: dict[str, Any]) -> str:
     if record["status"] == "failed":
         err = record["error"]
         return f"{record['label']}: FAILED in {err['stage']}: {err['type']}: {err['message']}"
+    if record["status"] == NOT_APPLICABLE:
+        return f"{record['label']}: not applicable: {record['note']}"
     return f"{record['label']}: built; {record['note']}"

@@ -20,6 +20,8 @@ from frugalml.core.records import digest, file_sha256, tree_digest, write_json_a
 from frugalml.sweep.spec import Cell, SweepSpec
 
 MEASURED = "measured"
+# A settled outcome too: deploy would not try the cell's candidate for its model and target.
+NOT_APPLICABLE = "not applicable"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,20 +69,24 @@ def _stage_keys(cell: Cell, data: str, eval_items: int) -> tuple[str, str]:
     """The export and quantize keys deploy would compute for the same inputs (its functions:
     they name the libraries that build an entry, so an upgrade rebuilds it in both faces).
     The export's key stands for the export's digest, which a plan made before exporting
-    cannot know; scoring is native or unfused as the target runs here or not."""
+    cannot know (and for the fused graph's, the key marked as fused); scoring is native or
+    unfused as the target runs here or not."""
+    from frugalml.deploy.candidates import EXPORTED
+    from frugalml.deploy.plan import export_task
     from frugalml.deploy.stages import export_key as deploy_export_key
     from frugalml.deploy.stages import quantize_key as deploy_quantize_key
     from frugalml.deploy.timing import native_here
-    from frugalml.quantize.recipe import get_recipe
     from frugalml.targets import detect, get_target
 
     target = detect() if cell.target == "auto" else get_target(cell.target)
-    recipe = get_recipe(cell.recipe.recipe, **dict(cell.recipe.options))
-    export = deploy_export_key(_model_digest(cell.model.model), data)
+    candidate = cell.candidate.spec
+    export = deploy_export_key(_model_digest(cell.model.model), data,
+                               export_task(cell.model.model))
+    graph = export if candidate.graph == EXPORTED else digest(candidate.graph, export)
     scoring = "native" if native_here(target) else "unfused"
-    return export, deploy_quantize_key(export, recipe.digest, cell.recipe.quantizer, "onnx",
-                                       target.int8_format.value, scoring, data, eval_items,
-                                       None)
+    return export, deploy_quantize_key(
+        digest(graph, export), candidate.recipe_for({}).digest, candidate.backend,
+        candidate.output_format, target.int8_format.value, scoring, data, eval_items, None)
 
 
 class CellStore:
@@ -102,9 +108,10 @@ class CellStore:
         return record
 
     def is_measured(self, key: str) -> bool:
-        """Done for good: measured on its target (failed or unmeasured cells run again)."""
+        """Done for good: measured on its target, or its candidate does not apply there
+        (failed or unmeasured cells run again)."""
         record = self.read(key)
-        return record is not None and record.get("status") == MEASURED
+        return record is not None and record.get("status") in (MEASURED, NOT_APPLICABLE)
 
     def write(self, key: str, record: dict[str, Any]) -> None:
         """Write the record atomically."""

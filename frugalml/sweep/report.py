@@ -47,7 +47,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     size = (record.get("quantize") or {}).get("size_bytes")
     why = record.get("error") or {}
     return {
-        "label": record["label"], "model": record["model"], "recipe": record["recipe"],
+        "label": record["label"], "model": record["model"],
+        # "recipe": what cells recorded before candidates named them (their records are reused)
+        "candidate": record.get("candidate", record.get("recipe")),
         "backend": record["backend"], "target": record["target"],
         "threads": record["threads"], "status": record["status"],
         "precision": (record.get("quantize") or {}).get("precision"),
@@ -84,13 +86,13 @@ def render_table(rows: Sequence[dict[str, Any]], title: str) -> str:
              "interleaved in one process on the device). Front: on the Pareto front of its "
              "target and model (p50, size, mean cosine to FP32).", ""]
     for target in dict.fromkeys(r["target"] for r in rows):
-        lines += [f"## {target}", "", "| model | recipe | backend | threads | status | cosine "
+        lines += [f"## {target}", "", "| model | candidate | backend | threads | status | cosine "
                   "| task metric | budget | p50 ms | p99 ms | x FP32 | size MB | front | host |",
                   "|---|---|---|---:|---|---:|---|---|---:|---:|---:|---:|---|---|"]
         for r in (r for r in rows if r["target"] == target):
             metric = r["task_metric"]
             lines.append(
-                f"| {r['model']} | {r['recipe']} | {r['backend']} | {r['threads']} | "
+                f"| {r['model']} | {r['candidate']} | {r['backend']} | {r['threads']} | "
                 f"{r['status']} | {_num(r['cosine'], 4)} | "
                 f"{metric['name'] + ' ' + _num(metric['value'], 4) if metric else '-'} | "
                 f"{_budget(r['within_budget'])} | {_num(r['p50_ms'], 2)} | "

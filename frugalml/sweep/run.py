@@ -90,8 +90,8 @@ def _baselines(plans: list[Any], todo: list[Any]) -> list[Any]:
     def pair(p: Any) -> tuple[Any, ...]:
         return p.cell.model.name, p.cell.backend, p.cell.target, p.cell.threads
 
-    wanted = {pair(p) for p in todo if p.cell.recipe.recipe != "fp32"}
-    return [p for p in plans if p not in todo and p.cell.recipe.recipe == "fp32"
+    wanted = {pair(p) for p in todo if not p.cell.candidate.is_fp32}
+    return [p for p in plans if p not in todo and p.cell.candidate.is_fp32
             and pair(p) in wanted]
 
 

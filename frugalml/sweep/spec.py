@@ -1,8 +1,9 @@
 """The sweep spec (YAML or JSON) and the grid of cells it expands to.
 
-A spec names models (each with a calibration set made by ``frugal calibrate``), recipes,
-backends, targets and runtime settings; every combination is a cell. Everything is validated
-before any work starts, with the field that is wrong in the message.
+A spec names models (each with a calibration set made by ``frugal calibrate``), deploy's
+candidates by name (or recipes with their quantizer and fields), backends, targets and runtime
+settings; every combination a candidate can run in is a cell. Everything is validated before
+any work starts, with the field that is wrong in the message.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.deploy.candidates import CANDIDATES, DECODER, FP32, FUSED, CandidateSpec
 from frugalml.errors import FrugalError, SweepError
 
 BACKENDS = ("onnxruntime", "openvino")
-_TOP_KEYS = {"name", "models", "recipes", "backends", "targets", "settings", "eval_items",
-             "samples", "bench"}
+_TOP_KEYS = {"name", "models", "candidates", "recipes", "backends", "targets", "settings",
+             "eval_items", "samples", "bench"}
 # speed_cap_s: seconds the speed protocol may take for a quantized cell against its FP32 sibling.
 _BENCH_KEYS = {"runs": 100, "warmup": 10, "speed_cap_s": 60}
 _BENCH_LOW = {"runs": 2, "warmup": 0, "speed_cap_s": 1}
@@ -33,18 +35,22 @@ class ModelEntry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RecipeEntry:
-    """A quantize recipe by name, the quantizer that applies it, and recipe field overrides."""
+class CandidateEntry:
+    """A deploy candidate by name (``fp32``, ``int8-dynamic-fused``, ``w4a8-gguf``, ...), or a
+    recipe x quantizer with field overrides given under ``recipes`` (a candidate of its own,
+    labelled as the spec says): what the cell builds, in deploy's vocabulary."""
 
     label: str
-    recipe: str
-    quantizer: str = "onnxruntime"
-    options: tuple[tuple[str, Any], ...] = ()
+    spec: CandidateSpec
+
+    @property
+    def is_fp32(self) -> bool:
+        """The FP32 export itself: the cell every other cell of its row is timed against."""
+        return self.spec.name == FP32
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (part of the stage keys)."""
-        return {"recipe": self.recipe, "quantizer": self.quantizer,
-                "options": dict(self.options)}
+        """Plain-JSON form (what the quantize stage builds)."""
+        return {**self.spec.to_dict(), "graph": self.spec.graph, "label": self.label}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,15 +58,15 @@ class Cell:
     """One point of the grid."""
 
     model: ModelEntry
-    recipe: RecipeEntry
+    candidate: CandidateEntry
     backend: str
     target: str
     threads: int
 
     @property
     def label(self) -> str:
-        """Short, unique within a sweep: model/recipe/backend/target/threads."""
-        return (f"{self.model.name}/{self.recipe.label}/{self.backend}/{self.target}/"
+        """Short, unique within a sweep: model/candidate/backend/target/threads."""
+        return (f"{self.model.name}/{self.candidate.label}/{self.backend}/{self.target}/"
                 f"{self.threads}t")
 
 
@@ -70,7 +76,7 @@ class SweepSpec:
 
     name: str
     models: tuple[ModelEntry, ...]
-    recipes: tuple[RecipeEntry, ...]
+    candidates: tuple[CandidateEntry, ...]
     backends: tuple[str, ...]
     targets: tuple[str, ...]
     threads: tuple[int, ...]
@@ -79,9 +85,12 @@ class SweepSpec:
     bench: tuple[tuple[str, int], ...] = tuple(_BENCH_KEYS.items())
 
     def cells(self) -> list[Cell]:
-        """Every combination, in spec order (models outermost, threads innermost)."""
-        return [Cell(m, r, b, t, n) for m, r, b, t, n in itertools.product(
-            self.models, self.recipes, self.backends, self.targets, self.threads)]
+        """Every combination a candidate's artifact can run in, in spec order (models
+        outermost, threads innermost): an IR cell only on OpenVINO, a graph of ONNX Runtime
+        contrib operators (fused attention, 4-bit MatMulNBits) only on ONNX Runtime."""
+        return [Cell(m, c, b, t, n) for m, c, b, t, n in itertools.product(
+            self.models, self.candidates, self.backends, self.targets, self.threads)
+            if b in runtimes_of(c.spec)]
 
 
 def load_spec(path: Path) -> SweepSpec:
@@ -105,17 +114,17 @@ def load_spec(path: Path) -> SweepSpec:
     if set(bench) - set(_BENCH_KEYS):
         raise SweepError(f"{path}: bench takes {', '.join(_BENCH_KEYS)}.")
     models = tuple(_model(m, base, path) for m in _list(raw.get("models"), "models", path))
-    recipes = tuple(_recipe(r, path) for r in _list(raw.get("recipes", ["fp32", "int8"]),
-                                                    "recipes", path))
+    candidates = _candidates(raw, path)
     for what, names in (("model name", [m.name for m in models]),
-                        ("recipe label", [r.label for r in recipes])):
+                        ("candidate label", [c.label for c in candidates])):
         if len(set(names)) < len(names):
             raise SweepError(f"{path}: each {what} must be unique (cells are named by them); "
-                             f"got {names}. Set name (models) or label (recipes).")
-    return SweepSpec(
+                             f"got {names}. Set name (models) or label (recipes); name a "
+                             "candidate once.")
+    spec = SweepSpec(
         name=str(raw.get("name", path.stem)),
         models=models,
-        recipes=recipes,
+        candidates=candidates,
         backends=tuple(_backend(b, path) for b in _list(raw.get("backends", ["onnxruntime"]),
                                                         "backends", path)),
         targets=tuple(_target(t, path) for t in _list(raw.get("targets", ["auto"]),
@@ -126,6 +135,11 @@ def load_spec(path: Path) -> SweepSpec:
         bench=tuple((k, _int(bench.get(k, v), f"bench.{k}", path, low=_BENCH_LOW[k]))
                     for k, v in _BENCH_KEYS.items()),
     )
+    if not spec.cells():
+        raise SweepError(f"{path}: no candidate runs on the backends {list(spec.backends)}: "
+                         "an OpenVINO IR candidate needs backend openvino, a fused or 4-bit "
+                         "ONNX graph backend onnxruntime.")
+    return spec
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -146,7 +160,7 @@ def _read(path: Path) -> dict[str, Any]:
         except ValueError as e:
             raise SweepError(f"{path} is not valid JSON (name YAML specs .yaml): {e}") from e
     if not isinstance(data, dict):
-        raise SweepError(f"{path} must hold a mapping with models, recipes, backends, ...")
+        raise SweepError(f"{path} must hold a mapping with models, candidates, backends, ...")
     return data
 
 
@@ -180,7 +194,46 @@ def _model(entry: Any, base: Path, path: Path) -> ModelEntry:
     return ModelEntry(str(entry.get("name", model.stem)), model, data)
 
 
-def _recipe(entry: Any, path: Path) -> RecipeEntry:
+# The FP32 export as a cell: what a deploy's "fp32" ships, built through the quantize stage's
+# fp32 recipe so it is bundled and timed like the others.
+_FP32 = CandidateSpec(name=FP32, recipe="fp32", backend="onnxruntime", output_format="onnx",
+                      families=frozenset(), default=True, about="the FP32 export")
+
+
+def runtimes_of(candidate: CandidateSpec) -> tuple[str, ...]:
+    """The runtimes that can run ``candidate``'s artifact."""
+    if candidate.output_format == "openvino":
+        return ("openvino",)
+    if candidate.graph == FUSED or candidate.families == frozenset({DECODER}):
+        return ("onnxruntime",)  # com.microsoft operators OpenVINO does not read
+    return BACKENDS
+
+
+def _candidates(raw: dict[str, Any], path: Path) -> tuple[CandidateEntry, ...]:
+    """``candidates`` (deploy's names) then ``recipes`` (recipe x quantizer entries); with
+    neither, fp32 and int8-static."""
+    if "candidates" not in raw and "recipes" not in raw:
+        return (CandidateEntry(FP32, _FP32), CandidateEntry("int8-static",
+                                                            CANDIDATES["int8-static"]))
+    named = tuple(_named(n, path) for n in _list(raw["candidates"], "candidates", path)
+                  ) if "candidates" in raw else ()
+    recipes = tuple(_recipe(r, path) for r in _list(raw["recipes"], "recipes", path)
+                    ) if "recipes" in raw else ()
+    return named + recipes
+
+
+def _named(name: Any, path: Path) -> CandidateEntry:
+    if name == FP32:
+        return CandidateEntry(FP32, _FP32)
+    if name not in CANDIDATES:
+        raise SweepError(f"{path}: unknown candidate {name!r}; choose among {FP32}, "
+                         f"{', '.join(CANDIDATES)} (or a recipes entry for a recipe of your "
+                         "own).")
+    return CandidateEntry(str(name), CANDIDATES[str(name)])
+
+
+def _recipe(entry: Any, path: Path) -> CandidateEntry:
+    """A ``recipes`` entry: a recipe name, or {recipe, quantizer, label, recipe fields}."""
     from frugalml.quantize import get_quantizer
     from frugalml.quantize.recipe import get_recipe
 
@@ -194,7 +247,11 @@ def _recipe(entry: Any, path: Path) -> RecipeEntry:
         get_quantizer(str(quantizer))
     except FrugalError as e:
         raise SweepError(f"{path}: recipe {name!r}: {e}") from e
-    return RecipeEntry(label, str(name), str(quantizer), tuple(sorted(entry.items())))
+    if name == FP32 and quantizer == "onnxruntime" and not entry:
+        return CandidateEntry(label, _FP32)
+    return CandidateEntry(label, CandidateSpec(
+        name=label, recipe=str(name), backend=str(quantizer), output_format="onnx",
+        families=frozenset(), default=True, options=dict(sorted(entry.items()))))
 
 
 def _backend(name: Any, path: Path) -> str:

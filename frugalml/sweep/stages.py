@@ -23,39 +23,114 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.calibration.descriptor import open_descriptor
-from frugalml.deploy.stages import export_cached, quantize_cached
-from frugalml.errors import BundleError
+from frugalml.deploy.candidates import CANDIDATES, FUSED, CandidateSpec, candidates_for
+from frugalml.deploy.plan import export_task
+from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached
+from frugalml.errors import BundleError, SweepError
 
 _VALIDATION_ITEMS = 4
 _COMPILED = "compiled.json"  # a finished compile stage: its bundle and verification
 
 
+def _validation(data: str) -> dict[str, Any]:
+    """The data's first evaluation items: what the export and the fused graph are checked on."""
+    return next(open_descriptor(Path(data)).batches("evaluation",
+                                                    batch_size=_VALIDATION_ITEMS))[0]
+
+
 def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
-    """Export ``model`` to ONNX, checked against its source on the data's first evaluation
-    items (an ONNX file is checked, and simplified only if outputs stay the same)."""
+    """Export ``model`` as deploy does (a decoder with its KV cache), checked against its
+    source on the data's first evaluation items (an ONNX file is checked, and simplified only
+    if outputs stay the same)."""
     started = time.perf_counter()
-    feeds = next(open_descriptor(Path(data)).batches("evaluation",
-                                                     batch_size=_VALIDATION_ITEMS))[0]
-    record, reused = export_cached(Path(model), Path(artifacts), key, validation=[feeds])
+    record, reused = export_cached(Path(model), Path(artifacts), key,
+                                   validation=[_validation(data)], task=export_task(model))
     return {"path": str(record.path), "reused": reused, "exporter": record.exporter,
-            "seconds": round(time.perf_counter() - started, 2)}
+            "record": record.to_dict(), "seconds": round(time.perf_counter() - started, 2)}
 
 
 def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str,
-                   recipe: dict[str, Any], target: str, eval_items: int) -> dict[str, Any]:
-    """Quantize for ``target``'s format and score against FP32 on the evaluation split; a
-    model over its budget is kept (the sweep reports it) rather than failing the cell."""
-    from frugalml.quantize.recipe import get_recipe
+                   candidate: dict[str, Any], target: str, eval_items: int) -> dict[str, Any]:
+    """Build deploy's ``candidate`` (by name) for ``target`` and score it against FP32 on the
+    evaluation split; a model over its budget is kept (the sweep reports it) rather than
+    failing the cell. A candidate of the fused graph is built from the export with ONNX
+    Runtime's fusions (cached beside it) and scored against the export, as deploy does."""
+    from frugalml.export import ExportedModel
 
     started = time.perf_counter()
-    chosen = get_recipe(recipe["recipe"], **recipe["options"])
+    spec, data_set = candidate_spec(candidate), open_descriptor(Path(data))
+    source, reference = Path(exported["path"]), None
+    _check_applies(spec, source, data_set, target)
+    if spec.graph == FUSED:
+        fused, _ = fuse_cached(Path(artifacts), ExportedModel.from_dict(exported["record"]),
+                               [_validation(data)])
+        source, reference = fused.path, Path(exported["path"])
     record, reused = quantize_cached(
-        Path(artifacts), key, Path(exported["path"]), open_descriptor(Path(data)),
-        recipe=chosen, backend=recipe["quantizer"], target=target, output_format="onnx",
-        eval_items=eval_items)
+        Path(artifacts), key, source, data_set, recipe=spec.recipe_for({}),
+        backend=spec.backend, target=target, output_format=spec.output_format,
+        eval_items=eval_items, reference=reference)
     return {"path": str(record.path), "reused": reused, "precision": record.precision,
             "size_bytes": record.size_bytes, "accuracy": record.accuracy,
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+class DoesNotApply(SweepError):
+    """The cell's candidate is not one deploy would try for this model on this target (a
+    transformer fusion on a CNN, the GGUF's own blocks for a model that came as ONNX): a
+    settled outcome of the cell, not a failure to retry."""
+
+
+def _check_applies(spec: CandidateSpec, exported: Path, data: Any, target: str) -> None:
+    """Deploy's rule for which candidates apply (family, source format, target kind and
+    capabilities); the FP32 cell and recipe entries apply to every model.
+
+    Raises:
+        DoesNotApply: with what the model is and what the candidate is for.
+    """
+    from frugalml.deploy.plan import model_family, scoring_task, source_format
+    from frugalml.targets import get_target
+
+    if not spec.families:
+        return
+    chosen = get_target(target)
+    family = model_family(exported, scoring_task(exported, data, None))
+    fmt = source_format(exported)
+    if not candidates_for(family, chosen, (spec.name,), source_format=fmt):
+        raise DoesNotApply(
+            f"{spec.name} does not apply to a {family} model from {fmt} on {chosen.name} "
+            f"(it is for {', '.join(sorted(spec.families))} models from "
+            f"{', '.join(sorted(spec.sources))}); deploy would not try it either.")
+
+
+def _check_openvino_reads(model: Path) -> None:
+    """An ONNX graph with ONNX Runtime's own operators (a decoder's GroupQueryAttention, a
+    fused Attention, MatMulNBits) is not OpenVINO's to run, whatever the candidate.
+
+    Raises:
+        DoesNotApply: naming the operators.
+    """
+    import onnx
+
+    if model.suffix != ".onnx":
+        return
+    graph = onnx.load(str(model), load_external_data=False).graph
+    theirs = sorted({n.op_type for n in graph.node if n.domain == "com.microsoft"})
+    if theirs:
+        raise DoesNotApply(f"the graph holds ONNX Runtime operators OpenVINO does not read "
+                           f"({', '.join(theirs[:4])}); run it with backend onnxruntime.")
+
+
+def candidate_spec(candidate: dict[str, Any]) -> CandidateSpec:
+    """The CandidateSpec of a cell's candidate (its ``CandidateEntry.to_dict()``): deploy's
+    own when it is one (by name and construction), else a recipe entry's."""
+    built = {k: v for k, v in candidate.items() if k not in ("label", "graph")}
+    own = CANDIDATES.get(candidate["name"])
+    if own is not None and own.to_dict() == built and own.graph == candidate["graph"]:
+        return own
+    return CandidateSpec(name=candidate["name"], recipe=candidate["recipe"],
+                         backend=candidate["backend"], output_format=candidate["format"],
+                         families=frozenset(), default=True,
+                         options=candidate.get("options", {}))
 
 
 def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str, target: str,
@@ -69,6 +144,8 @@ def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str
     from frugalml.targets.compile import build_bundle
 
     started = time.perf_counter()
+    if backend == "openvino":
+        _check_openvino_reads(Path(quantized["path"]))
     out = Path(artifacts) / f"compile-{key[:24]}"
     done = out / _COMPILED
     reused = done.is_file()

@@ -71,3 +71,23 @@ def test_the_sweep_keys_its_stages_with_deploys_functions(
         assert again[0] != export and again[1] != quantize, upgraded  # both miss
     monkeypatch.undo()
     assert _stage_keys(cell, "fingerprint", 200) == (export, quantize)  # stable otherwise
+
+
+def test_sweep_cells_of_deploy_candidates_key_what_deploy_builds(tmp_path: Path) -> None:
+    """A candidate by name is keyed by its own recipe, backend, format and graph: the fused
+    graph's int8-dynamic is another entry than the export's, as in deploy."""
+    from frugalml.sweep.plan import _stage_keys
+    from frugalml.sweep.spec import load_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"an onnx file's bytes")
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "spec.json").write_text(json.dumps({
+        "models": [{"model": "m.onnx", "data": "cal"}], "targets": ["x86-avx2"],
+        "candidates": ["int8-dynamic", "int8-dynamic-fused", "int8-nncf", "int8-static"],
+        "recipes": ["int8"]}))
+    keys = {c.candidate.label: _stage_keys(c, "fingerprint", 200)
+            for c in load_spec(tmp_path / "spec.json").cells() if c.backend == "onnxruntime"}
+    assert len({export for export, _ in keys.values()}) == 1  # one export serves them all
+    quantize = {label: key for label, (_, key) in keys.items()}
+    assert len(set(quantize.values())) == 4  # the recipe entry int8 is int8-static's twin
+    assert quantize["int8"] == quantize["int8-static"]

@@ -1,4 +1,4 @@
-"""A 2 models x 2 recipes x 2 backends sweep on the embedded Ray: killed mid-way, re-run,
+"""A 2 models x 2 candidates x 2 backends sweep on the embedded Ray: killed mid-way, re-run,
 only the missing cells run; the table's numbers are checked."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_sweep_resumes_after_kill_and_reports_every_cell(sweep_models: Path,
 
 def _check_table(rows: list[dict]) -> None:
     assert len(rows) == 8 and {r["status"] for r in rows} == {"measured"}
-    by = {(r["model"], r["recipe"], r["backend"]): r for r in rows}
+    by = {(r["model"], r["candidate"], r["backend"]): r for r in rows}
     for model in ("mnist", "ppocr-cls"):
         for backend in ("onnxruntime", "openvino"):
             fp32, int8 = by[(model, "fp32", backend)], by[(model, "int8", backend)]
