@@ -39,20 +39,26 @@ class StreamSource(ArraySource):
 
     kind = "streams"
 
-    def __init__(self, source: ArraySource, *, stateful: bool) -> None:
-        """Read ``source``'s arrays as streams (``stateful``) or as one-step streams.
+    def __init__(self, source: ArraySource, *, stateful: bool,
+                 states: frozenset[str] = frozenset()) -> None:
+        """Read ``source``'s arrays as streams (``stateful``) or as one-step streams. An array
+        named after a state input (in ``states``) is each stream's initial state,
+        ``[streams, *state]`` with the state's batch axis left out, not a chunk per step.
 
         Raises:
             CalibrationError: a stream array without a step axis, or arrays with different
                 step counts.
         """
         arrays = source.arrays
+        self.initial = frozenset(states & set(arrays))
         if stateful:
-            flat = sorted(n for n, a in arrays.items() if a.ndim < 2)
-            if flat:
+            chunked = {n: a for n, a in arrays.items() if n not in self.initial}
+            flat = sorted(n for n, a in chunked.items() if a.ndim < 2)
+            if flat or not chunked:
                 raise CalibrationError(f"Arrays {flat} of {source.origin} have no step axis: a "
-                                       "stream set holds [streams, steps, *chunk] per input.")
-            steps = {n: a.shape[1] for n, a in arrays.items()}
+                                       "stream set holds [streams, steps, *chunk] per data "
+                                       "input (and [streams, *state] per initial state).")
+            steps = {n: a.shape[1] for n, a in chunked.items()}
             if len(set(steps.values())) != 1:
                 raise CalibrationError(f"The streams of {source.origin} have different step "
                                        f"counts per input {steps}; every input needs one chunk "
@@ -60,16 +66,22 @@ class StreamSource(ArraySource):
         else:
             arrays = {n: a[:, None] for n, a in arrays.items()}
         super().__init__(arrays, origin=source.origin)
-        self.steps = next(iter(arrays.values())).shape[1]
+        self.steps = next(a for n, a in arrays.items() if n not in self.initial).shape[1]
 
     def chunks(self) -> dict[str, tuple[str, tuple[int, ...]]]:
-        """Each data input's dtype and chunk shape (without the batch axis)."""
-        return {n: (str(a.dtype), tuple(a.shape[2:])) for n, a in self.arrays.items()}
+        """Each data input's dtype and chunk shape, and each initial state's dtype and shape
+        (without the batch axis)."""
+        return {n: (str(a.dtype), tuple(a.shape[1 if n in self.initial else 2:]))
+                for n, a in self.arrays.items()}
 
     def describe(self) -> dict[str, Any]:
-        """Origin, steps per stream, and each input's dtype and chunk shape."""
+        """Origin, steps per stream, each input's dtype and chunk shape, the initial states."""
+        chunks = self.chunks()
         return {"path": self.origin, "steps": self.steps,
-                "inputs": {n: [str(a.dtype), list(a.shape[2:])] for n, a in self.arrays.items()}}
+                "inputs": {n: [d, list(s)] for n, (d, s) in chunks.items()
+                           if n not in self.initial},
+                **({"initial_states": {n: [d, list(s)] for n, (d, s) in chunks.items()
+                                       if n in self.initial}} if self.initial else {})}
 
 
 def read_streams(path: Path, roles: InputRoles) -> tuple[StreamSource, InputRoles]:
@@ -93,7 +105,8 @@ def read_streams(path: Path, roles: InputRoles) -> tuple[StreamSource, InputRole
         roles = InputRoles(batch_axes={**stored.batch_axes, **roles.batch_axes},
                            constants={**stored.constants, **roles.constants},
                            states={**stored.states, **roles.states})
-    return StreamSource(ArraySource(arrays, origin=str(path)), stateful=bool(roles.states)), roles
+    return StreamSource(ArraySource(arrays, origin=str(path)), stateful=bool(roles.states),
+                        states=frozenset(roles.states)), roles
 
 
 def has_roles(path: Path) -> bool:
@@ -174,11 +187,18 @@ class StreamSet:
 
     def streams(self, part: str, limit: int | None = None
                 ) -> Iterator[list[dict[str, np.ndarray]]]:
-        """Each stream of ``part`` as its chunks, one item each (batch axis of size 1)."""
-        for chunks, _ in self.base.batches(part, batch_size=1, limit=limit):
+        """Each stream of ``part`` as its chunks, one item each (batch axis of size 1); a
+        stream's initial state, where the data gives one, rides in its first chunk (a state in
+        a chunk replaces the carried one: :meth:`StreamSession.feeds`)."""
+        initial = getattr(self.source, "initial", frozenset())
+        for arrays, _ in self.base.batches(part, batch_size=1, limit=limit):
+            chunks = {n: a for n, a in arrays.items() if n not in initial}
             steps = next(iter(chunks.values())).shape[1]
-            yield [{n: np.expand_dims(a[0, t], self.roles.axis(n)) for n, a in chunks.items()}
-                   for t in range(steps)]
+            stream = [{n: np.expand_dims(a[0, t], self.roles.axis(n)) for n, a in chunks.items()}
+                      for t in range(steps)]
+            stream[0].update({n: np.expand_dims(arrays[n][0], self.roles.axis(n))
+                              for n in initial})
+            yield stream
 
     def batches(self, part: str, *, batch_size: int, limit: int | None = None
                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -215,7 +235,8 @@ class StreamSet:
             CalibrationError: an input is missing or extra, or a dtype or fixed dim differs.
         """
         expected = {n: (d, tuple(s)) for n, d, s in signature}
-        wanted = set(self.roles.data_inputs(signature))
+        initial = getattr(self.source, "initial", frozenset())
+        wanted = set(self.roles.data_inputs(signature)) | set(initial)
         given = self.source.chunks()
         problems = [f"input {n!r} is missing from the streams (or give it with --constant / "
                     "--state)" for n in sorted(wanted - set(given))]
@@ -231,8 +252,11 @@ class StreamSet:
                 problems.append(f"{name!r} is {given_dtype}, the model expects {dtype}")
             if len(chunk) != len(shape) or any(isinstance(w, int) and w > 0 and w != g
                                                for w, g in zip(shape, chunk, strict=False)):
-                problems.append(f"a chunk of {name!r} is {tuple(chunk)} with its batch axis "
-                                f"{self.roles.axis(name)}, the model expects {shape}")
+                problems.append(
+                    f"a stream's initial {name!r} is {tuple(given_shape)} (batch axis left "
+                    f"out), the model's state is {shape}: give [streams, *state] per state"
+                    if name in initial else f"a chunk of {name!r} is {tuple(chunk)} with its "
+                    f"batch axis {self.roles.axis(name)}, the model expects {shape}")
         if problems:
             raise CalibrationError(
                 "The streams do not fit the model: " + "; ".join(problems) + ". Stream arrays "

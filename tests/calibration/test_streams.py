@@ -93,7 +93,8 @@ RNG = np.random.default_rng(0)
      r"a chunk of 'audio' is \(1, 128\) .* --batch-axis"),
     ({"audio": RNG.normal(size=(4, 5, 256)).astype(np.float32),
       "state": np.zeros((4, 5, 2, 64), np.float32)},
-     ROLES, CalibrationError, "the streams hold 'state', which the model takes as a state"),
+     ROLES, CalibrationError, r"a stream's initial 'state' is \(5, 2, 64\) \(batch axis left "
+                              r"out\), the model's state is \(2, .*give \[streams, \*state\]"),
     ({"audio": RNG.normal(size=(4, 5, 256))}, ROLES, CalibrationError,
      "'audio' is float64, the model expects float32"),
     ({"audio": RNG.normal(size=(4, 5, 256)).astype(np.float32)},
@@ -106,3 +107,31 @@ def test_streams_that_do_not_fit_say_what_and_how(vad_model: Path, tmp_path: Pat
     np.savez(path, **arrays)
     with pytest.raises(error, match=message):
         stream_set(path, roles, vad_model, calibration_size=2)
+
+
+def test_a_streams_initial_state_comes_from_the_data(vad_model: Path, tmp_path: Path) -> None:
+    """An array named after a state input, [streams, *state], starts each stream there (a
+    stream resumed mid-utterance, a state warmed on earlier audio) instead of zeros: the
+    calibration steps, the streams scoring runs and the set's fingerprint all follow it."""
+    audio = speech_like(5, 6, 8)[0]
+    warm = np.random.default_rng(0).uniform(-0.5, 0.5, (6, 2, HIDDEN)).astype(np.float32)
+    np.savez(tmp_path / "warm.npz", audio=audio, state=warm)
+    np.savez(tmp_path / "cold.npz", audio=audio)
+    data = stream_set(tmp_path / "warm.npz", ROLES, vad_model, calibration_size=3 * 8)
+    assert data.summary()["source"]["initial_states"] == {"state": ["float32", [2, HIDDEN]]}
+    cold = stream_set(tmp_path / "cold.npz", ROLES, vad_model, calibration_size=3 * 8)
+    assert cold.fingerprint != data.fingerprint
+    session = ort.InferenceSession(str(vad_model), providers=["CPUExecutionProvider"])
+    first = list(data.split.calibration)[0]
+    chunks = next(data.streams("calibration"))
+    np.testing.assert_array_equal(chunks[0]["state"], warm[first][:, None])
+    assert all("state" not in c for c in chunks[1:])
+    state, expected = warm[first][:, None], []
+    for chunk in chunks:
+        expected.append(state)
+        state = session.run(None, {"audio": chunk["audio"], "state": state,
+                                   "sr": np.array(RATE)})[1]
+    feeds, _ = next(data.batches("calibration", batch_size=8))
+    np.testing.assert_allclose(feeds["state"], np.concatenate(expected, axis=1), atol=1e-6)
+    cold_feeds, _ = next(cold.batches("calibration", batch_size=8))
+    assert not np.abs(cold_feeds["state"][:, 0]).any()  # without it: zeros
