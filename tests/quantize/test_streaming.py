@@ -120,3 +120,22 @@ def test_lstm_weights_go_int8_and_a_gru_is_reported_float(vad_model: Path, vad_l
     gru = quantize(vad_model, stream_set(vad_streams, ROLES, vad_model, calibration_size=480),
                    tmp_path / "gru", recipe="int8-dynamic", allow_over_budget=True)
     assert sum("GRU" in n for n in gru.float_layers) == 2  # ONNX Runtime has no integer GRU
+
+
+def test_nncf_quantizes_an_lstm_for_openvino_and_says_a_gru_stays_float(
+        vad_model: Path, vad_lstm: Path, vad_streams: Path, tmp_path: Path) -> None:
+    """NNCF -> OpenVINO INT8: the LSTMSequence gets an int8 input and int8 weights (it ran as
+    OpenVINO's I8 kernel), the GRUSequence stays float; the record says which."""
+    roles = parse_roles(state=["h=hN", "c=cN"], constant=[f"sr={RATE}"])
+    lstm = quantize(vad_lstm, stream_set(vad_streams, roles, vad_lstm, calibration_size=240),
+                    tmp_path / "lstm", recipe="int8", backend="nncf", output_format="openvino",
+                    target="x86-avx512", eval_items=4, allow_over_budget=True)
+    assert sum(n.startswith("LSTMSequence") for n in lstm.int8_activation_layers) == 2
+    assert not [n for n in lstm.float_layers if "LSTM" in n]
+    gru = quantize(vad_model, stream_set(vad_streams, ROLES, vad_model, calibration_size=240),
+                   tmp_path / "gru", recipe="int8", backend="nncf", output_format="openvino",
+                   target="x86-avx512", eval_items=4, allow_over_budget=True)
+    assert sum(n.startswith("GRUSequence") for n in gru.float_layers) == 2
+    for record in (lstm, gru):  # the convolution reads its FakeQuantize through a Reshape:
+        assert "/conv/Conv/WithoutBiases" in record.int8_activation_layers  # int8 activations
+        assert len(record.int8_activation_layers) + len(record.weight_only_layers) >= 3
