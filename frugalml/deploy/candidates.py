@@ -1,9 +1,10 @@
 """The candidate artifacts a deploy tries: each a named recipe x quantization backend x format.
 
-Which apply depends on the model's family (what its compute is made of) and the target: the
-engine builds every one that applies, scores it against FP32 on the evaluation split, and
-lets the measurement pick. Nothing here knows a backend's API; the recipe and the backend name
-go to :func:`frugalml.quantize.api.quantize`, which translates them.
+Which apply depends on the model's family (:mod:`frugalml.deploy.families`: each family names
+the candidates that suit it) and the target: the engine builds every one that applies, scores
+it against FP32 on the evaluation split, and lets the measurement pick. Nothing here knows a
+backend's API; the recipe and the backend name go to :func:`frugalml.quantize.api.quantize`,
+which translates them.
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from frugalml.deploy.families import (  # noqa: F401 - the family names, re-exported
+    CNN,
+    DECODER,
+    OTHER,
+    STREAMING,
+    TRANSFORMER,
+    get_family,
+)
 from frugalml.errors import QuantizationError
 
 FP32 = "fp32"
-
-# Families, from the exported graph's compute (see plan.model_family).
-CNN, TRANSFORMER, DECODER, OTHER = "cnn", "transformer", "decoder", "other"
-# A model that carries state from chunk to chunk (input roles with a state), scored on streams.
-STREAMING = "streaming"
-ALL_FAMILIES = frozenset({CNN, TRANSFORMER, DECODER, OTHER, STREAMING})
-# Limits a family sets for every candidate (the user's flags still win). NOTE: a streaming
-# model of a few MB is mostly recurrent weights, which ONNX Runtime keeps in float (it has no
-# integer GRU) and QDQ or IR text adds to: INT8 buys it speed, not bytes. The limit refuses
-# growth beyond half again, not a missed shrink.
-FAMILY_BUDGETS: dict[str, dict[str, float]] = {STREAMING: {"max_size_ratio": 1.5}}
 # The FP32 graph a candidate starts from: the export, or the export with ORT fusions.
 EXPORTED, FUSED = "exported", "fused"
 
@@ -38,7 +36,6 @@ class CandidateSpec:
     recipe: str
     backend: str
     output_format: str
-    families: frozenset[str]
     default: bool                       # tried without --candidates all
     devices: frozenset[str] = frozenset({"CPU"})
     about: str = ""
@@ -70,73 +67,65 @@ class CandidateSpec:
 
 # What a target's required CPU features prove (runtime.capabilities.Capabilities fields).
 CAPABILITIES = ("int8_dot", "amx", "bf16", "fp16")
-# Families OpenVINO runs from an FP32 ONNX export (a KV-cache decoder's graph is ONNX
-# Runtime's: its GroupQueryAttention is a contrib op).
-_OPENVINO_FAMILIES = frozenset({CNN, TRANSFORMER, OTHER, STREAMING})
 
 CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="fp32-fused", recipe="fp32", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
-                  graph=FUSED, budget_defaults={"max_size_ratio": 1.01, "min_mean_cosine": 0.9999,
-                                                "max_accuracy_drop_points": 0.5,
-                                                "max_perplexity_increase_pct": 0.5},
+                  output_format="onnx", default=True, graph=FUSED,
+                  budget_defaults={"max_size_ratio": 1.01, "min_mean_cosine": 0.9999,
+                                   "max_accuracy_drop_points": 0.5,
+                                   "max_perplexity_increase_pct": 0.5},
                   about="FP32 with attention, skip layer norm and GELU fused for ONNX Runtime "
                         "(onnxscript ort_fusions), kept only if outputs match"),
     CandidateSpec(name="int8-static", recipe="int8", backend="onnxruntime", output_format="onnx",
-                  families=ALL_FAMILIES - {DECODER}, default=True,
+                  default=True,
                   about="ONNX Runtime static QDQ, per-channel weights, the target's format"),
     CandidateSpec(name="int8-dynamic", recipe="int8-dynamic", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER, STREAMING}),
-                  default=True,
+                  output_format="onnx", default=True,
                   about="ONNX Runtime dynamic INT8: per-channel weights, activations per call"),
     CandidateSpec(name="int8-dynamic-fused", recipe="int8-dynamic", backend="onnxruntime",
-                  output_format="onnx", families=frozenset({TRANSFORMER}), default=True,
-                  graph=FUSED,
+                  output_format="onnx", default=True, graph=FUSED,
                   about="ONNX Runtime dynamic INT8 on the fused graph: attention as QAttention, "
                         "per-channel weights"),
     CandidateSpec(name="int8-nncf", recipe="int8", backend="nncf", output_format="onnx",
-                  families=ALL_FAMILIES - {DECODER}, default=False,
-                  about="NNCF post-training INT8, run by ONNX Runtime"),
+                  default=False, about="NNCF post-training INT8, run by ONNX Runtime"),
     # NOTE: default where it was measured to beat ONNX Runtime's INT8: on an AMX Xeon it ran
     # EfficientNet-Lite0 at 2.30x ORT FP32 (ORT static INT8 1.80x) and MiniLM at 3.07x; on
     # AVX2 without VNNI 1.43x, no better than ORT's, at a worse agreement (STACK.md). On
     # VNNI-only and ARM CPUs it is unmeasured, so there it waits for --candidates all.
     CandidateSpec(name="int8-openvino", recipe="int8", backend="nncf",
-                  output_format="openvino", families=ALL_FAMILIES - {DECODER}, default=True,
+                  output_format="openvino", default=True,
                   default_needs=frozenset({"amx"}),
                   about="NNCF INT8 as an OpenVINO IR, run by OpenVINO"),
     CandidateSpec(name="fp32-openvino", recipe="fp32", backend="nncf", output_format="openvino",
-                  families=_OPENVINO_FAMILIES, default=False,
+                  default=False,
                   budget_defaults={"max_size_ratio": 1.5},  # the same weights (see _bf16)
                   about="the FP32 export as an OpenVINO IR, run by OpenVINO at f32"),
     # NOTE: measured on an AMX Xeon, 1 thread, against ORT FP32: EfficientNet-Lite0 2.27x at
     # cosine 0.99984, MiniLM 8 x 128 4.30x at 0.99997 (STACK.md). Only where the target
     # guarantees native bf16: elsewhere OpenVINO ignores or emulates the hint.
     CandidateSpec(name="bf16-openvino", recipe="bf16", backend="nncf", output_format="openvino",
-                  families=_OPENVINO_FAMILIES, default=True, needs=frozenset({"bf16"}),
+                  default=True, needs=frozenset({"bf16"}),
                   about="the FP32 export as an OpenVINO IR computed in bf16 (AMX / AVX512-BF16)"),
     # A GGUF's own blocks first: nothing to search, the file's accuracy, built in under a
     # minute for SmolLM2; under --time-budget 5m it was skipped after AWQ (the slowest to
     # build) had used the time.
     CandidateSpec(name="w4a8-gguf", recipe="w4a8", backend="gguf", output_format="onnx",
-                  families=frozenset({DECODER}), default=True, sources=frozenset({"gguf"}),
+                  default=True, sources=frozenset({"gguf"}),
                   budget_defaults={"max_size_ratio": 0.3},
                   about="the GGUF file's own blocks (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q5_K, Q6_K), "
                         "not re-rounded (MatMulNBits, GatherBlockQuantized)"),
     CandidateSpec(name="w4a8", recipe="w4a8", backend="onnxruntime", output_format="onnx",
-                  families=frozenset({DECODER}), default=True,
-                  about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
+                  default=True, about="4-bit grouped weights (MatMulNBits, accuracy level 4)"),
     CandidateSpec(name="w4a8-awq", recipe="w4a8", backend="nncf", output_format="onnx",
-                  families=frozenset({DECODER}), default=True,
-                  options={"weight_methods": ("awq", "scale_estimation")},
+                  default=True, options={"weight_methods": ("awq", "scale_estimation")},
                   about="4-bit grouped weights chosen by NNCF's AWQ and scale estimation on "
                         "calibration text (MatMulNBits, accuracy level 4)"),
     CandidateSpec(name="w4a8-openvino", recipe="w4a8", backend="nncf",
-                  output_format="openvino", families=frozenset({DECODER}), default=False,
+                  output_format="openvino", default=False,
                   about="NNCF 4-bit grouped weights as an OpenVINO IR, dynamic int8 "
                         "activations where the CPU has int8 kernels for them"),
     CandidateSpec(name="fp16", recipe="fp16", backend="onnxruntime", output_format="onnx",
-                  families=ALL_FAMILIES, default=True, devices=frozenset({"GPU"}),
+                  default=True, devices=frozenset({"GPU"}),
                   about="FP16 weights for targets that compute in FP16"),
 )}
 
@@ -167,14 +156,15 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
     OpenVINO IR has no ONNX form: only NNCF's IR-to-IR INT8 applies, by default.
     """
     pool: Sequence[CandidateSpec] = list(CANDIDATES.values())
-    if source_format == "openvino":
-        pool = [dataclasses.replace(CANDIDATES["int8-openvino"], output_format="openvino",
-                                    default=True, families=ALL_FAMILIES)]
+    suits = get_family(family).suits
+    if source_format == "openvino":  # whatever the family
+        pool = [dataclasses.replace(CANDIDATES["int8-openvino"], default=True)]
+        suits = CANDIDATES.__contains__
     from frugalml.targets.kinds import get_kind
 
     have, kind = target_capabilities(target), get_kind(target.artifact)
     applies = [c for c in pool
-               if family in c.families and target.device in c.devices
+               if suits(c.name) and target.device in c.devices
                and (source_format == "openvino" or source_format in c.sources)
                and kind.carries(c.output_format) and c.needs <= have]
     if choice == ("all",):

@@ -19,8 +19,6 @@ from typing import Any
 from frugalml.core.progress import Steps
 from frugalml.deploy import outcome
 from frugalml.deploy.candidates import (
-    DECODER,
-    FAMILY_BUDGETS,
     FP32,
     FUSED,
     CandidateSpec,
@@ -28,6 +26,7 @@ from frugalml.deploy.candidates import (
     not_applicable,
     parse_choice,
 )
+from frugalml.deploy.families import Family, get_family
 from frugalml.deploy.plan import DeployOptions
 from frugalml.deploy.search import curve, searchable
 from frugalml.deploy.search import search as mixed_precision
@@ -35,10 +34,6 @@ from frugalml.errors import CalibrationError, FrugalError, QuantizationError
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "deploy.json"
-# Default evaluation items: 2000 for most models; a decoder's item is a 128-token window and
-# its perplexity settles well before 2000 of them (254,000 tokens per candidate took 16 min
-# for the first SmolLM2 candidate on 2 cores), so 64 windows (8,192 tokens).
-EVAL_ITEMS, DECODER_EVAL_WINDOWS = 2000, 64
 # The share of --time-budget for building, scoring and searching candidates; the rest bundles,
 # times and profiles them. SmolLM2 under --time-budget 5m spent 47 s after its budget on that
 # (bundles 5 s, two fresh-process profiles 37 s) and timed no candidate, so FP32 shipped.
@@ -96,11 +91,16 @@ class _Run:
         return self.deadline - time.monotonic()
 
     @property
+    def family_spec(self) -> Family:
+        """The model family's record (candidates, limits, evaluation size, profiles)."""
+        return get_family(self.family)
+
+    @property
     def eval_items(self) -> int:
         """Items every candidate is scored on: the user's, else the family's default."""
         if self.options.eval_items is not None:
             return self.options.eval_items
-        return DECODER_EVAL_WINDOWS if self.family == DECODER else EVAL_ITEMS
+        return self.family_spec.eval_items
 
 
 def deploy(model: Any, data: Any, out_dir: Path, options: DeployOptions | None = None, *,
@@ -211,7 +211,7 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     chosen = next(e for e in [fp32, *entries] if e["name"] == shipped)
     profiles = profile_pair(run, fp32, chosen) if native else {}
     decoding = profile_pair(run, fp32, chosen, decoding=True) if (
-        native and run.family == DECODER) else {}
+        native and run.family_spec.generates) else {}
     return {"shipped": shipped, "why": why, "bundle": chosen["bundle"], "native": native,
             "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles,
             **({"decode_profiles": decoding} if decoding else {})}
@@ -277,7 +277,7 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
 
-    recipe = spec.recipe_for({**FAMILY_BUDGETS.get(run.family, {}), **run.options.budget})
+    recipe = spec.recipe_for({**run.family_spec.budgets, **run.options.budget})
     scoring = "native" if native_here(target) else "unfused"
     source, reference = run.exported, None
     if spec.graph == FUSED:  # quantized from the fused graph, scored against the export

@@ -11,14 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from frugalml.deploy.candidates import (
-    CNN,
-    DECODER,
-    OTHER,
-    STREAMING,
-    TRANSFORMER,
-    parse_choice,
-)
+from frugalml.deploy.candidates import parse_choice
 from frugalml.errors import FrugalError, InputError, TargetError
 from frugalml.runtime.workload import Workload
 
@@ -182,26 +175,8 @@ def source_format(exported: Path) -> str:
 
 
 def model_family(onnx_or_ir: Path, task: str) -> str:
-    """What the model's compute is made of: decoders by their task, else convolutions vs
-    attention-style matrix products counted in the graph."""
-    if task == "language-model":
-        return DECODER
-    if task == "streaming":
-        return STREAMING
-    path = Path(onnx_or_ir)
-    if path.suffix == ".xml":
-        import openvino as ov
+    """What the model's compute is made of: the first family of the registry
+    (:mod:`frugalml.deploy.families`) that claims its graph and task."""
+    from frugalml.deploy.families import family_of, read_graph
 
-        ops = [op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()]
-        conv, matmul, softmax = "Convolution", "MatMul", "Softmax"
-    else:
-        import onnx
-
-        graph = onnx.load(str(path), load_external_data=False).graph
-        ops = [n.op_type for n in graph.node]
-        conv, matmul, softmax = "Conv", "MatMul", "Softmax"
-    if ops.count(conv) >= max(1, ops.count(matmul)):
-        return CNN
-    if ops.count(matmul) and softmax in ops:
-        return TRANSFORMER
-    return OTHER
+    return family_of(read_graph(onnx_or_ir, task)).name

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frugalml.deploy.candidates import CANDIDATES, DECODER, FP32, FUSED, CandidateSpec
+from frugalml.deploy.candidates import CANDIDATES, FP32, FUSED, CandidateSpec
 from frugalml.errors import FrugalError, SweepError
 
 BACKENDS = ("onnxruntime", "openvino")
@@ -197,15 +197,15 @@ def _model(entry: Any, base: Path, path: Path) -> ModelEntry:
 # The FP32 export as a cell: what a deploy's "fp32" ships, built through the quantize stage's
 # fp32 recipe so it is bundled and timed like the others.
 _FP32 = CandidateSpec(name=FP32, recipe="fp32", backend="onnxruntime", output_format="onnx",
-                      families=frozenset(), default=True, about="the FP32 export")
+                      default=True, about="the FP32 export")
 
 
 def runtimes_of(candidate: CandidateSpec) -> tuple[str, ...]:
     """The runtimes that can run ``candidate``'s artifact."""
     if candidate.output_format == "openvino":
         return ("openvino",)
-    if candidate.graph == FUSED or candidate.families == frozenset({DECODER}):
-        return ("onnxruntime",)  # com.microsoft operators OpenVINO does not read
+    if candidate.graph == FUSED or candidate.recipe.startswith("w4"):
+        return ("onnxruntime",)  # com.microsoft operators (MatMulNBits) OpenVINO does not read
     return BACKENDS
 
 
@@ -251,7 +251,7 @@ def _recipe(entry: Any, path: Path) -> CandidateEntry:
         return CandidateEntry(label, _FP32)
     return CandidateEntry(label, CandidateSpec(
         name=label, recipe=str(name), backend=str(quantizer), output_format="onnx",
-        families=frozenset(), default=True, options=dict(sorted(entry.items()))))
+        default=True, options=dict(sorted(entry.items()))))
 
 
 def _backend(name: Any, path: Path) -> str:

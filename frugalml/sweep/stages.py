@@ -87,18 +87,20 @@ def _check_applies(spec: CandidateSpec, exported: Path, data: Any, target: str) 
     Raises:
         DoesNotApply: with what the model is and what the candidate is for.
     """
+    from frugalml.deploy.families import get_family, names
     from frugalml.deploy.plan import model_family, scoring_task, source_format
     from frugalml.targets import get_target
 
-    if not spec.families:
+    if CANDIDATES.get(spec.name) is not spec:  # FP32 and recipe entries: every model
         return
     chosen = get_target(target)
     family = model_family(exported, scoring_task(exported, data, None))
     fmt = source_format(exported)
     if not candidates_for(family, chosen, (spec.name,), source_format=fmt):
+        suited = [n for n in names() if get_family(n).suits(spec.name)]
         raise DoesNotApply(
             f"{spec.name} does not apply to a {family} model from {fmt} on {chosen.name} "
-            f"(it is for {', '.join(sorted(spec.families))} models from "
+            f"(it is for {', '.join(suited)} models from "
             f"{', '.join(sorted(spec.sources))}); deploy would not try it either.")
 
 
@@ -129,7 +131,7 @@ def candidate_spec(candidate: dict[str, Any]) -> CandidateSpec:
         return own
     return CandidateSpec(name=candidate["name"], recipe=candidate["recipe"],
                          backend=candidate["backend"], output_format=candidate["format"],
-                         families=frozenset(), default=True,
+                         default=True,
                          options=candidate.get("options", {}))
 
 

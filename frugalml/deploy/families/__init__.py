@@ -1,0 +1,83 @@
+"""Model families: what a model's compute is made of decides which candidates a deploy tries,
+the limits every candidate of it meets, how many items score it and what is profiled. One
+module per family, chosen by one registry; a new family is a module and a registry line (or
+:func:`register` from outside), touching no other file.
+
+A family claims a model from its exported graph and task (:class:`GraphFacts`); families are
+asked in registry order, built-ins first, and the catch-all ``other`` last.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from pathlib import Path
+
+from frugalml.deploy.families._family import Family, GraphFacts
+from frugalml.errors import FrugalError
+
+CNN, TRANSFORMER, DECODER, OTHER, STREAMING = "cnn", "transformer", "decoder", "other", "streaming"
+_FAMILIES: dict[str, str] = {
+    DECODER: "frugalml.deploy.families.decoder:FAMILY",
+    STREAMING: "frugalml.deploy.families.streaming:FAMILY",
+    CNN: "frugalml.deploy.families.cnn:FAMILY",
+    TRANSFORMER: "frugalml.deploy.families.transformer:FAMILY",
+    OTHER: "frugalml.deploy.families.other:FAMILY",
+}
+# IR operator names as the ONNX ones families count.
+_IR_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv"}
+
+__all__ = ["CNN", "DECODER", "OTHER", "STREAMING", "TRANSFORMER", "Family", "GraphFacts",
+           "family_of", "get_family", "names", "read_graph", "register"]
+
+
+def names() -> tuple[str, ...]:
+    """Known families, in the order they are asked (the catch-all last)."""
+    return (*(n for n in _FAMILIES if n != OTHER), OTHER)
+
+
+def register(name: str, where: str) -> None:
+    """Add a family implemented outside this package (``"module:ATTRIBUTE"``, a
+    :class:`Family`); a plug-in's one line. It is asked after the built-ins, before
+    ``other``. Registering a known name as something else is refused.
+
+    Raises:
+        FrugalError: the name is taken.
+    """
+    if name in _FAMILIES and _FAMILIES[name] != where:
+        raise FrugalError(f"Model family {name!r} is already {_FAMILIES[name]}.")
+    _FAMILIES[name] = where
+
+
+def get_family(name: str) -> Family:
+    """The family called ``name``.
+
+    Raises:
+        FrugalError: the name is unknown (the message lists the known ones).
+    """
+    if name not in _FAMILIES:
+        raise FrugalError(f"Unknown model family {name!r}; known: {', '.join(names())}.")
+    module, attribute = _FAMILIES[name].split(":")
+    family: Family = getattr(importlib.import_module(module), attribute)
+    return family
+
+
+def family_of(graph: GraphFacts) -> Family:
+    """The first family, in registry order, that claims ``graph``."""
+    return next(f for f in map(get_family, names()) if f.name == OTHER or f.claims(graph))
+
+
+def read_graph(model: Path, task: str) -> GraphFacts:
+    """The operator counts of an ONNX or OpenVINO IR file (IR operators under their ONNX
+    names), with the task scoring found."""
+    path = Path(model)
+    if path.suffix == ".xml":
+        import openvino as ov
+
+        ops = [op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()]
+        ops = [_IR_OPS.get(op, op) for op in ops]
+    else:
+        import onnx
+
+        ops = [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
+    return GraphFacts(task=task, ops=Counter(ops))

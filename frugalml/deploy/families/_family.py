@@ -1,0 +1,39 @@
+"""The record every model family module fills in, and what a family is decided from."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+# Items every candidate is scored on unless the user says otherwise.
+DEFAULT_EVAL_ITEMS = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GraphFacts:
+    """What a family is decided from: the task scoring found and the exported graph's
+    operators, counted (ONNX operator names)."""
+
+    task: str
+    ops: Counter[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Family:
+    """One kind of model, as a deploy treats it."""
+
+    name: str
+    about: str
+    claims: Callable[[GraphFacts], bool]
+    # Deploy's candidates (by name) that suit it; tried in the candidates' own order.
+    candidates: frozenset[str]
+    # Limits every candidate meets (the user's budget flags win).
+    budgets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    eval_items: int = DEFAULT_EVAL_ITEMS
+    # Profile token generation (first token, decode steps) beside the latency profile.
+    generates: bool = False
+
+    def suits(self, candidate: str) -> bool:
+        """True when deploy tries ``candidate`` for this family (where the target allows)."""
+        return candidate in self.candidates

@@ -1,0 +1,17 @@
+"""Convolutional networks: image classifiers, detectors, OCR backbones. ONNX Runtime's static
+INT8 with every operator it can quantize, NNCF, and OpenVINO at each precision the CPU has."""
+
+from __future__ import annotations
+
+from frugalml.deploy.families._family import Family, GraphFacts
+
+
+def _claims(graph: GraphFacts) -> bool:
+    """At least as many convolutions as matrix products (and one)."""
+    return graph.ops["Conv"] >= max(1, graph.ops["MatMul"])
+
+
+FAMILY = Family(
+    name="cnn", about="convolutions at least as many as matrix products", claims=_claims,
+    candidates=frozenset({"int8-static", "int8-nncf", "int8-openvino", "fp32-openvino",
+                          "bf16-openvino", "fp16"}))

@@ -1,0 +1,19 @@
+"""Encoders with attention (BERT-style text models, ViTs whose patch embedding is one
+convolution): ONNX Runtime's fused graph and dynamic INT8 beside the static and OpenVINO
+candidates."""
+
+from __future__ import annotations
+
+from frugalml.deploy.families._family import Family, GraphFacts
+
+
+def _claims(graph: GraphFacts) -> bool:
+    """Matrix products outnumber convolutions, with a softmax (attention)."""
+    return graph.ops["MatMul"] > graph.ops["Conv"] and graph.ops["Softmax"] > 0
+
+
+FAMILY = Family(
+    name="transformer", about="matrix products and softmax attention", claims=_claims,
+    candidates=frozenset({"fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused",
+                          "int8-nncf", "int8-openvino", "fp32-openvino", "bf16-openvino",
+                          "fp16"}))
