@@ -1,10 +1,13 @@
-"""One helper for numeric assertions, so failures name the stage and output."""
+"""Test helpers: numeric assertions that name the stage and output, tiny models, Chromium,
+and counters of the probes a run makes of its model files."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,3 +88,37 @@ def open_in_chromium(page: Path, shot: Path, height: int = 2400) -> tuple[list[s
     dom = subprocess.run([browser, *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True,
                          text=True, timeout=120).stdout
     return console, dom
+
+
+@dataclasses.dataclass
+class Probes:
+    """Full-file hashes and ONNX Runtime sessions, counted by resolved path."""
+
+    hashes: Counter = dataclasses.field(default_factory=Counter)
+    sessions: Counter = dataclasses.field(default_factory=Counter)
+
+
+def count_probes(monkeypatch: pytest.MonkeyPatch) -> Probes:
+    """Count, from now on in this process, every file read through sha256 and every ONNX
+    Runtime session opened on a path."""
+    import onnxruntime as ort
+
+    from frugalml.core import records
+
+    probes = Probes()
+    read = records._read_sha256
+
+    def counting_read(path: Path, chunk: int) -> str:
+        probes.hashes[str(Path(path).resolve())] += 1
+        return read(path, chunk)
+
+    class CountingSession(ort.InferenceSession):
+        def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+            if isinstance(model, (str, Path)):
+                probes.sessions[str(Path(model).resolve())] += 1
+            super().__init__(model, *args, **kwargs)
+
+    monkeypatch.setattr(records, "_read_sha256", counting_read)
+    monkeypatch.setattr(records, "_HASHED", {})
+    monkeypatch.setattr(ort, "InferenceSession", CountingSession)
+    return probes

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,23 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()
 
 
+# Digests of files this process read, by what identifies their content on disk.
+_HASHED: dict[tuple[str, int, int, int], str] = {}
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Stream a file through sha256 without loading it whole."""
+    """Stream a file through sha256 without loading it whole, once per process: a file read
+    before and unchanged since (same inode, size and modification time; frugalml replaces
+    files by renaming new ones over them) answers from memory. A deploy asks a GGUF's digest
+    at several stages, and a 253 MB file took about a second per read."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = _read_sha256(Path(path), chunk)
+    return _HASHED[key]
+
+
+def _read_sha256(path: Path, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -135,10 +135,11 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     from frugalml.deploy.stages import export_cached, export_key, source_digest
 
     started = time.monotonic()
-    inputs = plan.input_names(model, example)
+    signature = signature_of(model)  # one session on the source: inputs, then the data check
+    inputs = [n for n, _, _ in signature] if signature else plan.input_names(model, example)
     language_model = options.task == "language-model" or plan.language_model_source(model)
     with steps.step("read, split and fingerprint the data"):
-        data_set, _ = open_data(data, inputs, options.data_options, signature=signature_of(model),
+        data_set, _ = open_data(data, inputs, options.data_options, signature=signature,
                                 tokenizer=plan.tokenizer_dir(model), language_model=language_model,
                                 calibration_items=options.calibration_items,
                                 out_dir=out / "calibration", model=model_file(model))

@@ -4,25 +4,25 @@ registry. A new kind is a module and a registry line, or :func:`register` from o
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from frugalml.core.registry import Registry
 from frugalml.errors import TargetError
 
-_KINDS: dict[str, str] = {
+KINDS = Registry("Target kind (artifact)", {
     "onnx": "frugalml.targets.kinds.onnx:OnnxKind",
     "ort": "frugalml.targets.kinds.ort_mobile:OrtMobileKind",
     "openvino-ir": "frugalml.targets.kinds.openvino_ir:OpenVinoIrKind",
-}
+}, TargetError)
 
 # NOTE: the TargetKind protocol (kinds._protocol) is not imported here: target profiles read
 # names() to validate a target file, and the protocol's signatures name the Target record.
-__all__ = ["get_kind", "names", "register"]
+__all__ = ["KINDS", "get_kind", "names", "register"]
 
 
 def names() -> tuple[str, ...]:
     """Known kinds (the values ``Target.artifact`` may take)."""
-    return tuple(_KINDS)
+    return KINDS.names()
 
 
 def register(name: str, where: str) -> None:
@@ -32,9 +32,7 @@ def register(name: str, where: str) -> None:
     Raises:
         TargetError: the name is taken.
     """
-    if name in _KINDS and _KINDS[name] != where:
-        raise TargetError(f"Target kind {name!r} is already {_KINDS[name]}.")
-    _KINDS[name] = where
+    KINDS.register(name, where)
 
 
 def get_kind(name: str) -> Any:
@@ -43,8 +41,4 @@ def get_kind(name: str) -> Any:
     Raises:
         TargetError: the name is unknown (the message lists the known kinds).
     """
-    if name not in _KINDS:
-        raise TargetError(f"Unknown target kind (artifact) {name!r}; known: "
-                          f"{', '.join(_KINDS)}.")
-    module, cls = _KINDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return KINDS.load(name)()

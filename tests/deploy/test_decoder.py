@@ -38,17 +38,23 @@ def _perplexity(bundle: Path, data: object, items: int) -> float:
     return float(np.exp(nll / tokens))
 
 
-def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from frugalml.calibration.descriptor import open_descriptor
+    from tests.helpers import count_probes
     from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     out = tmp_path / "out"
     capsys.readouterr()
+    probes = count_probes(monkeypatch)
     assert main(["deploy", str(smollm2_gguf()), str(tiny_shakespeare()), "--num", "32",
                  "--eval-items", "8", "--max-ppl-rise", "30", "--threads", "1",
                  "--profile-runs", "5", "--candidates", "fp32,w4a8-awq,w4a8-gguf",
                  "--out", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
+    # the GGUF's digest is asked by the export key, its converted directory and the gguf
+    # backend: read once (it was read four times)
+    assert probes.hashes[str(smollm2_gguf().resolve())] == 1, probes.hashes.most_common(3)
     assert record["task"] == "language-model" and record["family"] == "decoder"
     assert record["metric"] == "perplexity"
     (target,) = record["targets"].values()

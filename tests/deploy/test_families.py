@@ -28,7 +28,7 @@ RANKING = Family(name="ranking", about="scores items, keeps the top ones", claim
 
 @pytest.fixture
 def ranking(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(families, "_FAMILIES", dict(families._FAMILIES))  # undone afterwards
+    monkeypatch.setattr(families.FAMILIES, "entries", dict(families.FAMILIES.entries))  # undone
     families.register("ranking", "tests.deploy.test_families:RANKING")  # the registry line
 
 

@@ -60,7 +60,7 @@ def test_unknown_and_taken_kind_names_are_refused() -> None:
 
 def test_a_new_kind_is_one_module_and_one_registry_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # undone after the test
+    monkeypatch.setattr(registry.KINDS, "entries", dict(registry.KINDS.entries))  # undone after
     registry.register("toy-box", "tests.targets.test_kinds:ToyBoxKind")  # the registry line
     spec = {"name": "toy-box-x86", "machine": "x86_64", "required_features": ["avx2"],
             "backend": "onnxruntime", "int8_format": "u8s8-reduce-range",

@@ -9,31 +9,31 @@ asked in registry order, built-ins first, and the catch-all ``other`` last.
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from pathlib import Path
 
+from frugalml.core.registry import Registry
 from frugalml.deploy.families._family import Family, GraphFacts
-from frugalml.errors import FrugalError
 
 CNN, TRANSFORMER, DECODER, OTHER, STREAMING = "cnn", "transformer", "decoder", "other", "streaming"
-_FAMILIES: dict[str, str] = {
+FAMILIES = Registry("Model family", {
     DECODER: "frugalml.deploy.families.decoder:FAMILY",
     STREAMING: "frugalml.deploy.families.streaming:FAMILY",
     CNN: "frugalml.deploy.families.cnn:FAMILY",
     TRANSFORMER: "frugalml.deploy.families.transformer:FAMILY",
     OTHER: "frugalml.deploy.families.other:FAMILY",
-}
+})
 # IR operator names as the ONNX ones families count.
 _IR_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv"}
 
-__all__ = ["CNN", "DECODER", "OTHER", "STREAMING", "TRANSFORMER", "Family", "GraphFacts",
+__all__ = ["CNN", "DECODER", "FAMILIES", "OTHER", "STREAMING", "TRANSFORMER", "Family",
+           "GraphFacts",
            "family_of", "get_family", "names", "read_graph", "register"]
 
 
 def names() -> tuple[str, ...]:
     """Known families, in the order they are asked (the catch-all last)."""
-    return (*(n for n in _FAMILIES if n != OTHER), OTHER)
+    return (*(n for n in FAMILIES.names() if n != OTHER), OTHER)
 
 
 def register(name: str, where: str) -> None:
@@ -44,9 +44,7 @@ def register(name: str, where: str) -> None:
     Raises:
         FrugalError: the name is taken.
     """
-    if name in _FAMILIES and _FAMILIES[name] != where:
-        raise FrugalError(f"Model family {name!r} is already {_FAMILIES[name]}.")
-    _FAMILIES[name] = where
+    FAMILIES.register(name, where)
 
 
 def get_family(name: str) -> Family:
@@ -55,10 +53,7 @@ def get_family(name: str) -> Family:
     Raises:
         FrugalError: the name is unknown (the message lists the known ones).
     """
-    if name not in _FAMILIES:
-        raise FrugalError(f"Unknown model family {name!r}; known: {', '.join(names())}.")
-    module, attribute = _FAMILIES[name].split(":")
-    family: Family = getattr(importlib.import_module(module), attribute)
+    family: Family = FAMILIES.load(name)
     return family
 
 
