@@ -177,7 +177,13 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     """Candidates for one target: built, scored, bundled, timed; then the choice."""
     from frugalml.deploy.plan import source_format
     from frugalml.deploy.select import select_elsewhere, select_native
-    from frugalml.deploy.timing import measured_on, native_here, profile_pair, time_candidates
+    from frugalml.deploy.timing import (
+        measured_on,
+        native_here,
+        profile_pair,
+        time_candidates,
+        workload_ranking,
+    )
     from frugalml.targets.compile import fp32_record
 
     choice = parse_choice(run.options.candidates)
@@ -201,9 +207,10 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     for entry in entries:
         if entry["status"] == "scored" and entry["accuracy"]["budget_met"]:
             _bundle(run, target, entry, Path(entry["model"]).parent)
-    native = native_here(target)
+    native, ranking = native_here(target), None
     if native:
         time_candidates(run, fp32, entries)
+        ranking = workload_ranking(entries, run.options.workload)
         shipped, why = select_native(entries)
         why += f"; {measured_on()}"
     else:
@@ -215,7 +222,8 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
         native and run.family_spec.generates) else {}
     return {"shipped": shipped, "why": why, "bundle": chosen["bundle"], "native": native,
             "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles,
-            **({"decode_profiles": decoding} if decoding else {})}
+            **({"decode_profiles": decoding} if decoding else {}),
+            **({"workload_ranking": ranking} if ranking else {})}
 
 
 def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:

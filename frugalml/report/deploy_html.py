@@ -11,7 +11,14 @@ from typing import Any
 
 from frugalml.errors import require
 from frugalml.report.bench_html import decode_plot, latency_plot, svg, top_ops
-from frugalml.report.deploy_md import COLUMNS, cells, decision_line, decode_rows, workload_text
+from frugalml.report.deploy_md import (
+    COLUMNS,
+    cells,
+    decision_line,
+    decode_rows,
+    ranking_line,
+    workload_text,
+)
 from frugalml.runtime.host import describe_host
 
 
@@ -87,7 +94,9 @@ def render_html(record: dict[str, Any]) -> str:
                         for t, r in record["targets"].items())
     sections = "".join(
         f'<section id="target-{html.escape(t)}"><h2>{html.escape(t)}</h2>'
-        f'<p class="why">{html.escape(r["why"])}</p>{_table(r)}'
+        f'<p class="why">{html.escape(r["why"])}</p>'
+        + (f'<p class="ranking">{html.escape(ranking_line(r["workload_ranking"]))}</p>'
+           if r.get("workload_ranking") else "") + f'{_table(r)}'
         f'{_tradeoff(r, record["metric"] or "")}{_profiles(r)}</section>'
         for t, r in record["targets"].items())
     host = record["host"]

@@ -103,6 +103,25 @@ def _digits(path: Path, count: int = 600) -> tuple[Path, np.ndarray]:
     return path, x
 
 
+def _check_ranking(target: dict, report: str) -> None:
+    """Each candidate timed at the workload is timed at batch 1 too, and the report says
+    which was fastest at each and whether they differ."""
+    timed = [c for c in target["candidates"][1:] if c["speed"].get("settings")]
+    for c in timed:
+        assert c["speed_at_batch_1"]["settings"]["input_shapes"] == {"input": [1, 1, 28, 28]}
+    both = [c for c in timed if c["speed"]["ratio_p50"] and c["speed_at_batch_1"]["ratio_p50"]]
+    if not both:  # a machine too busy to give a ratio at either shape: nothing to rank
+        assert "workload_ranking" not in target
+        return
+    ranking = target["workload_ranking"]
+    fastest = max(both, key=lambda c: c["speed"]["ratio_p50"])
+    at_1 = max(both, key=lambda c: c["speed_at_batch_1"]["ratio_p50"])
+    assert (ranking["fastest"], ranking["fastest_at_batch_1"]) == (fastest["name"], at_1["name"])
+    assert ranking["workload"] == "batch 4"
+    assert ranking["differs"] == (fastest["name"] != at_1["name"])
+    assert f"Ranking by workload: at batch 4, {fastest['name']}" in report
+
+
 def test_torch_module_cnn_with_an_npz_from_python(tmp_path: Path) -> None:
     """A CNN deployed from Python, its candidates timed at the user's workload (batch 4)."""
     import frugalml
@@ -126,6 +145,9 @@ def test_torch_module_cnn_with_an_npz_from_python(tmp_path: Path) -> None:
     timed = [c["speed"]["settings"] for c in target["candidates"][1:]
              if c["speed"].get("settings")]
     assert timed and all(s["input_shapes"] == {"input": [4, 1, 28, 28]} for s in timed)
+    _check_ranking(target, Path(record["report_md"]).read_text())
+    assert ('class="ranking"' in Path(record["report_html"]).read_text()) == (
+        "workload_ranking" in target)
     assert target["candidates"][0]["accuracy"]["value"] > 0.95  # a trained digit classifier
     _recomputed(tmp_path / "out", target, 400, record["export"]["output_names"][0])
 
