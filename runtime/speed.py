@@ -89,6 +89,10 @@ class Verdict:
             values["ci95"] = tuple(values["ci95"])
         return cls(**values)
 
+    def describe(self, *, short: bool = False) -> str:
+        """This verdict's text (see :func:`describe`)."""
+        return describe(self.to_dict(), short=short)
+
     def busy_warning(self) -> str | None:
         """The line to show a user when the machine disturbed the measurement."""
         if not self.repeated_rounds:
@@ -96,6 +100,20 @@ class Verdict:
         return (f"this machine was busy: {self.repeated_rounds} of "
                 f"{self.rounds + self.repeated_rounds} rounds repeated (other processes used "
                 f"up to {self.load.get('max_other_cores') or 0:.2f} cores)")
+
+
+def describe(speed: Mapping[str, Any], *, short: bool = False) -> str:
+    """The one text of a speed verdict, from a :class:`Verdict`'s dict or the part deploy.json
+    keeps: ``2.10x FP32 (95 % CI 1.99-2.29, faster)``, or for a table cell ``short``
+    ``2.10x [1.99-2.29] faster``; the verdict alone (``not measured``, ``baseline``) when no
+    ratio was measured."""
+    ratio = speed.get("ratio_p50")
+    if ratio is None:
+        return str(speed.get("verdict") or "not measured")
+    low, high = speed.get("ci95") or (ratio, ratio)
+    if short:
+        return f"{ratio:.2f}x [{low:.2f}-{high:.2f}] {speed['verdict']}"
+    return f"{ratio:.2f}x FP32 (95 % CI {low:.2f}-{high:.2f}, {speed['verdict']})"
 
 
 def interval(ratios: list[float], level: float = 0.95, seed: int = 0) -> tuple[float, float]:

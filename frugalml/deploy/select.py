@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from frugalml.deploy.candidates import FP32
+from frugalml.runtime.speed import describe
 
 NOT_MEASURED = "not measured"
 
@@ -20,14 +21,6 @@ def in_budget(candidate: dict[str, Any]) -> bool:
     """Scored, within every accuracy and size limit, and its bundle built and kept."""
     return (candidate["status"] == "scored" and candidate["accuracy"]["budget_met"]
             and candidate.get("bundle") is not None)
-
-
-def _speed_text(c: dict[str, Any]) -> str:
-    s = c["speed"]
-    if s.get("ratio_p50") is None:
-        return s["verdict"]
-    lo, hi = s["ci95"] or (s["ratio_p50"], s["ratio_p50"])
-    return f"{s['ratio_p50']:.2f}x FP32 (95 % CI {lo:.2f}-{hi:.2f}, {s['verdict']})"
 
 
 def _why_not(c: dict[str, Any]) -> str:
@@ -42,7 +35,7 @@ def _why_not(c: dict[str, Any]) -> str:
         return f"{c['name']} missed its budget{repair} ({'; '.join(c['accuracy']['failures'])})"
     if c.get("bundle") is None:
         return f"{c['name']} did not build a bundle: {c.get('verified')}"
-    return f"{c['name']} {_speed_text(c)}"
+    return f"{c['name']} {describe(c['speed'])}"
 
 
 def select_native(candidates: Sequence[dict[str, Any]]) -> tuple[str, str]:
@@ -54,7 +47,7 @@ def select_native(candidates: Sequence[dict[str, Any]]) -> tuple[str, str]:
         others = [c for c in tried if c is not best]
         rest = f"; the others: {'; '.join(_why_not(c) for c in others)}" if others else ""
         return best["name"], (f"{best['name']} is within its budget and the fastest candidate "
-                              f"measured faster than FP32: {_speed_text(best)}{rest}")
+                              f"measured faster than FP32: {describe(best['speed'])}{rest}")
     if not tried:
         return FP32, "FP32: no quantized candidate applies to this model and target"
     return FP32, ("FP32: no candidate was both within its budget and measured faster: "

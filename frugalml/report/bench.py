@@ -13,6 +13,7 @@ from typing import Any
 
 from frugalml.report.compare import compare_runs
 from frugalml.report.runs import Run
+from frugalml.runtime.speed import describe
 
 SCHEMA_VERSION = 1
 
@@ -121,10 +122,8 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
     lines += decode_lines(report.get("decoding", []))
     speed = report.get("speed")
     if speed and speed.get("ratio_p50"):
-        low, high = speed["ci95"]
         lines += ["", "## Speed-up (speed protocol)", "",
-                  f"INT8 runs at **{speed['ratio_p50']:.2f}x** FP32 speed (95 % CI {low:.2f}-"
-                  f"{high:.2f}): **{speed['verdict']}**; {speed['rounds']} interleaved rounds "
+                  f"INT8 runs at **{describe(speed)}**; {speed['rounds']} interleaved rounds "
                   f"in one process, {speed['repeated_rounds']} repeated for load."]
     if report["comparisons"]:
         lines += ["", "## Against the baseline", "",

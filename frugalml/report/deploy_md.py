@@ -7,19 +7,20 @@ from typing import Any
 
 from frugalml.report.bench import decode_lines
 from frugalml.runtime.host import describe_host
+from frugalml.runtime.speed import describe
 
 COLUMNS = ("candidate", "backend", "size MB", "metric", "FP32", "value", "delta", "budget",
            "speed vs FP32", "verified")
 
 
 def decision_line(target: str, result: dict[str, Any]) -> str:
-    """``x86-avx512: ships int8-dynamic, 2.10x FP32 (95 % CI 1.99-2.29), delta -0.20, 22.9 MB``."""
+    """``x86-avx512: ships int8-dynamic, 2.10x FP32 (95 % CI 1.99-2.29, faster), probe delta
+    -0.20, 22.9 MB``."""
     chosen = next(c for c in result["candidates"] if c["name"] == result["shipped"])
     parts = [f"{target}: ships {result['shipped']}"]
     speed = chosen["speed"]
     if speed.get("ratio_p50") is not None and speed["verdict"] != "baseline":
-        lo, hi = speed["ci95"]
-        parts.append(f"{speed['ratio_p50']:.2f}x FP32 (95 % CI {lo:.2f}-{hi:.2f})")
+        parts.append(describe(speed))
     elif not result["native"]:
         parts.append("speed not measured here")
     acc = chosen.get("accuracy") or {}
@@ -40,10 +41,7 @@ def cells(c: dict[str, Any]) -> list[str]:
     if c["status"] != "scored":
         return [c["name"], c["backend"], "-", "-", "-", "-", "-", c["status"], "-",
                 c.get("error", "")[:120]]
-    ratio = speed.get("ratio_p50")
-    timed = ("-" if ratio is None else
-             f"{ratio:.2f}x [{speed['ci95'][0]:.2f}, {speed['ci95'][1]:.2f}]") + \
-        f" {speed['verdict']}"
+    timed = describe(speed, short=True)
     budget = "-" if not acc else ("met" if acc["budget_met"] else
                                   "missed: " + "; ".join(acc["failures"]))
     if acc.get("stopped_after_items"):

@@ -17,6 +17,7 @@ from frugalml.report.bench import build_bench_report, mark_pareto
 from frugalml.report.bench_files import write_bench_report
 from frugalml.report.compare import compare_pair
 from frugalml.report.runs import Run
+from frugalml.runtime.speed import describe
 from frugalml.sweep.plan import MEASURED
 
 
@@ -72,9 +73,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 def _speed_cell(row: dict[str, Any]) -> str:
     """x FP32: the speed protocol's ratio with its interval and verdict, when it was run."""
     speed = row.get("speed") or {}
-    if speed.get("ci95"):
-        low, high = speed["ci95"]
-        return f"{_num(row['x_fp32'], 2)} [{low:.2f}-{high:.2f}] {speed['verdict']}"
+    if speed.get("ratio_p50") is not None:
+        return describe(speed, short=True)
     return _num(row["x_fp32"], 2) + (f" ({speed['verdict']})" if speed else "")
 
 

@@ -8,8 +8,10 @@ import itertools
 import numpy as np
 import pytest
 
+from frugalml.deploy.select import select_native
+from frugalml.report.deploy_md import decision_line
 from frugalml.runtime.cpuload import LoadMeter
-from frugalml.runtime.speed import Plan, Verdict, classify, compare, interval
+from frugalml.runtime.speed import Plan, Verdict, classify, compare, describe, interval
 
 
 class Clock:
@@ -131,3 +133,23 @@ def test_load_meter_reads_this_machine() -> None:
         pytest.skip("no /proc here")
     others = meter.others(before, after)
     assert others is not None and 0.0 <= others <= 64
+
+
+def test_a_verdict_has_one_text_everywhere_it_is_shown() -> None:
+    """Deploy's why, both reports' decision lines and tables, the sweep's x FP32 cell and the
+    bench report all say a verdict through speed.describe (issue 33: one describe)."""
+    measured = {"ratio_p50": 2.1, "ci95": [1.987, 2.291], "verdict": "faster"}
+    assert describe(measured) == "2.10x FP32 (95 % CI 1.99-2.29, faster)"
+    assert describe(measured, short=True) == "2.10x [1.99-2.29] faster"
+    assert describe({"ratio_p50": None, "ci95": None, "verdict": "not measured"}) == (
+        "not measured")
+    verdict = Verdict(verdict="faster", ratio_p50=2.1, ci95=(1.987, 2.291), threshold=0.05,
+                      rounds=8, repeated_rounds=0, load={}, seconds=1.0, baseline_p50_ms=2.0,
+                      candidate_p50_ms=0.95, why="")
+    assert verdict.describe() == describe(measured)
+    shipped = {"name": "int8-static", "status": "scored", "bundle": "b", "size_bytes": 1e6,
+               "accuracy": {"budget_met": True, "metric": "top1", "delta": -0.2},
+               "speed": measured}
+    assert describe(measured) in select_native([shipped])[1]
+    assert describe(measured) in decision_line("x86-amx", {
+        "shipped": "int8-static", "native": True, "candidates": [shipped]})
