@@ -28,6 +28,7 @@ from frugalml.calibration.audio import RecordingStreams
 from frugalml.calibration.dataset import CalibrationSet, make_set
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError, InputError
+from frugalml.runtime.formats import is_onnx
 from frugalml.runtime.roles import InputRoles, Signature, resolve_roles
 from frugalml.runtime.stream import StreamSession
 
@@ -325,7 +326,7 @@ def model_io(model: Path) -> tuple[list[tuple[str, str, tuple[Any, ...]]], list[
     Raises:
         CalibrationError: ``model`` is not an ONNX file.
     """
-    if model.suffix != ".onnx" or not model.is_file():
+    if not is_onnx(model) or not model.is_file():
         raise CalibrationError(f"Stream data needs the model as an .onnx file; {model} is not "
                                "one. Export it first (frugal export).")
     import onnxruntime as ort

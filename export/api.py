@@ -21,6 +21,7 @@ from frugalml.errors import ExportError
 from frugalml.export.exporters import DEFAULT_OPSET, GraphSpec
 from frugalml.export.records import ExportedModel
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
+from frugalml.runtime.formats import OPENVINO, is_gguf, is_onnx, model_format
 
 RECORD_NAME = "export.json"
 FORMATS = ("onnx", "openvino")
@@ -48,7 +49,7 @@ def export(
         raise ExportError(f"Unknown format {format!r}; choose one of {', '.join(FORMATS)}.")
     out_dir = Path(out_dir).resolve()
     started = time.perf_counter()
-    if isinstance(model, (str, Path)) and Path(model).suffix in (".xml", ".bin"):
+    if isinstance(model, (str, Path)) and model_format(model) == OPENVINO:
         return _export_ir(Path(model), out_dir, format, validation, tolerance, started)
     with staged(out_dir, error=ExportError) as stage:
         record, feeds = _to_onnx(model, stage, opset=opset, task=task, example=example,
@@ -113,11 +114,11 @@ def _to_onnx(model: Any, stage: Path, *, opset: int, task: str | None, example: 
 
     if isinstance(model, (str, Path)):
         path = Path(model)
-        if path.suffix == ".gguf":
+        if is_gguf(path):
             from frugalml.export.gguf import gguf_model_dir
 
             path = gguf_model_dir(path)
-        if path.suffix == ".onnx" or path.is_file():
+        if is_onnx(path) or path.is_file():
             from frugalml.export.passthrough import import_onnx
 
             return import_onnx(path, stage, validation=validation, tolerance=tolerance,

@@ -16,6 +16,7 @@ import numpy as np
 from frugalml.errors import ExportError, one_line, require
 from frugalml.export.records import ExportedModel, items_in
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
+from frugalml.runtime.formats import ir_pair, ir_weights, model_files
 
 Feeds = Mapping[str, np.ndarray]
 IR_NAME = "model.xml"
@@ -95,7 +96,7 @@ def to_openvino(
         output_names=names, checks=checks,
         inputs_used=items_in(feeds),
         attempts=reference.attempts if reference else (), fp16_weights=fp16,
-        size_bytes=xml.stat().st_size + xml.with_suffix(".bin").stat().st_size,
+        size_bytes=sum(p.stat().st_size for p in model_files(xml)),
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -106,7 +107,8 @@ def check_ir_pair(path: Path) -> Path:
     Raises:
         ExportError: the file is missing, or one half of the pair is.
     """
-    xml, weights = path.with_suffix(".xml"), path.with_suffix(".bin")
+    xml = ir_pair(path)
+    weights = ir_weights(xml)
     if not path.exists():
         raise ExportError(f"{path} does not exist. Pass the .xml of an OpenVINO IR.")
     if not xml.is_file():
@@ -149,11 +151,11 @@ def import_ir(path: Path, out_dir: Path, *, validation: Sequence[Feeds] = (),
                                  run_openvino(saved, validation, names), tolerance, validation)
     return ExportedModel(
         path=saved, format="openvino", source=str(xml),
-        source_digest=digest(file_sha256(xml), file_sha256(xml.with_suffix(".bin"))),
+        source_digest=digest(*map(file_sha256, model_files(xml))),
         exporter=f"openvino.read_model {ov.__version__}", opset=0,
         input_names=tuple(i.get_any_name() for i in model.inputs), output_names=names,
         checks=checks, inputs_used=items_in(validation) if validation else 0,
-        size_bytes=saved.stat().st_size + saved.with_suffix(".bin").stat().st_size,
+        size_bytes=sum(p.stat().st_size for p in model_files(saved)),
         seconds=round(time.perf_counter() - started, 3),
     )
 

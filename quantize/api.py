@@ -26,6 +26,7 @@ from frugalml.quantize.accuracy import measure, size_check
 from frugalml.quantize.range_safety import RangeSafety, analyse, output_tail
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.quantize.records import QuantizedModel
+from frugalml.runtime.formats import ir_weights, is_ir, is_onnx
 
 RECORD_NAME = "quantize.json"
 
@@ -41,7 +42,7 @@ def model_file(model: Path) -> Path:
         for name in ("model.onnx", "model.xml"):
             if (model / name).is_file():
                 return model / name
-    elif model.suffix in (".onnx", ".xml") and model.is_file():
+    elif (is_onnx(model) or is_ir(model)) and model.is_file():
         return model
     raise QuantizationError(f"{model} is not an ONNX (.onnx) or OpenVINO (.xml) model, nor a "
                             "folder holding model.onnx or model.xml (what `frugal export` "
@@ -51,7 +52,7 @@ def model_file(model: Path) -> Path:
 def model_bytes(path: Path) -> int:
     """Size on disk of a model file with its weights (.bin beside an .xml, ONNX external data)."""
     path = Path(path)
-    extra = [path.with_suffix(".bin")] if path.suffix == ".xml" else [
+    extra = [ir_weights(path)] if is_ir(path) else [
         p for p in path.parent.iterdir() if p.name.startswith(path.name + ".") or
         p.name.startswith(path.stem + ".onnx_data")]
     return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
@@ -59,7 +60,7 @@ def model_bytes(path: Path) -> int:
 
 def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(name, numpy dtype, shape) of a model's inputs, read by the runtime that runs it."""
-    if Path(path).suffix == ".xml":
+    if is_ir(path):
         import openvino as ov
 
         model = ov.Core().read_model(str(path))
@@ -107,7 +108,7 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
     quantizer = get_quantizer(backend)
     target = detect() if target == "auto" else (
         get_target(target) if isinstance(target, str) else target)
-    fmt = output_format or ("openvino" if source.suffix == ".xml" else "onnx")
+    fmt = output_format or ("openvino" if is_ir(source) else "onnx")
     _check_output(quantizer, recipe, target, fmt)
     _check_fits(source, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
@@ -223,7 +224,7 @@ def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: St
         return None
     if recipe.dynamic_activations:
         return None  # no calibrated scale to share: each call measures its own range
-    if source.suffix != ".onnx":
+    if not is_onnx(source):
         return None  # IR sources: NNCF places its quantizers itself (noted in ARCHITECTURE)
     import onnx
 
@@ -320,7 +321,7 @@ def _scoring(out: Path, target: Any, fmt: str, precision: Precision
     )
 
     hints, how = _scoring_for(target, fmt, precision)
-    if not hints or out.suffix != ".onnx" or not has_integer_matmuls(out):
+    if not hints or not is_onnx(out) or not has_integer_matmuls(out):
         yield out, hints, how
         return
     copy = out.with_name(".scoring-exact-integers.onnx")

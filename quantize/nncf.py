@@ -35,6 +35,7 @@ from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
+from frugalml.runtime.formats import is_ir, is_onnx, model_files, model_format
 from frugalml.targets.profiles import QuantFormat, Target
 
 
@@ -203,8 +204,8 @@ class NncfQuantizer:
         if recipe.dynamic_activations:
             raise QuantizationError("NNCF has no dynamic INT8 (activations quantized per call); "
                                     "use --backend onnxruntime for int8-dynamic.")
-        fmt = {".onnx": "onnx", ".xml": "openvino"}.get(out.suffix)
-        if fmt is None or (fmt == "onnx" and model.suffix != ".onnx"):
+        fmt = model_format(out) if is_onnx(out) or is_ir(out) else None
+        if fmt is None or (fmt == "onnx" and not is_onnx(model)):
             raise QuantizationError(f"The nncf backend writes .onnx from ONNX or .xml from "
                                     f"ONNX/OpenVINO; cannot make {out.name} from {model.name}.")
         logging.getLogger("nncf").setLevel(logging.ERROR)
@@ -217,7 +218,7 @@ class NncfQuantizer:
         except Exception as e:  # NNCF raises untyped errors from inside its algorithms
             raise QuantizationError(f"NNCF {recipe.precision} quantization failed: {e}. Check "
                                     "that the calibration data matches the model's inputs.") from e
-        size = sum(p.stat().st_size for p in (out, out.with_suffix(".bin")) if p.exists())
+        size = sum(p.stat().st_size for p in model_files(out) if p.exists())
         return QuantizedModel(
             path=out, backend=self.name, precision=recipe.precision.value, format=fmt,
             int8_format=target.int8_format.value, source_digest=source_digest,
@@ -264,7 +265,7 @@ class NncfQuantizer:
 
         from frugalml.quantize._openvino_graph import ov_names, summarize_ov
 
-        graph = ov.Core().read_model(str(model)) if model.suffix == ".xml" else (
+        graph = ov.Core().read_model(str(model)) if is_ir(model) else (
             ov.convert_model(str(model)))
         names = ov_names(graph, recipe.ignored_nodes, model, optional=recipe.range_safety_nodes)
         activations = "float"

@@ -38,6 +38,7 @@ from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import CalibrationMethod, Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
+from frugalml.runtime.formats import is_onnx
 from frugalml.targets.profiles import QuantFormat, Target
 
 _METHODS = {
@@ -272,7 +273,7 @@ class OnnxRuntimeQuantizer:
         require("onnx", extra="toolchain")
         import onnx
 
-        if out.suffix != ".onnx":
+        if not is_onnx(out):
             raise QuantizationError(f"The onnxruntime backend writes ONNX, not {out.suffix}; use "
                                     "--backend nncf for OpenVINO IR.")
         if recipe.precision is Precision.BF16:

@@ -13,6 +13,7 @@ import numpy as np
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
 from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
+from frugalml.runtime.formats import ir_weights
 from frugalml.runtime.host import library_versions, read_host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec, onnx_dtype
 from frugalml.targets.kernels import kernel_counts
@@ -114,7 +115,7 @@ def assemble_ir(
     from frugalml.runtime.backends import get_backend
     from frugalml.targets.kernels import ir_kernel_counts
 
-    files = {"model.xml": model_file, "model.bin": model_file.with_suffix(".bin")}
+    files = {"model.xml": model_file, "model.bin": ir_weights(model_file)}
     for rel, path in files.items():
         shutil.copyfile(path, staging / rel)
     model = ov.Core().read_model(str(staging / "model.xml"))

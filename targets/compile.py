@@ -22,6 +22,7 @@ import numpy as np
 from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
+from frugalml.runtime.formats import is_ir, is_onnx, model_files
 from frugalml.runtime.host import Host, read_host
 from frugalml.runtime.speed import Plan as SpeedPlan
 from frugalml.targets.bundle import MODEL_NAME, assemble, assemble_ir, update_metrics
@@ -59,7 +60,7 @@ def _onnx_of(model: Path) -> tuple[Path, dict[str, Any]]:
         raise TargetError(f"{model} does not exist. Give an .onnx file, or the folder `frugal "
                           "export` or `frugal quantize --format onnx` wrote.")
     path = Path(model) / MODEL_NAME if Path(model).is_dir() else Path(model)
-    if path.suffix != ".onnx" or not path.is_file():
+    if not is_onnx(path) or not path.is_file():
         raise TargetError(f"{model} is not an .onnx model nor a folder with model.onnx. "
                           "compile starts from ONNX (OpenVINO IR is made here for OpenVINO "
                           "targets); quantize with --format onnx for it.")
@@ -220,7 +221,7 @@ def build_bundle(model: Path, dest: Path, *, target: Target, samples: Mapping[st
 def _ir_of(model: Path) -> Path | None:
     """The .xml of an OpenVINO IR model (a file, or a folder holding model.xml), else None."""
     path = model / "model.xml" if model.is_dir() else model
-    return path if path.suffix == ".xml" and path.is_file() else None
+    return path if is_ir(path) and path.is_file() else None
 
 
 def _record_beside(model_file: Path) -> dict[str, Any]:
@@ -253,8 +254,8 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
     accuracy = {"accuracy": record["accuracy"]} if record.get("accuracy") else {}
     with staged(dest, error=BundleError) as stage, tempfile.TemporaryDirectory() as work:
         try:
-            if onnx_file.suffix == ".xml":  # a model that came as IR is bundled as it is
-                size = onnx_file.stat().st_size + onnx_file.with_suffix(".bin").stat().st_size
+            if is_ir(onnx_file):  # a model that came as IR is bundled as it is
+                size = sum(p.stat().st_size for p in model_files(onnx_file))
                 assemble_ir(stage, name=name, model_file=onnx_file, target=target,
                             precision=precision, samples=dict(samples),
                             metrics={"size_bytes": size, **accuracy}, **built)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.runtime.formats import is_gguf, is_onnx
+
 # Image preprocessing flags -> ImageFolder options (None: the preset's value).
 _IMAGE_OPTIONS = {"preset": "preset", "layout": "layout", "color": "color", "mean": "mean",
                   "std": "std", "scale": "scale", "crop": "size", "resize": "resize",
@@ -67,7 +69,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 def _tokenizer_dir(model: Path) -> Path | None:
     """The tokenizer beside ``model``: a HF dir, a GGUF's converted dir, or an export's source."""
-    if model.suffix == ".gguf":
+    if is_gguf(model):
         from frugalml.export.gguf import gguf_model_dir
 
         return gguf_model_dir(model)
@@ -80,7 +82,7 @@ def _tokenizer_dir(model: Path) -> Path | None:
 def _onnx_signature(model: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(name, numpy dtype, shape) of an ONNX model's inputs, or [] for a HF directory."""
     path = model / "model.onnx" if model.is_dir() else model
-    if path.suffix != ".onnx" or not path.is_file():
+    if not is_onnx(path) or not path.is_file():
         return []
     import onnxruntime as ort
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from frugalml.runtime.formats import OPENVINO, ORT, model_format
+
 
 def cmd_compile(args: argparse.Namespace) -> None:
     """Build the target's bundle(s), verify them here, gate speed where native."""
@@ -71,8 +73,8 @@ def _verify_elsewhere(bundle: Path, digest: str | None, backend: str | None,
     manifest = read_manifest(bundle, digest)
     verify_files(bundle, manifest)
     need = manifest.target
-    artifact = {".ort": "ort", ".xml": "openvino-ir"}.get(Path(manifest.model_file).suffix,
-                                                          "onnx")
+    artifact = {ORT: "ort", OPENVINO: "openvino-ir"}.get(model_format(manifest.model_file),
+                                                         "onnx")
     target = TARGETS.get(need.name) or Target(
         name=need.name, machine=need.machine, required_features=need.required_features,
         backend=need.backend, int8_format=QuantFormat.S8S8, description="from the manifest",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.calibration.descriptor import DESCRIPTOR_NAME
+from frugalml.runtime.formats import is_ir, is_onnx
 
 # The reader options each kind of data takes (the rest of a CLI's flags do not apply to it).
 _IMAGE = frozenset({"preset", "layout", "color", "mean", "std", "scale", "size", "resize",
@@ -114,7 +115,7 @@ def open_data(data: Any, inputs: Sequence[str], given: Mapping[str, Any], *,
 
 def signature_of(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
     """The inputs of an ONNX or IR model file, to check the data against before any work."""
-    if not isinstance(model, (str, Path)) or Path(model).suffix not in (".onnx", ".xml"):
+    if not isinstance(model, (str, Path)) or not (is_onnx(model) or is_ir(model)):
         return None
     from frugalml.quantize.api import signature
 
@@ -123,5 +124,4 @@ def signature_of(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
 
 def model_file(model: Any) -> Path | None:
     """``model`` when it is an ONNX file (the one stream data's input roles belong to)."""
-    return Path(model) if isinstance(model, (str, Path)) and Path(model).suffix == ".onnx" \
-        else None
+    return Path(model) if isinstance(model, (str, Path)) and is_onnx(model) else None

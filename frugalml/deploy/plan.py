@@ -13,6 +13,7 @@ from typing import Any
 
 from frugalml.deploy.candidates import parse_choice
 from frugalml.errors import FrugalError, InputError, TargetError
+from frugalml.runtime.formats import is_gguf, is_ir
 from frugalml.runtime.workload import Workload
 
 # Budget fields a deploy may set (the rest keep each recipe's defaults).
@@ -93,7 +94,8 @@ def model_name(model: Any) -> str:
 
 
 def input_names(model: Any, example: Mapping[str, Any] | None) -> list[str]:
-    """The model's input names, from its file, its Hugging Face task, or the example.
+    """The input names of a model that is not an ONNX or IR file (whose signature says
+    them): from its Hugging Face task, or the example.
 
     Raises:
         InputError: a torch module without ``example`` inputs.
@@ -104,10 +106,6 @@ def input_names(model: Any, example: Mapping[str, Any] | None) -> list[str]:
                              "example={'input_name': array}).")
         return list(example)
     path = Path(model)
-    if path.suffix in (".onnx", ".xml"):
-        from frugalml.quantize.api import signature
-
-        return [name for name, _, _ in signature(path)]
     from frugalml.export.huggingface import INPUT_NAMES, infer_task
 
     if language_model_source(path):
@@ -122,7 +120,7 @@ def language_model_source(model: Any) -> bool:
     if not isinstance(model, (str, Path)):
         return False
     path = Path(model)
-    if path.suffix == ".gguf":
+    if is_gguf(path):
         return True
     from frugalml.export.huggingface import infer_task
 
@@ -145,7 +143,7 @@ def tokenizer_dir(model: Any) -> Path | None:
     if not isinstance(model, (str, Path)):
         return None
     path = Path(model)
-    if path.suffix == ".gguf":
+    if is_gguf(path):
         from frugalml.export.gguf import gguf_model_dir
 
         return gguf_model_dir(path)
@@ -169,7 +167,7 @@ def source_format(exported: Path) -> str:
     ``onnx``."""
     from frugalml.quantize.gguf_grid import SOURCE_NAME
 
-    if exported.suffix == ".xml":
+    if is_ir(exported):
         return "openvino"
     return "gguf" if (exported.parent / SOURCE_NAME).is_file() else "onnx"
 

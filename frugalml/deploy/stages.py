@@ -13,6 +13,7 @@ import numpy as np
 
 from frugalml.core.cache import cached_stage
 from frugalml.core.records import digest, file_sha256, tree_digest
+from frugalml.runtime.formats import is_ir, model_files
 
 
 def source_digest(model: Any) -> str | None:
@@ -23,9 +24,7 @@ def source_digest(model: Any) -> str | None:
     path = Path(model)
     if path.is_dir():
         return tree_digest(path)
-    if path.suffix == ".xml":
-        return digest(file_sha256(path), file_sha256(path.with_suffix(".bin")))
-    return file_sha256(path)
+    return digest(*map(file_sha256, model_files(path))) if is_ir(path) else file_sha256(path)
 
 
 def export_cached(model: Any, cache: Path, key: str | None, *,
@@ -41,7 +40,7 @@ def export_cached(model: Any, cache: Path, key: str | None, *,
     from frugalml.export import ExportedModel, export
 
     # An IR stays IR (it has no way back to ONNX); everything else becomes ONNX.
-    ir = isinstance(model, (str, Path)) and Path(model).suffix == ".xml"
+    ir = isinstance(model, (str, Path)) and is_ir(model)
 
     def build(tmp: Path) -> Any:
         return export(model, tmp / "export", example=example, validation=list(validation),

@@ -27,6 +27,7 @@ from frugalml.deploy.candidates import CANDIDATES, FUSED, CandidateSpec, candida
 from frugalml.deploy.plan import export_task
 from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached
 from frugalml.errors import BundleError, SweepError
+from frugalml.runtime.formats import is_onnx
 
 _VALIDATION_ITEMS = 4
 _COMPILED = "compiled.json"  # a finished compile stage: its bundle and verification
@@ -113,7 +114,7 @@ def _check_openvino_reads(model: Path) -> None:
     """
     import onnx
 
-    if model.suffix != ".onnx":
+    if not is_onnx(model):
         return
     graph = onnx.load(str(model), load_external_data=False).graph
     theirs = sorted({n.op_type for n in graph.node if n.domain == "com.microsoft"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from frugalml.runtime.formats import ir_weights
 from frugalml.targets.profiles import Target
 from frugalml.targets.support import Probes, Support, cpu_support
 
@@ -29,7 +30,7 @@ class OpenVinoIrKind:
                       compress_to_fp16=precision == "fp16")
         hints = ({"INFERENCE_PRECISION_HINT": "f16"} if target.device == "GPU"
                  else {"CACHE_DIR": OV_CACHE_HINT})
-        return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, hints
+        return {"model.xml": xml, "model.bin": ir_weights(xml)}, hints
 
     def runs(self, target: Target, missing: tuple[str, ...], probes: Probes) -> Support:
         """As any CPU artifact; a GPU target is native only with its GPU and OpenCL."""

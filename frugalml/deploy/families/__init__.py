@@ -14,6 +14,7 @@ from pathlib import Path
 
 from frugalml.core.registry import Registry
 from frugalml.deploy.families._family import Family, GraphFacts
+from frugalml.runtime.formats import is_ir
 
 CNN, TRANSFORMER, DECODER, OTHER, STREAMING = "cnn", "transformer", "decoder", "other", "streaming"
 FAMILIES = Registry("Model family", {
@@ -66,7 +67,7 @@ def read_graph(model: Path, task: str) -> GraphFacts:
     """The operator counts of an ONNX or OpenVINO IR file (IR operators under their ONNX
     names), with the task scoring found."""
     path = Path(model)
-    if path.suffix == ".xml":
+    if is_ir(path):
         import openvino as ov
 
         ops = [op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()]
