@@ -23,7 +23,7 @@ from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._registry import get_quantizer
 from frugalml.quantize.accuracy import measure, size_check
-from frugalml.quantize.range_safety import RangeSafety, analyse, output_tail
+from frugalml.quantize.range_safety import RangeSafety, analyse, graph_only
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.runtime.formats import ir_weights, is_ir, is_onnx
@@ -234,10 +234,15 @@ def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: St
         # Every backend's W4A8 quantizes MatMul activations per call (static INT8 is for
         # Conv/Gemm): no Concat shares a calibrated scale, so no FP32 ranges are read (on
         # SmolLM2 that pass took about a minute per candidate).
-        return RangeSafety(output_tail=output_tail(model))
-    with steps.step("range safety: output tail and mixed-range Concats from FP32 ranges"):
+        return graph_only(model)
+    with steps.step("range safety: which nodes keep float (graph rules, FP32 ranges)"):
         safety = analyse(model, calibration_feeds(data, min(recipe.calibration_items,
                                                             RANGE_ITEMS)))
+    for head in safety.decision_heads:
+        steps.note(f"range safety: {head} kept in float (it makes a one-value decision output)")
+    if safety.log_inputs:
+        steps.note(f"range safety: {len(safety.log_inputs)} nodes before a Log kept in float "
+                   "(one INT8 scale would round its quiet end to zero)")
     for m in safety.mixed_ranges:
         steps.note(f"range safety: {m['node']} kept in float (its inputs' ranges differ "
                    f"{m['ratio']}x)")

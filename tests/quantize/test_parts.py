@@ -188,6 +188,37 @@ def test_labelled_boxes_follow_the_letterbox_and_the_crop() -> None:
     np.testing.assert_allclose(cropped, [[25, 0, 50, 50, 2]])  # the first is cut away
 
 
+def test_graph_rules_find_a_decision_head_and_a_log_front_end() -> None:
+    """x -> MatMul "spectrum" -> Abs -> Add 1 -> Log -> MatMul "body" -> Relu -> Gemm "head"
+    -> Sigmoid -> y[n, 1], and a second output z[n, 4] from "body": the chain before the Log
+    (with its weighted layer) and the head are kept float; "body", which makes a
+    several-value output too, is not a decision head."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from frugalml.quantize.range_safety import graph_only
+
+    rng = np.random.default_rng(4)
+    w = {k: numpy_helper.from_array(rng.normal(0, 0.1, s).astype(np.float32), k)
+         for k, s in (("ws", (8, 8)), ("wb", (8, 4)), ("wh", (4, 1)), ("one", ()))}
+    nodes = [helper.make_node("MatMul", ["x", "ws"], ["s"], name="spectrum"),
+             helper.make_node("Abs", ["s"], ["a"], name="abs"),
+             helper.make_node("Add", ["a", "one"], ["p"], name="plus_one"),
+             helper.make_node("Log", ["p"], ["f"], name="log"),
+             helper.make_node("MatMul", ["f", "wb"], ["z"], name="body"),
+             helper.make_node("Relu", ["z"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "wh"], ["g"], name="head"),
+             helper.make_node("Sigmoid", ["g"], ["y"], name="decide")]
+    graph = helper.make_graph(
+        nodes, "decide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 4])], list(w.values()))
+    found = graph_only(helper.make_model(graph))
+    assert found.output_tail == ("decide",)
+    assert found.decision_heads == ("head",)
+    assert set(found.log_inputs) == {"plus_one", "abs", "spectrum"}
+    assert set(found.nodes) == {"decide", "head", "plus_one", "abs", "spectrum"}
+
+
 def _matmul_concat(path: Path) -> Path:
     """x[n, 128] -> two MatMuls, one scaled x100 -> Concat ("mix") -> MatMul ("head")."""
     import onnx

@@ -138,4 +138,28 @@ def test_nncf_quantizes_an_lstm_for_openvino_and_says_a_gru_stays_float(
     assert sum(n.startswith("GRUSequence") for n in gru.float_layers) == 2
     for record in (lstm, gru):  # the convolution reads its FakeQuantize through a Reshape:
         assert "/conv/Conv/WithoutBiases" in record.int8_activation_layers  # int8 activations
-        assert len(record.int8_activation_layers) + len(record.weight_only_layers) >= 3
+        # range safety keeps the spectrum MatMul (before the Log) and the head Gemm float
+        assert not [n for n in record.int8_activation_layers + record.weight_only_layers
+                    if "spectrum" in n or "head" in n]
+
+
+def test_range_safety_keeps_the_log_front_end_and_the_decision_head_float(
+        vad_model: Path, vad_streams: Path, spoken: Path, tmp_path: Path) -> None:
+    """int8-static meets the detector's budget without the search once range safety keeps the
+    Log's input chain (from the raw waveform's spectrum MatMul) and the head Gemm that makes
+    the one-value decision in float; without it the decisions drift (0.74 / 0.57 here)."""
+    from frugalml.quantize.recipe import get_recipe
+
+    speech = stream_set(spoken, ROLES, vad_model, chunk=256, sample_rate=RATE,
+                        calibration_size=300)
+    synthetic = stream_set(vad_streams, ROLES, vad_model, calibration_size=12 * 40)
+    for name, data in (("speech", speech), ("synthetic", synthetic)):
+        safe = quantize(vad_model, data, tmp_path / f"{name}-safe", recipe="int8",
+                        allow_over_budget=True)
+        assert safe.range_safety["decision_heads"] == ["/head/Gemm"]
+        assert {"/spectrum/MatMul", "/Abs", "/Add"} <= set(safe.range_safety["log_inputs"])
+        assert safe.int8_activation_layers == ("/conv/Conv",)  # the Conv after the Log
+        assert safe.accuracy["candidate"]["frame_agreement_with_fp32"] >= 0.99
+        unsafe = quantize(vad_model, data, tmp_path / f"{name}-unsafe", allow_over_budget=True,
+                          recipe=get_recipe("int8", range_safe=False))
+        assert unsafe.accuracy["candidate"]["frame_agreement_with_fp32"] < 0.9
