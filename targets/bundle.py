@@ -73,7 +73,8 @@ def assemble(
     return _write_manifest(staging, Manifest(
         name=name, model_file=next(iter(files)), precision=precision,
         target=target.requirements(), inputs=inputs, outputs=outputs, files={},
-        samples_file=SAMPLES_NAME, sample_tolerance=sample_tolerance, source=source,
+        samples_file=SAMPLES_NAME, sample_tolerance=scaled_tolerance(sample_tolerance, expected),
+        source=source,
         recipe=recipe, calibration=calibration, libraries=dict(library_versions(_LIBRARIES)),
         kernels=kernel_counts(model_file), metrics=metrics,
         runtime_hints=dict(runtime_hints or {}), generation=generation, roles=roles),
@@ -134,14 +135,32 @@ def assemble_ir(
         got = session.run(samples)
     finally:
         session.close()
+    expected = [got[s.name] for s in outputs]
     return _write_manifest(staging, Manifest(
         name=name, model_file="model.xml", precision=precision, target=target.requirements(),
         inputs=inputs, outputs=outputs, files={}, samples_file=SAMPLES_NAME,
-        sample_tolerance=sample_tolerance, source=source, recipe=recipe,
+        sample_tolerance=scaled_tolerance(sample_tolerance, expected), source=source,
+        recipe=recipe,
         calibration=calibration, libraries=dict(library_versions(_LIBRARIES + ("openvino",))),
         kernels=ir_kernel_counts(model), metrics=metrics,
         runtime_hints=hints, roles=roles),
-        samples, [got[s.name] for s in outputs], files)
+        samples, expected, files)
+
+
+def scaled_tolerance(tolerance: Mapping[str, float], expected: list[np.ndarray]
+                     ) -> dict[str, float]:
+    """``min_cosine`` and ``max_abs`` for the manifest: a ``max_abs_of_peak`` entry widens
+    ``max_abs`` to that share of the largest expected value, for precisions whose rounding
+    grows with the values. Measured: the MNIST CNN in fp16 on an emulated Neoverse N1 (ONNX
+    Runtime's fp16 kernels) was 0.147 from the fp32-arithmetic reference on logits up to 92,
+    cosine 1.00000; a fixed 0.05 refused it."""
+    tol = {k: float(v) for k, v in tolerance.items() if k != "max_abs_of_peak"}
+    share = tolerance.get("max_abs_of_peak")
+    if share:
+        peak = max((float(np.abs(e).max()) for e in expected if e.size
+                    and np.issubdtype(e.dtype, np.floating)), default=0.0)
+        tol["max_abs"] = max(tol["max_abs"], share * peak)
+    return tol
 
 
 def _check_samples(samples: Mapping[str, np.ndarray], inputs: tuple[TensorSpec, ...]) -> None:

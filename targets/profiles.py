@@ -91,9 +91,10 @@ _BUILTIN = (
                     "(8-bit in depthwise convolutions)",
     ),
     Target(
-        name="arm64", machine="aarch64", required_features=("asimddp",),
+        name="arm64", machine="aarch64", required_features=("asimddp", "asimdhp"),
         backend="onnxruntime", int8_format=QuantFormat.S8S8,
-        description="ARM64 v8.2+ with dot product (Neoverse N1, Graviton 2+): S8S8 QDQ INT8",
+        description="ARM64 v8.2+ with dot product and fp16 arithmetic (Neoverse N1, Graviton "
+                    "2+, Cortex-A76+, Apple M): S8S8 QDQ INT8, ONNX Runtime's fp16 kernels",
     ),
     Target(
         name="arm64-a72", machine="aarch64", required_features=("asimd",),

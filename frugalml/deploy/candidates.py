@@ -127,6 +127,13 @@ CANDIDATES: dict[str, CandidateSpec] = {c.name: c for c in (
     CandidateSpec(name="fp16", recipe="fp16", backend="onnxruntime", output_format="onnx",
                   default=True, devices=frozenset({"GPU"}),
                   about="FP16 weights for targets that compute in FP16"),
+    # NOTE: not timed on this x86 host (no x86 target computes fp16 here: OpenVINO's f16 hint
+    # on an AVX512-FP16 Xeon ran MiniLM 1.4x slower than f32, ONNX Runtime has no x86 fp16
+    # kernels); checked under QEMU on an emulated Neoverse N1 against the fp32 reference.
+    CandidateSpec(name="fp16-cpu", recipe="fp16", backend="onnxruntime", output_format="onnx",
+                  default=True, needs=frozenset({"fp16"}),
+                  about="FP16 weights and arithmetic for CPUs with native fp16 (Arm v8.2 "
+                        "asimdhp), run by ONNX Runtime's fp16 kernels"),
 )}
 
 

@@ -39,8 +39,8 @@ CASES = {
         "x86_64", ("fp32",), False, False, "x86-avx2", ["int8-static"],
         ["fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused"]),
     "arm-neoverse-n1.txt": (
-        "aarch64", ("fp32", "fp16"), True, False, "arm64", ["int8-static"],
-        ["fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused"]),
+        "aarch64", ("fp32", "fp16"), True, False, "arm64", ["int8-static", "fp16-cpu"],
+        ["fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused", "fp16-cpu"]),
     "arm-cortex-a72.txt": (
         "aarch64", ("fp32",), False, False, "arm64-a72", ["int8-static"],
         ["fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused"]),

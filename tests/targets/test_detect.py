@@ -74,8 +74,10 @@ def test_every_target_says_how_this_host_can_run_it() -> None:
     with_qemu = support(x86, Probes(qemu_aarch64=True, intel_gpu=False, opencl=True))
     assert with_qemu["arm64"].runs == with_qemu["arm64-a72"].runs == Runs.EMULATED
     assert with_qemu["igpu"].missing == ("an Intel GPU (no /dev/dri/renderD* node)",)
-    arm = _host(("fp", "asimd", "asimddp"), machine="aarch64")
+    arm = _host(("fp", "asimd", "asimddp", "asimdhp"), machine="aarch64")
     assert detect(arm).name == "arm64"
+    # dot product without fp16 arithmetic (no such core is common): the v8.0 target
+    assert detect(_host(("fp", "asimd", "asimddp"), machine="aarch64")).name == "arm64-a72"
     assert support(arm, NOTHING)["x86-avx2"].runs == Runs.NO
     assert detect(_host(("fp", "asimd"), machine="aarch64")).name == "arm64-a72"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frugalml.calibration import from_items, make_set
 from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.host import read_host
 from frugalml.targets import get_target
@@ -37,7 +38,6 @@ def _emulation_or_skip() -> None:
 @pytest.fixture(scope="module")
 def arm64_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     _emulation_or_skip()
-    from frugalml.calibration import from_items, make_set
     from frugalml.export import GraphSpec, export
     from frugalml.quantize.api import quantize
 
@@ -85,6 +85,36 @@ def test_the_same_bundles_verify_under_emulation_with_openvino(
     assert out["max_abs_error"] <= 1e-4  # INT8 on ARM: exact against the unfused reference
 
 
+def test_an_fp16_bundle_runs_arm_fp16_kernels_under_emulation(arm64_bundles: dict) -> None:
+    """The fp16-cpu candidate's artifact for arm64: ONNX Runtime for aarch64 on an emulated
+    Neoverse N1 (asimdhp) computes in fp16, so it differs from the fp32-arithmetic reference
+    recorded at build time (x86 ONNX Runtime has no fp16 kernels and casts) by fp16 rounding
+    (measured 0.147 on logits up to 92, cosine 0.9999995), within the manifest's tolerance,
+    which scales with the outputs' peak."""
+    import json
+
+    from frugalml.quantize.api import quantize
+
+    root = arm64_bundles["root"]
+    digits, labels = mnist_batch(300)
+    data = make_set(from_items([{"image": d} for d in digits], labels=labels.tolist()),
+                    calibration_size=100)
+    record = quantize(root / "fp32", data, root / "fp16", recipe="fp16", target="arm64",
+                      eval_items=200)
+    assert record.accuracy["candidate"]["top1_agreement_with_fp32"] == 1.0
+    result = compile_model(root / "fp16", root / "bundles-fp16", target="arm64",
+                           samples={"image": digits[:8]}, name="mnist")
+    check = result.verification["fp16"]
+    assert check["status"] == "verified" and "asimdhp" in check["emulated_host"]["flags"]
+    manifest = json.loads((Path(result.bundles["fp16"]) / "manifest.json").read_text())
+    tolerance = manifest["sample_tolerance"]
+    peak = max(float(np.abs(v).max()) for k, v in np.load(
+        Path(result.bundles["fp16"]) / "samples.npz").items() if k.startswith("output."))
+    assert tolerance["max_abs"] == pytest.approx(max(0.05, 0.005 * peak))
+    assert 1e-3 < check["max_abs_error"] <= tolerance["max_abs"]  # fp16 arithmetic ran
+    assert check["min_cosine"] >= 0.9999
+
+
 def test_an_arm64_bundle_is_refused_on_an_emulated_cpu_without_dot_product(
         arm64_bundles: dict) -> None:
     bundle = Path(arm64_bundles["result"].bundles["int8"])
@@ -121,3 +151,15 @@ def test_apt_mirror_reads_both_source_formats(tmp_path: Path) -> None:
     assert apt_mirror(tmp_path) == "http://old.example/debian"
     (tmp_path / "sources.list").unlink()
     assert apt_mirror(tmp_path) == "http://deb.debian.org/debian"
+
+
+def test_an_fp16_tolerance_scales_with_the_outputs_peak() -> None:
+    from frugalml.targets.bundle import scaled_tolerance
+
+    fixed = {"min_cosine": 0.9999, "max_abs": 0.05}
+    logits = [np.array([[92.0, -3.0]], np.float32), np.array([1, 2], np.int64)]
+    assert scaled_tolerance(fixed, logits) == fixed
+    scaled = scaled_tolerance({**fixed, "max_abs_of_peak": 0.005}, logits)
+    assert scaled == {"min_cosine": 0.9999, "max_abs": pytest.approx(0.46)}
+    small = scaled_tolerance({**fixed, "max_abs_of_peak": 0.005}, [np.ones(3, np.float32)])
+    assert small["max_abs"] == 0.05  # never tighter than the fixed bound
