@@ -41,7 +41,8 @@ def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0, tied: bool = Fals
     return dest
 
 
-def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
+def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0, query_scalar: int = 32,
+                context: int = 128) -> Path:
     """A tiny Gemma 3 (5 sliding-window layers of 6, QK-norm, one KV head, tied embedding,
     per-layer rotary bases, a query scale that is not 1/sqrt(head size)) with the tiny
     Llama's tokenizer; ``window`` is far shorter than the export check's prompt (67 tokens),
@@ -54,7 +55,7 @@ def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     config = Gemma3TextConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=6,
         num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=window,
-        query_pre_attn_scalar=32, max_position_embeddings=128, rope_theta=1e6,
+        query_pre_attn_scalar=query_scalar, max_position_embeddings=context, rope_theta=1e6,
         rope_local_base_freq=1e4, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
         pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
     torch.manual_seed(seed)
@@ -147,4 +148,62 @@ def tiny_bert(dest: Path, *, seed: int = 0) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "vocab.txt"):
         shutil.copy(source / name, dest / name)
+    return dest
+
+
+def tiny_gemma3_gguf(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
+    """The tiny Gemma 3 written as llama.cpp's converter writes a ``gemma3`` GGUF (``dest``):
+    llama.cpp's tensor names, no rotary row reordering (only Llama-family files have it), RMS
+    norm weights stored with Gemma's +1 folded in, no output table (tied), 2-D weights in F32,
+    and a sentencepiece-style vocabulary (pieces with ``▁`` for a space, scores by merge rank),
+    which transformers reads as Gemma's tokenizer. The query scale is Gemma 3's default
+    (``query_pre_attn_scalar`` 256: a GGUF does not carry it). Its vocabulary reads as
+    characters more than words, so the context is 256: the export check's prompt is ~120
+    tokens."""
+    import json
+
+    import gguf
+    import numpy as np
+    from safetensors.torch import load_file
+
+    source = tiny_gemma3(dest.with_name(dest.stem + "-hf"), window=window, seed=seed,
+                         query_scalar=256, context=256)
+    config = json.loads((source / "config.json").read_text())
+    vocab = json.loads((source / "tokenizer.json").read_text())["model"]["vocab"]
+    tokens = [t.replace("Ġ", "▁") for t in sorted(vocab, key=vocab.get)]
+    tensors = load_file(source / "model.safetensors")
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, config["num_hidden_layers"])
+    writer = gguf.GGUFWriter(str(dest), "gemma3")
+    writer.add_name("tiny-gemma3")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_key_length(config["head_dim"])
+    writer.add_value_length(config["head_dim"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base(config["rope_theta"])
+    writer.add_sliding_window(config["sliding_window"])
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([-float(i) for i in range(len(tokens))])
+    writer.add_token_types([gguf.TokenType.CONTROL if t == EOS else gguf.TokenType.NORMAL
+                            for t in tokens])
+    writer.add_eos_token_id(vocab[EOS])
+    writer.add_bos_token_id(vocab[EOS])
+    writer.add_unk_token_id(vocab[EOS])
+    writer.add_add_bos_token(False)
+    for name, tensor in tensors.items():
+        w = tensor.float().numpy()
+        if name.endswith("norm.weight"):
+            w = w + 1.0  # llama.cpp's Gemma converter folds the (1 + w) of Gemma's RMSNorm
+        gguf_name = names.get_name(name.removesuffix(".weight")) + ".weight"
+        writer.add_tensor(gguf_name, np.ascontiguousarray(w, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     return dest

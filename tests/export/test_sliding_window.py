@@ -25,3 +25,37 @@ def test_a_sliding_window_decoder_fuses_and_matches_torch_past_the_window(tmp_pa
                  for n in graph.node if n.op_type == "GroupQueryAttention"]
     assert [a.get("local_window_size") for a in attention] == [8, 8, 8, 8, 8, None]
     assert all(abs(a["scale"] - 32 ** -0.5) < 1e-7 for a in attention)
+
+
+def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_the_window(
+        tmp_path: Path) -> None:
+    """The same architecture from a ``gemma3`` GGUF (llama.cpp's names, norms with the +1
+    folded in, no output table, a sentencepiece vocabulary): transformers reads back exactly
+    the model that was written, and the export from the file (through the GGUF cache, as
+    `frugal deploy FILE.gguf` runs it) fuses every attention with its window and equals torch
+    token for token over a prompt 14x the window and 16 greedy steps."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from frugalml.export.decoder import PROMPT, export_decoder
+    from frugalml.export.gguf import gguf_model_dir
+    from frugalml.export.huggingface import load_tokenizer
+    from tests.decoders import tiny_gemma3_gguf
+
+    gguf_file = tiny_gemma3_gguf(tmp_path / "tiny-gemma3.gguf", window=8)
+    model_dir = gguf_model_dir(gguf_file, cache_root=tmp_path / "cache")
+    ids = torch.arange(40)[None]
+    with torch.no_grad():
+        written = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-gemma3-hf")(ids).logits
+        read = AutoModelForCausalLM.from_pretrained(model_dir)(ids).logits
+    assert torch.equal(written, read)
+    assert len(load_tokenizer(model_dir)(PROMPT)["input_ids"]) > 14 * 8
+    exported = export_decoder(model_dir, tmp_path / "export")
+    assert not exported.attempts and any(f.startswith("gqa x6") for f in exported.fusions)
+    (logits,) = exported.checks  # greedy tokens equal torch's, logits within tolerance
+    assert logits.passed and logits.min_cosine > 0.99999
+    graph = onnx.load(str(exported.path), load_external_data=False).graph
+    attention = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+                 for n in graph.node if n.op_type == "GroupQueryAttention"]
+    assert [a.get("local_window_size") for a in attention] == [8, 8, 8, 8, 8, None]
+    assert all(abs(a["scale"] - 256 ** -0.5) < 1e-7 for a in attention)
