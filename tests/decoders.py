@@ -88,12 +88,7 @@ def tiny_llama_gguf(dest: Path, *, weights: str = "Q4_0", seed: int = 0) -> Path
     tensors = load_file(source / "model.safetensors")
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
-    writer = gguf.GGUFWriter(str(dest), "llama")
-    writer.add_name("tiny-llama")
-    writer.add_context_length(config["max_position_embeddings"])
-    writer.add_embedding_length(config["hidden_size"])
-    writer.add_block_count(config["num_hidden_layers"])
-    writer.add_feed_forward_length(config["intermediate_size"])
+    writer = _gguf_writer(dest, "llama", config)
     writer.add_rope_dimension_count(config["hidden_size"] // heads)
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
@@ -151,6 +146,19 @@ def tiny_bert(dest: Path, *, seed: int = 0) -> Path:
     return dest
 
 
+def _gguf_writer(dest: Path, arch: str, config: dict) -> object:
+    """gguf's writer for ``dest`` with the sizes every architecture records."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(dest), arch)
+    writer.add_name(f"tiny-{arch}")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    return writer
+
+
 def tiny_gemma3_gguf(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     """The tiny Gemma 3 written as llama.cpp's converter writes a ``gemma3`` GGUF (``dest``):
     llama.cpp's tensor names, no rotary row reordering (only Llama-family files have it), RMS
@@ -173,12 +181,7 @@ def tiny_gemma3_gguf(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     tokens = [t.replace("Ġ", "▁") for t in sorted(vocab, key=vocab.get)]
     tensors = load_file(source / "model.safetensors")
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, config["num_hidden_layers"])
-    writer = gguf.GGUFWriter(str(dest), "gemma3")
-    writer.add_name("tiny-gemma3")
-    writer.add_context_length(config["max_position_embeddings"])
-    writer.add_embedding_length(config["hidden_size"])
-    writer.add_block_count(config["num_hidden_layers"])
-    writer.add_feed_forward_length(config["intermediate_size"])
+    writer = _gguf_writer(dest, "gemma3", config)
     writer.add_head_count(config["num_attention_heads"])
     writer.add_head_count_kv(config["num_key_value_heads"])
     writer.add_key_length(config["head_dim"])

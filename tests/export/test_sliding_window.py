@@ -16,15 +16,21 @@ def test_a_sliding_window_decoder_fuses_and_matches_torch_past_the_window(tmp_pa
     from tests.decoders import tiny_gemma3
 
     exported = export_decoder(tiny_gemma3(tmp_path / "gemma3", window=8), tmp_path / "export")
+    _fused_with_windows_and_equal_to_torch(exported, scale=32 ** -0.5)
+
+
+def _fused_with_windows_and_equal_to_torch(exported: object, scale: float) -> None:
+    """Every attention fused (windows 8 on five layers, full on the sixth, the model's query
+    scale), and the export's check passed: greedy tokens equal torch's, logits within 1e-5."""
     assert not exported.attempts, exported.attempts  # the fused graph was kept
     assert any(f.startswith("gqa x6") for f in exported.fusions), exported.fusions
-    (logits,) = exported.checks  # greedy tokens equal torch's, logits within tolerance
+    (logits,) = exported.checks
     assert logits.passed and logits.min_cosine > 0.99999
     graph = onnx.load(str(exported.path), load_external_data=False).graph
     attention = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                  for n in graph.node if n.op_type == "GroupQueryAttention"]
     assert [a.get("local_window_size") for a in attention] == [8, 8, 8, 8, 8, None]
-    assert all(abs(a["scale"] - 32 ** -0.5) < 1e-7 for a in attention)
+    assert all(abs(a["scale"] - scale) < 1e-7 for a in attention)
 
 
 def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_the_window(
@@ -51,11 +57,4 @@ def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_t
     assert torch.equal(written, read)
     assert len(load_tokenizer(model_dir)(PROMPT)["input_ids"]) > 14 * 8
     exported = export_decoder(model_dir, tmp_path / "export")
-    assert not exported.attempts and any(f.startswith("gqa x6") for f in exported.fusions)
-    (logits,) = exported.checks  # greedy tokens equal torch's, logits within tolerance
-    assert logits.passed and logits.min_cosine > 0.99999
-    graph = onnx.load(str(exported.path), load_external_data=False).graph
-    attention = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-                 for n in graph.node if n.op_type == "GroupQueryAttention"]
-    assert [a.get("local_window_size") for a in attention] == [8, 8, 8, 8, 8, None]
-    assert all(abs(a["scale"] - 256 ** -0.5) < 1e-7 for a in attention)
+    _fused_with_windows_and_equal_to_torch(exported, scale=256 ** -0.5)
