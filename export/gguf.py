@@ -15,11 +15,13 @@ from typing import Any
 from frugalml.core.atomic import staged
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import ExportError, require
+from frugalml.export.gguf_tokenizer import gguf_spm
 from frugalml.runtime.prompt import special_prefix
 
 _MAGIC = b"GGUF"
-# Bumped when what is written changes: 2 = the tokenizer adds the special tokens the file says.
-_LAYOUT = 2
+# Bumped when what is written changes: 2 = the tokenizer adds the special tokens the file says;
+# 3 = a sentencepiece vocabulary is tokenized as llama.cpp does (export.gguf_tokenizer).
+_LAYOUT = 3
 _SPECIAL_FLAGS = ("add_bos_token", "add_eos_token")
 
 
@@ -89,9 +91,27 @@ def _dequantize_into(gguf_file: Path, out_dir: Path) -> None:
         raise ExportError(f"Transformers cannot read {gguf_file} ({str(e)[:300]}): the file is "
                           "truncated or corrupt, or holds an architecture transformers does not "
                           "convert from GGUF (it converts llama, mistral, qwen2, ...).") from e
+    _as_llama_cpp_tokenizes(gguf_file, tokenizer)
     _special_tokens_as_in(gguf_file, tokenizer)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def _as_llama_cpp_tokenizes(gguf_file: Path, tokenizer: Any) -> None:
+    """Give ``tokenizer`` the pieces llama.cpp would cut: a sentencepiece-BPE vocabulary is
+    rebuilt as a score-ranked BPE (:mod:`frugalml.export.gguf_tokenizer`; transformers reads
+    it as a Unigram model and over-splits). Other vocabularies are left as transformers built
+    them (a ``gpt2`` BPE's merges are in the file)."""
+    from gguf import GGUFReader
+
+    rebuilt = gguf_spm(GGUFReader(str(gguf_file)).fields)
+    if rebuilt is None:
+        return
+    tokenizer._tokenizer, specials = rebuilt  # the backend: what save_pretrained writes
+    for role, piece in specials.items():  # the file's pieces, not the class's default names
+        setattr(tokenizer, role, piece)
+    if hasattr(tokenizer, "update_post_processor"):  # Llama/Gemma: BOS/EOS on the new backend
+        tokenizer.update_post_processor()
 
 
 def _special_tokens_as_in(gguf_file: Path, tokenizer: Any) -> None:

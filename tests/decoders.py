@@ -42,7 +42,7 @@ def tiny_llama(dest: Path, *, vocab: int = 512, seed: int = 0, tied: bool = Fals
 
 
 def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0, query_scalar: int = 32,
-                context: int = 128) -> Path:
+                context: int = 128, vocab: int | None = None) -> Path:
     """A tiny Gemma 3 (5 sliding-window layers of 6, QK-norm, one KV head, tied embedding,
     per-layer rotary bases, a query scale that is not 1/sqrt(head size)) with the tiny
     Llama's tokenizer; ``window`` is far shorter than the export check's prompt (67 tokens),
@@ -53,7 +53,8 @@ def tiny_gemma3(dest: Path, *, window: int = 8, seed: int = 0, query_scalar: int
     source = tiny_llama(dest.with_name(dest.name + "-tokenizer"))
     tokenizer = AutoTokenizer.from_pretrained(source)
     config = Gemma3TextConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=6,
+        vocab_size=vocab or len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=6,
         num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=window,
         query_pre_attn_scalar=query_scalar, max_position_embeddings=context, rope_theta=1e6,
         rope_local_base_freq=1e4, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
@@ -159,26 +160,45 @@ def _gguf_writer(dest: Path, arch: str, config: dict) -> object:
     return writer
 
 
+def spm_vocabulary(dest: Path, *, size: int = 600) -> Path:
+    """A sentencepiece BPE model trained on tiny-shakespeare as Gemma's is set up (byte
+    fallback, Gemma's special pieces at ids 0-3, no dummy space prefix), written to ``dest``."""
+    import io
+
+    import sentencepiece
+
+    text = tiny_shakespeare().read_text(encoding="utf-8")[:200_000]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(text.splitlines()), model_writer=model, model_type="bpe",
+        vocab_size=size, byte_fallback=True, character_coverage=1.0, add_dummy_prefix=False,
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+        bos_piece="<bos>", unk_piece="<unk>", minloglevel=2)
+    dest.write_bytes(model.getvalue())
+    return dest
+
+
 def tiny_gemma3_gguf(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     """The tiny Gemma 3 written as llama.cpp's converter writes a ``gemma3`` GGUF (``dest``):
     llama.cpp's tensor names, no rotary row reordering (only Llama-family files have it), RMS
     norm weights stored with Gemma's +1 folded in, no output table (tied), 2-D weights in F32,
-    and a sentencepiece-style vocabulary (pieces with ``▁`` for a space, scores by merge rank),
-    which transformers reads as Gemma's tokenizer. The query scale is Gemma 3's default
-    (``query_pre_attn_scalar`` 256: a GGUF does not carry it). Its vocabulary reads as
-    characters more than words, so the context is 256: the export check's prompt is ~120
-    tokens."""
+    and the vocabulary of :func:`spm_vocabulary` (saved beside it as ``<stem>.spm.model``) as
+    pieces, scores and types, BOS added. The query scale is Gemma 3's default
+    (``query_pre_attn_scalar`` 256: a GGUF does not carry it)."""
     import json
 
     import gguf
     import numpy as np
     from safetensors.torch import load_file
+    from sentencepiece import sentencepiece_model_pb2
 
+    vocabulary = sentencepiece_model_pb2.ModelProto()
+    vocabulary.ParseFromString(spm_vocabulary(dest.with_suffix(".spm.model")).read_bytes())
+    pieces = vocabulary.pieces
     source = tiny_gemma3(dest.with_name(dest.stem + "-hf"), window=window, seed=seed,
-                         query_scalar=256, context=256)
+                         query_scalar=256, vocab=len(pieces))
     config = json.loads((source / "config.json").read_text())
-    vocab = json.loads((source / "tokenizer.json").read_text())["model"]["vocab"]
-    tokens = [t.replace("Ġ", "▁") for t in sorted(vocab, key=vocab.get)]
     tensors = load_file(source / "model.safetensors")
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, config["num_hidden_layers"])
     writer = _gguf_writer(dest, "gemma3", config)
@@ -191,14 +211,15 @@ def tiny_gemma3_gguf(dest: Path, *, window: int = 8, seed: int = 0) -> Path:
     writer.add_sliding_window(config["sliding_window"])
     writer.add_tokenizer_model("llama")
     writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([-float(i) for i in range(len(tokens))])
-    writer.add_token_types([gguf.TokenType.CONTROL if t == EOS else gguf.TokenType.NORMAL
-                            for t in tokens])
-    writer.add_eos_token_id(vocab[EOS])
-    writer.add_bos_token_id(vocab[EOS])
-    writer.add_unk_token_id(vocab[EOS])
-    writer.add_add_bos_token(False)
+    writer.add_token_list([p.piece for p in pieces])
+    writer.add_token_scores([p.score for p in pieces])
+    writer.add_token_types([p.type for p in pieces])  # sentencepiece's numbering, as gguf's
+    writer.add_pad_token_id(0)
+    writer.add_eos_token_id(1)
+    writer.add_bos_token_id(2)
+    writer.add_unk_token_id(3)
+    writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(False)
     for name, tensor in tensors.items():
         w = tensor.float().numpy()
         if name.endswith("norm.weight"):

@@ -37,16 +37,20 @@ def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_t
         tmp_path: Path) -> None:
     """The same architecture from a ``gemma3`` GGUF (llama.cpp's names, norms with the +1
     folded in, no output table, a sentencepiece vocabulary): transformers reads back exactly
-    the model that was written, and the export from the file (through the GGUF cache, as
-    `frugal deploy FILE.gguf` runs it) fuses every attention with its window and equals torch
-    token for token over a prompt 14x the window and 16 greedy steps."""
+    the model that was written; the tokenizer cuts every line of tiny-shakespeare as
+    sentencepiece (which llama.cpp reproduces) does, BOS first, where transformers' own
+    conversion (a Unigram over the scores) cuts more pieces; and the export from the file
+    (through the GGUF cache, as `frugal deploy FILE.gguf` runs it) fuses every attention with
+    its window and equals torch token for token over a 67-token prompt and 16 greedy steps."""
+    import sentencepiece
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from frugalml.export.decoder import PROMPT, export_decoder
     from frugalml.export.gguf import gguf_model_dir
     from frugalml.export.huggingface import load_tokenizer
     from tests.decoders import tiny_gemma3_gguf
+    from tests.realdata import tiny_shakespeare
 
     gguf_file = tiny_gemma3_gguf(tmp_path / "tiny-gemma3.gguf", window=8)
     model_dir = gguf_model_dir(gguf_file, cache_root=tmp_path / "cache")
@@ -55,6 +59,15 @@ def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_t
         written = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-gemma3-hf")(ids).logits
         read = AutoModelForCausalLM.from_pretrained(model_dir)(ids).logits
     assert torch.equal(written, read)
-    assert len(load_tokenizer(model_dir)(PROMPT)["input_ids"]) > 14 * 8
+    ours = load_tokenizer(model_dir)
+    reference = sentencepiece.SentencePieceProcessor(
+        model_file=str(tmp_path / "tiny-gemma3.spm.model"))
+    lines = tiny_shakespeare().read_text(encoding="utf-8").splitlines()
+    assert [ours(line)["input_ids"] for line in lines] == [
+        [reference.bos_id(), *reference.encode(line)] for line in lines]
+    theirs = AutoTokenizer.from_pretrained(tmp_path, gguf_file=gguf_file.name)
+    text = "\n".join(lines[:2000])
+    assert len(theirs(text)["input_ids"]) > 1.04 * len(ours(text)["input_ids"])
+    assert len(ours(PROMPT)["input_ids"]) > 8 * 8  # the export check runs past the window
     exported = export_decoder(model_dir, tmp_path / "export")
     _fused_with_windows_and_equal_to_torch(exported, scale=256 ** -0.5)
