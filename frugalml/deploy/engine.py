@@ -283,10 +283,12 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     """The candidate's quantized model (with ``search``, the mixed-precision search's), from
     the cache when the same inputs built it."""
     from frugalml.core.records import digest
+    from frugalml.deploy.plan import source_format
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
 
-    recipe = spec.recipe_for({**run.family_spec.budgets, **run.options.budget})
+    budgets = run.family_spec.budgets_for(source_format(run.exported.path))
+    recipe = spec.recipe_for({**budgets, **run.options.budget})
     scoring = "native" if native_here(target) else "unfused"
     source, reference = run.exported, None
     if spec.graph == FUSED:  # quantized from the fused graph, scored against the export

@@ -28,11 +28,17 @@ class Family:
     claims: Callable[[GraphFacts], bool]
     # Deploy's candidates (by name) that suit it; tried in the candidates' own order.
     candidates: frozenset[str]
-    # Limits every candidate meets (the user's budget flags win).
+    # Limits every candidate meets (the user's budget flags win), and those that replace
+    # them for a model that came in a given format (``gguf``, ``onnx``, ``openvino``).
     budgets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    source_budgets: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     eval_items: int = DEFAULT_EVAL_ITEMS
     # Profile token generation (first token, decode steps) beside the latency profile.
     generates: bool = False
+
+    def budgets_for(self, source_format: str) -> dict[str, float]:
+        """The family's limits for a model that came as ``source_format``."""
+        return {**self.budgets, **self.source_budgets.get(source_format, {})}
 
     def suits(self, candidate: str) -> bool:
         """True when deploy tries ``candidate`` for this family (where the target allows)."""
