@@ -32,7 +32,9 @@ class Quantizer(Protocol):
 
     def quantize(
         self, model: Path, data: CalibrationData, recipe: Recipe, target: Target, out: Path,
-        *, source_digest: str,
+        *, source_digest: str, structure: str,
     ) -> QuantizedModel:
-        """Write the quantized model to ``out`` and describe it."""
+        """Write the quantized model to ``out`` and describe it. ``structure`` is the model's
+        (:func:`frugalml.export.model_info.structure_of`, decided once for every backend):
+        which quantization mode suits it."""
         ...

@@ -19,6 +19,7 @@ import numpy as np
 from frugalml.core.progress import Steps
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
+from frugalml.export.model_info import ModelInfo, read_ops, structure_of
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._registry import get_quantizer
@@ -26,17 +27,19 @@ from frugalml.quantize.accuracy import measure, size_check
 from frugalml.quantize.range_safety import RangeSafety, analyse, graph_only
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.quantize.records import QuantizedModel
-from frugalml.runtime.formats import ir_weights, is_ir, is_onnx
+from frugalml.runtime.formats import is_ir, is_onnx, model_files
 
 RECORD_NAME = "quantize.json"
 
 
-def model_file(model: Path) -> Path:
+def model_file(model: Path | ModelInfo) -> Path:
     """The model file of ``model``: the file itself, or a folder's model.onnx / model.xml.
 
     Raises:
         QuantizationError: no ONNX or OpenVINO model is there.
     """
+    if isinstance(model, ModelInfo):
+        return model.path
     model = Path(model)
     if model.is_dir():
         for name in ("model.onnx", "model.xml"):
@@ -51,11 +54,7 @@ def model_file(model: Path) -> Path:
 
 def model_bytes(path: Path) -> int:
     """Size on disk of a model file with its weights (.bin beside an .xml, ONNX external data)."""
-    path = Path(path)
-    extra = [ir_weights(path)] if is_ir(path) else [
-        p for p in path.parent.iterdir() if p.name.startswith(path.name + ".") or
-        p.name.startswith(path.stem + ".onnx_data")]
-    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
+    return sum(p.stat().st_size for p in model_files(path) if p.is_file())
 
 
 def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
@@ -78,7 +77,7 @@ def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
             if i.name not in filled]
 
 
-def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
+def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8", backend: str = "onnxruntime",
              target: Any = "auto", output_format: str | None = None, eval_items: int = 500,
              allow_over_budget: bool = False, task: str | None = None,
@@ -86,13 +85,12 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
              deadline: float | None = None) -> QuantizedModel:
     """Quantize ``model`` with ``recipe`` through ``backend`` and write ``out_dir``.
 
-    ``task`` names what the outputs mean (see :class:`~frugalml.quantize.accuracy.Task`;
-    None infers it), which decides how the result is scored against ``reference`` (default:
-    ``model``; a fused graph is scored against its unfused export). Scoring stops at
-    ``deadline`` (``time.monotonic()``), and the accuracy record says after how many items.
-
-    ``out_dir`` receives ``model.onnx`` (or ``model.xml``/``.bin`` for ``output_format=
-    "openvino"``) and ``quantize.json``, atomically: a failure leaves nothing behind.
+    ``model``: a model file or folder, or its :class:`ModelInfo` (inputs, task, structure).
+    ``task`` names what the outputs mean (:class:`~frugalml.quantize.accuracy.Task`; None
+    infers it), which decides how the result is scored against ``reference`` (default:
+    ``model``; a fused graph is scored against its unfused export), up to ``deadline``
+    (``time.monotonic()``; the record says after how many items). ``out_dir`` receives
+    ``model.onnx`` (or ``model.xml``/``.bin``) and ``quantize.json``, atomically.
 
     Raises:
         QuantizationError: unknown recipe/backend/format, nothing to quantize, the backend
@@ -110,15 +108,16 @@ def quantize(model: Path, data: CalibrationData, out_dir: Path, *,
         get_target(target) if isinstance(target, str) else target)
     fmt = output_format or ("openvino" if is_ir(source) else "onnx")
     _check_output(quantizer, recipe, target, fmt)
-    _check_fits(source, data, task)
+    task, structure = _model_facts(model, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         _carry_sidecars(source, stage)  # scoring drives a decoder by its layout
         safety = _range_safety(source, data, recipe, steps)
         counted = CountedData(data)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
-            record = quantizer.quantize(source, counted, _with_float_nodes(recipe, safety),
-                                        target, out, source_digest=file_sha256(source))
+            record = quantizer.quantize(
+                source, counted, _with_float_nodes(recipe, safety), target, out,
+                source_digest=file_sha256(source), structure=structure)
         with _scoring(out, target, fmt, recipe.precision) as (scored, hints, how), steps.step(
                 f"score against FP32 on up to {eval_items} evaluation items ({how})"):
             report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
@@ -153,6 +152,24 @@ def _carry_sidecars(source: Path, stage: Path) -> None:
             shutil.copyfile(source.parent / name, stage / name)
 
 
+def _model_facts(model: Path | ModelInfo, data: CalibrationData, task: str | None
+                 ) -> tuple[str | None, str]:
+    """The task to score by and the graph's structure, with the data checked against the
+    inputs: a ModelInfo's own (its task was read through the model when it was made), or
+    read from the file.
+
+    Raises:
+        CalibrationError: the data does not fit the inputs.
+        QuantizationError: unknown task, or outputs that do not fit it.
+    """
+    if isinstance(model, ModelInfo):
+        _check_inputs(data, model.signature)
+        return task or model.task, model.structure
+    source = model_file(model)
+    _check_fits(source, data, task)
+    return task, structure_of(read_ops(source))
+
+
 def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:
     """Refuse data that does not fit the model's inputs, and a ``task`` its outputs do not
     fit, before anything long runs.
@@ -163,9 +180,7 @@ def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:
     """
     from frugalml.quantize.accuracy import open_model, task_of
 
-    check = getattr(data, "check_inputs", None)
-    if check is not None:
-        check(signature(source))
+    _check_inputs(data, signature(source))
     if task is None:
         return
     session = open_model(source)
@@ -173,6 +188,18 @@ def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:
         task_of(session, data, task)
     finally:
         session.close()
+
+
+def _check_inputs(data: CalibrationData, inputs: list[tuple[str, str, tuple[Any, ...]]]
+                  ) -> None:
+    """Refuse data that does not fit ``inputs`` (a set that can tell).
+
+    Raises:
+        CalibrationError: the data does not fit the inputs.
+    """
+    check = getattr(data, "check_inputs", None)
+    if check is not None:
+        check(inputs)
 
 
 def _advice(report: Any) -> str:

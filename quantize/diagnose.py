@@ -25,6 +25,7 @@ import numpy as np
 from frugalml.core.progress import Steps
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
+from frugalml.export.model_info import ModelInfo
 from frugalml.quantize._dequantize import dequantize_layers
 from frugalml.quantize._graph import LINEAR_OPS, summarize
 from frugalml.quantize._protocol import CalibrationData
@@ -159,7 +160,8 @@ def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> flo
     return round(1000 * float(np.median(times)), 3)
 
 
-def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recipe | str = "int8",
+def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
+             recipe: Recipe | str = "int8",
              backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
              probe_items: int = 64, task: str | None = None, steps: Steps | None = None,
              deadline: float | None = None) -> Diagnosis:
@@ -191,7 +193,7 @@ def diagnose(model: Path, data: CalibrationData, out_dir: Path, *, recipe: Recip
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.diag-") as tmp:
         def attempt(ignored: tuple[str, ...], dest: Path) -> Any:
-            return quantize(source, data, dest, recipe=dataclasses.replace(
+            return quantize(model, data, dest, recipe=dataclasses.replace(
                 recipe, ignored_nodes=recipe.ignored_nodes + ignored), backend=backend,
                 target=target, output_format="onnx", eval_items=eval_items,
                 allow_over_budget=True, task=task, steps=steps)

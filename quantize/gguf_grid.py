@@ -112,8 +112,9 @@ class GgufGridQuantizer:
     formats = ("onnx",)
 
     def quantize(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-                 out: Path, *, source_digest: str) -> QuantizedModel:
-        """Write ``out`` from the export ``model`` and the GGUF it came from.
+                 out: Path, *, source_digest: str, structure: str) -> QuantizedModel:
+        """Write ``out`` from the export ``model`` and the GGUF it came from (a decoder:
+        ``structure`` chooses nothing here).
 
         Raises:
             QuantizationError: a recipe other than W4A8, no GGUF source, or no weight of the

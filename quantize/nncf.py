@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import QuantizationError, require
+from frugalml.export.model_info import ATTENTION
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._graph import (
     constants_as_initializers,
@@ -69,15 +70,6 @@ def _prefill(source: Path) -> Any:
     return lambda feeds: prefill_feeds(layout, feeds["input_ids"], feeds.get("attention_mask"))
 
 
-def _is_transformer(model: Any, fmt: str) -> bool:
-    """Attention-style graphs (MatMul of two activations, no Conv) get NNCF's transformer mode."""
-    if fmt == "onnx":
-        types = {n.op_type for n in model.graph.node}
-        return "Conv" not in types and "MatMul" in types
-    types = {op.get_type_name() for op in model.get_ops()}
-    return "Convolution" not in types and "MatMul" in types
-
-
 def _ignored(recipe: Recipe, names: tuple[str, ...] = ()) -> Any:
     import nncf
 
@@ -85,8 +77,8 @@ def _ignored(recipe: Recipe, names: tuple[str, ...] = ()) -> Any:
     return nncf.IgnoredScope(names=list(wanted), validate=False) if wanted else None
 
 
-def _int8(model: Any, data: CalibrationData, recipe: Recipe, target: Target, fmt: str,
-          names: tuple[str, ...]) -> Any:
+def _int8(model: Any, data: CalibrationData, recipe: Recipe, target: Target,
+          names: tuple[str, ...], structure: str) -> Any:
     import nncf
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -107,7 +99,7 @@ def _int8(model: Any, data: CalibrationData, recipe: Recipe, target: Target, fmt
         overflow_fix=overflow, disable_bias_correction=not recipe.bias_correction, **smooth)
     return nncf.quantize(
         model, _dataset(data, recipe), subset_size=recipe.calibration_items,
-        model_type=nncf.ModelType.TRANSFORMER if _is_transformer(model, fmt) else None,
+        model_type=nncf.ModelType.TRANSFORMER if structure == ATTENTION else None,
         ignored_scope=_ignored(recipe, names), advanced_parameters=advanced)
 
 
@@ -192,9 +184,10 @@ class NncfQuantizer:
 
     def quantize(
         self, model: Path, data: CalibrationData, recipe: Recipe, target: Target, out: Path,
-        *, source_digest: str,
+        *, source_digest: str, structure: str,
     ) -> QuantizedModel:
-        """Quantize ``model`` (.onnx or .xml) into ``out`` (.onnx or .xml).
+        """Quantize ``model`` (.onnx or .xml) into ``out`` (.onnx or .xml); an ``attention``
+        ``structure`` (the model record's) gets NNCF's transformer mode.
 
         Raises:
             QuantizationError: an impossible format conversion, a model with no quantizable
@@ -212,7 +205,7 @@ class NncfQuantizer:
         start = time.perf_counter()
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                layers = self._write(model, data, recipe, target, out, fmt)
+                layers = self._write(model, data, recipe, target, out, fmt, structure)
         except QuantizationError:
             raise
         except Exception as e:  # NNCF raises untyped errors from inside its algorithms
@@ -226,13 +219,13 @@ class NncfQuantizer:
             seconds=round(time.perf_counter() - start, 2), size_bytes=size, **layers)
 
     def _write(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-               out: Path, fmt: str) -> dict[str, Any]:
+               out: Path, fmt: str, structure: str) -> dict[str, Any]:
         if fmt == "onnx":
-            return self._onnx(model, data, recipe, target, out)
-        return self._openvino(model, data, recipe, target, out)
+            return self._onnx(model, data, recipe, target, out, structure)
+        return self._openvino(model, data, recipe, target, out, structure)
 
     def _onnx(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-              out: Path) -> dict[str, Any]:
+              out: Path, structure: str) -> dict[str, Any]:
         import onnx
 
         if recipe.precision is Precision.FP32:
@@ -251,7 +244,7 @@ class NncfQuantizer:
             graph = _w4a8_onnx(graph, model, data, recipe)
             activations = "dynamic int8 in MatMulNBits (accuracy_level 4)"
         else:
-            graph = _int8(graph, data, recipe, target, "onnx", ())
+            graph = _int8(graph, data, recipe, target, (), structure)
             activations = "static int8"
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             onnx.save(graph, str(Path(tmp) / out.name))
@@ -259,7 +252,7 @@ class NncfQuantizer:
         return {**summarize(graph), "activations": activations}
 
     def _openvino(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-                  out: Path) -> dict[str, Any]:
+                  out: Path, structure: str) -> dict[str, Any]:
         require("openvino", extra="openvino")
         import openvino as ov
 
@@ -271,10 +264,10 @@ class NncfQuantizer:
         activations = "float"
         if recipe.precision is Precision.W4A8:
             graph = _int4_weights(graph, data, recipe, names)
-            activations = _dynamic_activations(graph) if _is_transformer(graph, "openvino") else (
+            activations = _dynamic_activations(graph) if structure == ATTENTION else (
                 "static int8")
         if recipe.precision is Precision.INT8 or activations == "static int8":
-            graph = _int8(graph, data, recipe, target, "openvino", names)
+            graph = _int8(graph, data, recipe, target, names, structure)
             activations = "static int8"
         # FP32 and BF16 keep f32 weights: a bf16 IR is the FP32 IR run at bf16 (its bundle's
         # precision hint), so the weights the runtime rounds are the exported ones.

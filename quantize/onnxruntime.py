@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import QuantizationError, require
+from frugalml.export.model_info import CONVOLUTIONAL
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._depthwise import full_range_depthwise
 from frugalml.quantize._dynamic import quantize_dynamic_int8
@@ -90,14 +91,15 @@ class StreamingReader:
         raise QuantizationError("Calibration data is streamed once; rewinding is not supported.")
 
 
-def _plan(model: Any, recipe: Recipe, target: Target
+def _plan(model: Any, recipe: Recipe, target: Target, structure: str
           ) -> tuple[list[str] | None, list[str], dict[str, Any]]:
     """Choose op types, float nodes and weight-only nodes for static INT8.
 
-    CNNs (any Conv): every operator ONNX Runtime can quantize, so Clip/ReLU and residual Adds
-    stay in the integer chain. Measured on EfficientNet-Lite0: quantizing only Conv/Gemm left
-    each ReLU6 reading a range set by the pre-activation outliers, and top-1 agreement with
-    FP32 fell from 96 % to 82 %. Transformers: MatMul only; attention (activation x activation)
+    Convolutional models (``structure``, decided once in the model's record): every operator
+    ONNX Runtime can quantize, so Clip/ReLU and residual Adds stay in the integer chain.
+    Measured on EfficientNet-Lite0: quantizing only Conv/Gemm left each ReLU6 reading a range
+    set by the pre-activation outliers, and top-1 agreement with FP32 fell from 96 % to 82 %.
+    Others (attention, plain): MatMul and Gemm only; attention (activation x activation)
     MatMuls and the linear layers after ``float_activations_after`` ops keep float activations.
     At 7-bit weights (x86-avx2) an image's first layer stays float (see :func:`_first_layers`).
 
@@ -110,7 +112,7 @@ def _plan(model: Any, recipe: Recipe, target: Target
     excluded, weight_only = list(recipe.float_nodes), {}
     if target.int8_format is QuantFormat.U8S8_REDUCED:
         excluded += [n for n in _first_layers(model) if n not in excluded]
-    is_cnn = any(n.op_type == "Conv" for n in model.graph.node)
+    is_cnn = structure == CONVOLUTIONAL
     op_types = list(recipe.op_types) or (None if is_cnn else ["MatMul", "Gemm"])
     for node in model.graph.node:
         if node.name in recipe.float_nodes or is_cnn:
@@ -261,9 +263,10 @@ class OnnxRuntimeQuantizer:
 
     def quantize(
         self, model: Path, data: CalibrationData, recipe: Recipe, target: Target, out: Path,
-        *, source_digest: str,
+        *, source_digest: str, structure: str,
     ) -> QuantizedModel:
-        """Quantize ``model`` as ``recipe`` says, for ``target``, and write ``out`` (.onnx).
+        """Quantize ``model`` as ``recipe`` says, for ``target``, and write ``out`` (.onnx);
+        ``structure`` (the model record's) chooses static INT8's operator set.
 
         Raises:
             QuantizationError: an output format this backend cannot write, a model with no
@@ -283,7 +286,7 @@ class OnnxRuntimeQuantizer:
         logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            result = self._write(model, data, recipe, target, Path(tmp))
+            result = self._write(model, data, recipe, target, Path(tmp), structure)
             onnx.save(result, str(out))
         return QuantizedModel(
             path=out, backend=self.name, precision=recipe.precision.value, format="onnx",
@@ -294,7 +297,7 @@ class OnnxRuntimeQuantizer:
         )
 
     def _write(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-               tmp: Path) -> Any:
+               tmp: Path, structure: str) -> Any:
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -327,7 +330,7 @@ class OnnxRuntimeQuantizer:
             int8_embeddings(quantized, recipe)
             return quantized
         if recipe.precision is Precision.INT8:
-            op_types, excluded, weight_only = _plan(prepared, recipe, target)
+            op_types, excluded, weight_only = _plan(prepared, recipe, target, structure)
             _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types, excluded)
             quantized = _widened(onnx.load(str(tmp / "qdq.onnx")), prepared, target)
             weight_only_int8(quantized, weight_only)

@@ -42,6 +42,12 @@ def ir_pair(path: str | Path) -> Path:
 
 
 def model_files(path: str | Path) -> list[Path]:
-    """The files a model file stands for: an IR's .xml and .bin, else the file itself."""
+    """The files a model file stands for: an IR's .xml and .bin; an ONNX file and the
+    external-data files beside it (``model.onnx.data``, ``model.onnx_data``); else the file."""
     path = Path(path)
-    return [path, ir_weights(path)] if is_ir(path) else [path]
+    if is_ir(path):
+        return [path, ir_weights(path)]
+    if not is_onnx(path) or not path.parent.is_dir():
+        return [path]
+    return [path, *sorted(p for p in path.parent.iterdir() if p.is_file() and (
+        p.name.startswith(path.name + ".") or p.name.startswith(path.stem + ".onnx_data")))]

@@ -31,6 +31,7 @@ from frugalml.deploy.plan import DeployOptions
 from frugalml.deploy.search import curve, searchable
 from frugalml.deploy.search import search as mixed_precision
 from frugalml.errors import CalibrationError, FrugalError, QuantizationError
+from frugalml.export.model_info import ModelInfo
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "deploy.json"
@@ -66,11 +67,18 @@ class _Run:
     name: str
     data: Any
     exported: Any
-    task: str
-    family: str
+    model: ModelInfo                   # the export's facts, read once: every stage takes it
     samples: dict[str, Any]
     started: float
     fused: Any = None                  # the fused graph's ExportedModel, or why it failed
+
+    @property
+    def task(self) -> str:
+        return self.model.task
+
+    @property
+    def family(self) -> str:
+        return self.model.family
 
     @property
     def cache(self) -> Path:
@@ -157,11 +165,10 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     worst = min((c.min_cosine for c in exported.checks), default=float("nan"))
     steps.note(f"  {'cached; ' if hit else ''}{exported.exporter}, min cosine to the source "
                f"{worst:.7f} on {exported.inputs_used} real inputs")
-    task = plan.scoring_task(exported.path, data_set, options.task)
-    family = plan.model_family(exported.path, task)
-    steps.note(f"  task {task}, family {family}")
+    info = plan.describe(exported, data_set, options.task, model, source)
+    steps.note(f"  task {info.task}, family {info.family} ({info.structure} graph)")
     return _Run(options=options, steps=steps, out=out, name=options.name or plan.model_name(model),
-                data=data_set, exported=exported, task=task, family=family,
+                data=data_set, exported=exported, model=info,
                 samples=_samples(exported.path, feeds), started=started)
 
 
@@ -187,7 +194,7 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     from frugalml.targets.compile import fp32_record
 
     choice = parse_choice(run.options.candidates)
-    fmt = source_format(run.exported.path)
+    fmt = source_format(run.model)
     specs = candidates_for(run.family, target, choice, source_format=fmt)
     for name in not_applicable(run.family, target, choice, source_format=fmt):
         run.steps.note(f"  {name} does not apply to a {run.family} model on {target.name}")
@@ -287,19 +294,20 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     from frugalml.deploy.stages import quantize_cached, quantize_key
     from frugalml.deploy.timing import native_here
 
-    budgets = run.family_spec.budgets_for(source_format(run.exported.path))
+    budgets = run.family_spec.budgets_for(source_format(run.model))
     recipe = spec.recipe_for({**budgets, **run.options.budget})
     scoring = "native" if native_here(target) else "unfused"
-    source, reference = run.exported, None
+    source, model, reference = run.exported, run.model, None
     if spec.graph == FUSED:  # quantized from the fused graph, scored against the export
         source, reference = _fused(run), run.exported.path
+        model = run.model.rewritten(source.path)
     key = quantize_key(digest(source.digest, run.exported.digest), recipe.digest, spec.backend,
                        spec.output_format, target.int8_format.value, scoring,
                        run.data.fingerprint, run.eval_items, run.task)
     if search:
         return mixed_precision(run, spec, target, recipe, key)
     with run.steps.step(f"{spec.name}: build ({spec.about}) and score against FP32"):
-        return quantize_cached(run.cache, key, source.path, run.data, recipe=recipe,
+        return quantize_cached(run.cache, key, model, run.data, recipe=recipe,
                                backend=spec.backend, target=target,
                                output_format=spec.output_format,
                                eval_items=run.eval_items, task=run.task,
@@ -353,7 +361,7 @@ def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:
     record = {"schema_version": SCHEMA_VERSION, "host": read_host().to_dict(),
               "model": run.name, "source": str(run.exported.source) if hasattr(
                   run.exported, "source") else None,
-              "task": run.task, "family": run.family,
+              "task": run.task, "family": run.family, "model_info": run.model.to_dict(),
               "workload": run.options.workload.to_dict(),
               "metric": _metric(results), "calibration": run.data.summary(),
               "export": run.exported.to_dict(), "seconds": round(time.monotonic() - run.started, 1),

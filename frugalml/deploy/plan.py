@@ -13,7 +13,7 @@ from typing import Any
 
 from frugalml.deploy.candidates import parse_choice
 from frugalml.errors import FrugalError, InputError, TargetError
-from frugalml.runtime.formats import is_gguf, is_ir
+from frugalml.runtime.formats import GGUF, ONNX, OPENVINO, is_gguf, model_format
 from frugalml.runtime.workload import Workload
 
 # Budget fields a deploy may set (the rest keep each recipe's defaults).
@@ -161,20 +161,42 @@ def scoring_task(model: Path, data: Any, given: str | None) -> str:
         session.close()
 
 
-def source_format(exported: Path) -> str:
+def describe(exported: Any, data: Any, given_task: str | None, model: Any,
+             origin_digest: str | None) -> Any:
+    """The exported model's :class:`~frugalml.export.model_info.ModelInfo`: its task (one
+    evaluation item through FP32), its graph read once without weights, its family (the
+    first of the registry that claims it) and where it came from (``model``: the user's
+    source, by kind and ``origin_digest``). Every later stage takes this record."""
+    import dataclasses
+    import json
+    from collections import Counter
+
+    from frugalml.deploy.families import GraphFacts, family_of
+    from frugalml.export.model_info import read_model_info
+    from frugalml.quantize.accuracy import filled_by_prefill
+    from frugalml.runtime.generate import LAYOUT_FILE
+
+    task = scoring_task(exported.path, data, given_task)
+    layout = exported.path.parent / LAYOUT_FILE
+    info = read_model_info(
+        exported.path, task=task, family="", origin=origin_of(model),
+        origin_digest=origin_digest, filled=filled_by_prefill(exported.path),
+        decoder=json.loads(layout.read_text()) if layout.is_file() else None)
+    family = family_of(GraphFacts(task=task, ops=Counter(info.ops))).name
+    return dataclasses.replace(info, family=family)
+
+
+def origin_of(model: Any) -> str:
+    """What kind of source a model came as: ``gguf``, ``openvino``, ``onnx``,
+    ``huggingface`` (a model directory) or ``torch`` (a module in memory)."""
+    if not isinstance(model, (str, Path)):
+        return "torch"
+    fmt = model_format(model)
+    return fmt if fmt in (GGUF, OPENVINO, ONNX) else "huggingface"
+
+
+def source_format(info: Any) -> str:
     """What the export came from, as candidates' ``sources`` name it: ``openvino`` (an IR,
     kept IR), ``gguf`` (a llama.cpp file, whose blocks the gguf backend keeps), else
     ``onnx``."""
-    from frugalml.quantize.gguf_grid import SOURCE_NAME
-
-    if is_ir(exported):
-        return "openvino"
-    return "gguf" if (exported.parent / SOURCE_NAME).is_file() else "onnx"
-
-
-def model_family(onnx_or_ir: Path, task: str) -> str:
-    """What the model's compute is made of: the first family of the registry
-    (:mod:`frugalml.deploy.families`) that claims its graph and task."""
-    from frugalml.deploy.families import family_of, read_graph
-
-    return family_of(read_graph(onnx_or_ir, task)).name
+    return info.origin if info.origin in (GGUF, OPENVINO) else ONNX

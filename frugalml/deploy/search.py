@@ -39,7 +39,7 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str) -> tuple[Any
     from frugalml.quantize.diagnose import diagnose
 
     def build(tmp: Path) -> Any:
-        diagnose(run.exported.path, run.data, tmp / "quantized", recipe=recipe,
+        diagnose(run.model, run.data, tmp / "quantized", recipe=recipe,
                  backend=spec.backend, target=target, eval_items=run.eval_items,
                  task=run.task, steps=run.steps, deadline=run.deadline)
         return read_record(tmp / "quantized")

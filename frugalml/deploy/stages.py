@@ -96,14 +96,15 @@ def quantize_key(exported_digest: str, recipe_digest: str, backend: str, fmt: st
                   *toolchain("onnxruntime", "nncf", "openvino", "onnx"))
 
 
-def quantize_cached(cache: Path, key: str, exported: Path, data: Any, *, recipe: Any,
+def quantize_cached(cache: Path, key: str, exported: Any, data: Any, *, recipe: Any,
                     backend: str, target: Any, output_format: str, eval_items: int,
                     task: str | None = None, steps: Any = None,
                     reference: Path | None = None,
                     deadline: float | None = None) -> tuple[Any, bool]:
-    """Quantize and score against FP32 on the evaluation split; a model over its budget is
-    kept (marked so) for the caller to report, not raised. Scoring stops at ``deadline``; an
-    entry scored short that way is rebuilt on the next call rather than reused.
+    """Quantize ``exported`` (its ModelInfo, or a model path) and score against FP32 on the
+    evaluation split; a model over its budget is kept (marked so) for the caller to report,
+    not raised. Scoring stops at ``deadline``; an entry scored short that way is rebuilt on
+    the next call rather than reused.
 
     Returns:
         (QuantizedModel, True when it came from the cache)

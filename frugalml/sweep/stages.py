@@ -24,9 +24,10 @@ from typing import Any
 
 from frugalml.calibration.descriptor import open_descriptor
 from frugalml.deploy.candidates import CANDIDATES, FUSED, CandidateSpec, candidates_for
-from frugalml.deploy.plan import export_task
-from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached
+from frugalml.deploy.plan import describe, export_task, source_format
+from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached, source_digest
 from frugalml.errors import BundleError, SweepError
+from frugalml.export.model_info import ModelInfo
 from frugalml.runtime.formats import is_onnx
 
 _VALIDATION_ITEMS = 4
@@ -42,12 +43,15 @@ def _validation(data: str) -> dict[str, Any]:
 def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
     """Export ``model`` as deploy does (a decoder with its KV cache), checked against its
     source on the data's first evaluation items (an ONNX file is checked, and simplified only
-    if outputs stay the same)."""
+    if outputs stay the same), and describe it once (its ModelInfo: task, family, structure)
+    for every cell of the model."""
     started = time.perf_counter()
     record, reused = export_cached(Path(model), Path(artifacts), key,
                                    validation=[_validation(data)], task=export_task(model))
+    info = describe(record, open_descriptor(Path(data)), None, model, source_digest(model))
     return {"path": str(record.path), "reused": reused, "exporter": record.exporter,
-            "record": record.to_dict(), "seconds": round(time.perf_counter() - started, 2)}
+            "record": record.to_dict(), "model_info": info.to_dict(),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str,
@@ -60,14 +64,14 @@ def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str
 
     started = time.perf_counter()
     spec, data_set = candidate_spec(candidate), open_descriptor(Path(data))
-    source, reference = Path(exported["path"]), None
-    _check_applies(spec, source, data_set, target)
+    info, reference = ModelInfo.from_dict(exported["model_info"]), None
+    _check_applies(spec, info, target)
     if spec.graph == FUSED:
         fused, _ = fuse_cached(Path(artifacts), ExportedModel.from_dict(exported["record"]),
                                [_validation(data)])
-        source, reference = fused.path, Path(exported["path"])
+        info, reference = info.rewritten(fused.path), Path(exported["path"])
     record, reused = quantize_cached(
-        Path(artifacts), key, source, data_set, recipe=spec.recipe_for({}),
+        Path(artifacts), key, info, data_set, recipe=spec.recipe_for({}),
         backend=spec.backend, target=target, output_format=spec.output_format,
         eval_items=eval_items, reference=reference)
     return {"path": str(record.path), "reused": reused, "precision": record.precision,
@@ -81,7 +85,7 @@ class DoesNotApply(SweepError):
     settled outcome of the cell, not a failure to retry."""
 
 
-def _check_applies(spec: CandidateSpec, exported: Path, data: Any, target: str) -> None:
+def _check_applies(spec: CandidateSpec, info: ModelInfo, target: str) -> None:
     """Deploy's rule for which candidates apply (family, source format, target kind and
     capabilities); the FP32 cell and recipe entries apply to every model.
 
@@ -89,14 +93,12 @@ def _check_applies(spec: CandidateSpec, exported: Path, data: Any, target: str) 
         DoesNotApply: with what the model is and what the candidate is for.
     """
     from frugalml.deploy.families import get_family, names
-    from frugalml.deploy.plan import model_family, scoring_task, source_format
     from frugalml.targets import get_target
 
     if CANDIDATES.get(spec.name) is not spec:  # FP32 and recipe entries: every model
         return
     chosen = get_target(target)
-    family = model_family(exported, scoring_task(exported, data, None))
-    fmt = source_format(exported)
+    family, fmt = info.family, source_format(info)
     if not candidates_for(family, chosen, (spec.name,), source_format=fmt):
         suited = [n for n in names() if get_family(n).suits(spec.name)]
         raise DoesNotApply(

@@ -184,5 +184,6 @@ def test_openvino_refuses_an_unknown_node_to_keep_in_float_but_skips_fused_safet
     from frugalml.targets import detect
 
     record = NncfQuantizer().quantize(tmp_path / "m.onnx", data, lenient, detect(),
-                                      tmp_path / "ok.xml", source_digest="x")
+                                      tmp_path / "ok.xml", source_digest="x",
+                                      structure="plain")
     assert record.int8_activation_layers

@@ -9,12 +9,8 @@ asked in registry order, built-ins first, and the catch-all ``other`` last.
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
-
 from frugalml.core.registry import Registry
 from frugalml.deploy.families._family import Family, GraphFacts
-from frugalml.runtime.formats import is_ir
 
 CNN, TRANSFORMER, DECODER, OTHER, STREAMING = "cnn", "transformer", "decoder", "other", "streaming"
 FAMILIES = Registry("Model family", {
@@ -24,12 +20,10 @@ FAMILIES = Registry("Model family", {
     TRANSFORMER: "frugalml.deploy.families.transformer:FAMILY",
     OTHER: "frugalml.deploy.families.other:FAMILY",
 })
-# IR operator names as the ONNX ones families count.
-_IR_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv"}
 
 __all__ = ["CNN", "DECODER", "FAMILIES", "OTHER", "STREAMING", "TRANSFORMER", "Family",
            "GraphFacts",
-           "family_of", "get_family", "names", "read_graph", "register"]
+           "family_of", "get_family", "names", "register"]
 
 
 def names() -> tuple[str, ...]:
@@ -61,19 +55,3 @@ def get_family(name: str) -> Family:
 def family_of(graph: GraphFacts) -> Family:
     """The first family, in registry order, that claims ``graph``."""
     return next(f for f in map(get_family, names()) if f.name == OTHER or f.claims(graph))
-
-
-def read_graph(model: Path, task: str) -> GraphFacts:
-    """The operator counts of an ONNX or OpenVINO IR file (IR operators under their ONNX
-    names), with the task scoring found."""
-    path = Path(model)
-    if is_ir(path):
-        import openvino as ov
-
-        ops = [op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()]
-        ops = [_IR_OPS.get(op, op) for op in ops]
-    else:
-        import onnx
-
-        ops = [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
-    return GraphFacts(task=task, ops=Counter(ops))

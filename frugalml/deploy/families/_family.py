@@ -6,6 +6,8 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from frugalml.export.model_info import structure_of
+
 # Items every candidate is scored on unless the user says otherwise.
 DEFAULT_EVAL_ITEMS = 2000
 
@@ -17,6 +19,12 @@ class GraphFacts:
 
     task: str
     ops: Counter[str]
+
+    @property
+    def structure(self) -> str:
+        """``convolutional``, ``attention`` or ``plain``: the one rule the quantizers follow
+        too (:func:`frugalml.export.model_info.structure_of`)."""
+        return structure_of(self.ops)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

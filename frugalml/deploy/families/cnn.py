@@ -4,11 +4,12 @@ INT8 with every operator it can quantize, NNCF, and OpenVINO at each precision t
 from __future__ import annotations
 
 from frugalml.deploy.families._family import Family, GraphFacts
+from frugalml.export.model_info import CONVOLUTIONAL
 
 
 def _claims(graph: GraphFacts) -> bool:
     """At least as many convolutions as matrix products (and one)."""
-    return graph.ops["Conv"] >= max(1, graph.ops["MatMul"])
+    return graph.structure == CONVOLUTIONAL
 
 
 FAMILY = Family(

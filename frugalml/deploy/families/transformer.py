@@ -5,11 +5,13 @@ candidates."""
 from __future__ import annotations
 
 from frugalml.deploy.families._family import Family, GraphFacts
+from frugalml.export.model_info import ATTENTION
 
 
 def _claims(graph: GraphFacts) -> bool:
-    """Matrix products outnumber convolutions, with a softmax (attention)."""
-    return graph.ops["MatMul"] > graph.ops["Conv"] and graph.ops["Softmax"] > 0
+    """Matrix products outnumber convolutions, with attention (a softmax or a fused
+    attention operator)."""
+    return graph.structure == ATTENTION
 
 
 FAMILY = Family(
