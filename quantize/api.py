@@ -118,7 +118,7 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
             record = quantizer.quantize(
                 source, counted, _with_float_nodes(recipe, safety), target, out,
                 source_digest=file_sha256(source), structure=structure)
-        with _scoring(out, target, fmt, recipe.precision) as (scored, hints, how), steps.step(
+        with _scoring(out, target, fmt, recipe) as (scored, hints, how), steps.step(
                 f"score against FP32 on up to {eval_items} evaluation items ({how})"):
             report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
                              task=task, candidate_hints=hints, deadline=deadline)
@@ -300,38 +300,37 @@ def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None
     if fmt not in getattr(quantizer, "formats", ("onnx",)):
         raise QuantizationError(f"The {quantizer.name} backend cannot write {fmt}; it writes "
                                 f"{', '.join(quantizer.formats)}.")
-    if recipe.precision is not Precision.BF16:
+    if not recipe.computes_bf16:
         return
     if fmt != "openvino":
-        raise QuantizationError("bf16 is computed by OpenVINO from an FP32 IR; pass --format "
+        raise QuantizationError("bf16 is computed by OpenVINO from an IR; pass --format "
                                 "openvino (ONNX Runtime has no bf16 path for FP32 models).")
     if not target.capabilities.bf16:
         raise QuantizationError(
             f"Target {target.name} does not guarantee native bf16 ({target.description}); "
             "pick a target that requires avx512_bf16 or amx_bf16 (x86-amx, x86-avx512-bf16).")
     host = read_host()
-    why = host.capabilities.missing_for(recipe.precision.value)
+    why = host.capabilities.missing_for("bf16")
     if why:
         raise QuantizationError(
             f"bf16 cannot be scored on this host: {why} ({describe_capabilities(host.to_dict())})."
             " Score it on a host of the target's class.")
 
 
-def _scoring_for(target: Any, fmt: str, precision: Precision = Precision.FP32
-                 ) -> tuple[dict[str, str], str]:
+def _scoring_for(target: Any, fmt: str, bf16: bool = False) -> tuple[dict[str, str], str]:
     """How to run the quantized model when scoring it: with this CPU's fused kernels when
     ``target`` is this CPU, else ONNX Runtime's unfused reference, which the target's exact
     integer kernels match (x86 AVX2 kernels saturate on S8S8 weights meant for ARM or VNNI,
     which would misstate the target's accuracy). An OpenVINO IR is scored at the float
-    precision its bundle runs at on a CPU (bf16 for a bf16 recipe, else f32; as
-    ``targets.bundle.assemble_ir`` records it)."""
+    precision its bundle runs at on a CPU (``bf16`` for a recipe that computes in it, else
+    f32; as ``targets.bundle.assemble_ir`` records it)."""
     from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
     from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
     from frugalml.runtime.host import read_host
     from frugalml.targets import missing_for
 
     if fmt == "openvino":
-        hint = HINT_OF_PRECISION[BF16 if precision is Precision.BF16 else FP32]
+        hint = HINT_OF_PRECISION[BF16 if bf16 else FP32]
         return {"INFERENCE_PRECISION_HINT": hint}, f"OpenVINO at {hint} on this host"
     if not missing_for(target, read_host()):
         return {}, "this host's kernels"
@@ -340,7 +339,7 @@ def _scoring_for(target: Any, fmt: str, precision: Precision = Precision.FP32
 
 
 @contextlib.contextmanager
-def _scoring(out: Path, target: Any, fmt: str, precision: Precision
+def _scoring(out: Path, target: Any, fmt: str, recipe: Recipe
              ) -> Iterator[tuple[Path, dict[str, str], str]]:
     """The file to score, its backend hints and how it is scored (see :func:`_scoring_for`):
     ``out`` itself, or for a model scored off its CPU class that holds MatMulInteger, a copy
@@ -352,7 +351,7 @@ def _scoring(out: Path, target: Any, fmt: str, precision: Precision
         integer_kernels_left,
     )
 
-    hints, how = _scoring_for(target, fmt, precision)
+    hints, how = _scoring_for(target, fmt, recipe.computes_bf16)
     if not hints or not is_onnx(out) or not has_integer_matmuls(out):
         yield out, hints, how
         return

@@ -33,6 +33,7 @@ class CalibrationMethod(StrEnum):
 # Data-aware ways to choose 4-bit weights; the empty set is plain rounding (data-free).
 WEIGHT_METHODS = ("awq", "scale_estimation", "gptq")
 GROUP_SIZES = (32, 64, 128)
+FLOAT_PRECISIONS = ("fp32", "bf16")
 
 
 DEFAULT_MIN_COSINE = 0.99
@@ -116,6 +117,9 @@ class Recipe:
     - ``group_size``/``weight_symmetric``/``weight_methods``: the 4-bit weights of ``w4a8``.
     - ``dynamic_activations``: INT8 activations quantized per call at run time (ONNX
       Runtime's dynamic quantization of MatMul/Gemm; recipe ``int8-dynamic``), no calibration.
+    - ``float_precision``: what the runtime computes the ops left in float at (``fp32``, or
+      ``bf16`` for an OpenVINO IR on a CPU with native bf16: AMX, AVX512-BF16); scored and
+      bundled at it.
     """
 
     schema_version: int = 2
@@ -135,6 +139,7 @@ class Recipe:
     group_size: int = 128
     weight_symmetric: bool = True
     weight_methods: tuple[str, ...] = ()
+    float_precision: str = "fp32"
     budget: Budget = dataclasses.field(default_factory=Budget)
 
     def __post_init__(self) -> None:
@@ -148,6 +153,9 @@ class Recipe:
         unknown = sorted(set(self.weight_methods) - set(WEIGHT_METHODS))
         if unknown:
             problems.append(f"unknown weight methods {unknown}; known: {WEIGHT_METHODS}")
+        if self.float_precision not in FLOAT_PRECISIONS:
+            problems.append(f"float_precision {self.float_precision!r} is not one of "
+                            f"{FLOAT_PRECISIONS}")
         if self.smooth_quant_alpha is not None and not 0.0 <= self.smooth_quant_alpha <= 1.0:
             problems.append(f"smooth_quant_alpha {self.smooth_quant_alpha} is outside [0, 1]")
         if problems:
@@ -158,6 +166,12 @@ class Recipe:
         """Every node kept in float: the user's, then range safety's."""
         return self.ignored_nodes + tuple(n for n in self.range_safety_nodes
                                           if n not in self.ignored_nodes)
+
+    @property
+    def computes_bf16(self) -> bool:
+        """True when the runtime computes this model's float arithmetic in bf16 (a bf16
+        recipe, or INT8 whose float ops run at bf16)."""
+        return self.precision is Precision.BF16 or self.float_precision == "bf16"
 
     @property
     def digest(self) -> str:

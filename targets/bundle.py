@@ -105,8 +105,8 @@ def assemble_ir(
 ) -> Manifest:
     """A bundle of an OpenVINO IR (``model_file`` is the .xml, its .bin beside it): signature
     and expected sample outputs from OpenVINO on this host at the float precision the bundle
-    runs at (bf16 for a bf16 bundle, else f32; recorded as its runtime hint), kernels counted
-    in the IR.
+    runs at (bf16 for a bf16 bundle or a recipe whose float ops run at bf16, else f32;
+    recorded as its runtime hint), kernels counted in the IR.
 
     Raises:
         BundleError: the sample inputs do not match the model's inputs.
@@ -128,8 +128,10 @@ def assemble_ir(
 
     inputs, outputs = specs(model.inputs), specs(model.outputs)
     _check_samples(samples, inputs)
-    # Only bf16 changes what OpenVINO computes in; INT8 IRs keep their float ops at f32.
-    hints = {"INFERENCE_PRECISION_HINT": HINT_OF_PRECISION[BF16 if precision == BF16 else FP32]}
+    # Only bf16 changes what OpenVINO computes in: a bf16 bundle, or an INT8 one whose recipe
+    # runs its float ops at bf16 (as it was scored); every other IR computes at f32.
+    bf16 = precision == BF16 or recipe.get("float_precision") == BF16
+    hints = {"INFERENCE_PRECISION_HINT": HINT_OF_PRECISION[BF16 if bf16 else FP32]}
     session = get_backend("openvino").open(staging / "model.xml", threads=1, hints=hints)
     try:
         got = session.run(samples)

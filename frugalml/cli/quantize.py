@@ -36,6 +36,8 @@ def _recipe(args: argparse.Namespace) -> Any:
         options["ignored_nodes"] = tuple(args.exclude.split(","))
     if args.no_range_safety:
         options["range_safe"] = False
+    if args.float_precision:
+        options["float_precision"] = args.float_precision
     return get_recipe(args.recipe, **options)
 
 
@@ -126,6 +128,9 @@ def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.Argument
                        help="object detection: least share of FP32 detections kept (0.95)")
         p.add_argument("--no-range-safety", action="store_true",
                        help="also quantize the output tail and Concats of mixed ranges")
+        p.add_argument("--float-precision", choices=("fp32", "bf16"),
+                       help="what an OpenVINO IR's float ops compute in (bf16: CPUs with "
+                       "native bf16; default fp32)")
     quantize.add_argument("--format", choices=("onnx", "openvino"),
                           help="output format (default: the input's)")
     quantize.add_argument("--allow-over-budget", action="store_true",

@@ -139,11 +139,17 @@ def test_a_decoder_is_scored_on_64_windows_unless_told_otherwise() -> None:
     from frugalml.deploy.candidates import CNN, DECODER
     from frugalml.deploy.engine import _Run
     from frugalml.deploy.plan import DeployOptions
+    from frugalml.export.model_info import ModelInfo
+
+    def model(family: str, task: str) -> ModelInfo:
+        return ModelInfo(path=Path("model.onnx"), format="onnx", files=(), inputs=(),
+                         outputs=(), ops={}, structure="plain", task=task, family=family,
+                         origin="onnx")
 
     run = _Run(options=DeployOptions(), steps=None, out=Path("."), name="m", data=None,
-               exported=None, task="language-model", family=DECODER, samples={}, started=0.0)
+               exported=None, model=model(DECODER, "language-model"), samples={}, started=0.0)
     assert run.eval_items == 64
-    assert dc.replace(run, family=CNN, task="classification").eval_items == 2000
+    assert dc.replace(run, model=model(CNN, "classification")).eval_items == 2000
     assert dc.replace(run, options=DeployOptions(eval_items=300)).eval_items == 300
     with pytest.raises(FrugalError, match="eval_items"):
         DeployOptions(eval_items=0)

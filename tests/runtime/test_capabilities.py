@@ -62,12 +62,14 @@ def test_saved_cpuinfo_decides_capabilities_target_and_candidates(fixture: str,
     assert chosen.name == target
     assert [c.name for c in candidates_for(CNN, chosen, ("default",))] == cnn
     assert [c.name for c in candidates_for(TRANSFORMER, chosen, ("default",))] == transformer
-    # bf16 is offered exactly where every CPU of the target computes it natively
-    offered = any(c.name == "bf16-openvino" for c in candidates_for(CNN, chosen, ("all",)))
-    assert offered == ("bf16" in chosen.capabilities.precisions)
-    assert offered == ("bf16-openvino" not in not_offered(chosen))
-    if not offered:
-        assert "native bf16" in not_offered(chosen)["bf16-openvino"]
+    # bf16 (a bf16 IR, or INT8 with its float ops at bf16) is offered exactly where every
+    # CPU of the target computes it natively
+    for name in ("bf16-openvino", "int8-bf16-openvino"):
+        offered = any(c.name == name for c in candidates_for(CNN, chosen, ("all",)))
+        assert offered == ("bf16" in chosen.capabilities.precisions)
+        assert offered == (name not in not_offered(chosen))
+        if not offered:
+            assert "native bf16" in not_offered(chosen)[name]
 
 
 def test_a_masked_model_number_is_named_by_what_the_flags_prove(tmp_path: Path) -> None:

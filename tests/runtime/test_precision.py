@@ -108,3 +108,54 @@ def test_bf16_is_refused_where_it_cannot_be_computed_or_scored(
         quantize(model, data, tmp_path / "c", recipe="bf16", backend="nncf", target="x86-amx",
                  output_format="openvino")
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+@pytest.mark.skipif(not HOST.capabilities.bf16, reason=NO_BF16)
+def test_int8_with_its_float_ops_at_bf16_is_scored_bundled_and_run_at_bf16(
+        mlp: tuple[Path, object, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    """int8-bf16-openvino: the same NNCF INT8 IR, its float ops (here the output layer, kept
+    float) computed in bf16, scored at bf16 (its scores differ from the f32 run's) and
+    bundled to run at bf16."""
+    from frugalml.quantize.recipe import get_recipe
+
+    model, data, samples = mlp
+    runs = {}
+    for floats in ("fp32", "bf16"):
+        runs[floats] = quantize(model, data, tmp_path / floats, backend="nncf",
+                                recipe=get_recipe("int8", float_precision=floats,
+                                                  ignored_nodes=("logits",)),
+                                target="x86-amx", output_format="openvino", eval_items=96,
+                                allow_over_budget=True)  # a 17 KB toy: IR text is most of it
+    f32, bf16 = runs["fp32"], runs["bf16"]
+    assert (f32.precision, bf16.precision) == ("int8", "int8")
+    assert bf16.int8_activation_layers == f32.int8_activation_layers == ("fc1",)
+    assert f32.accuracy["scored_with"] == "OpenVINO at f32 on this host"
+    assert bf16.accuracy["scored_with"] == "OpenVINO at bf16 on this host"
+    cosines = [r.accuracy["candidate"]["mean_cosine_to_fp32"] for r in (f32, bf16)]
+    assert cosines[1] >= 0.99 and abs(cosines[0] - cosines[1]) > 1e-7, cosines  # bf16 ran
+    precision, check = build_bundle(tmp_path / "bf16", tmp_path / "b",
+                                    target=get_target("x86-amx"), samples=samples)
+    assert precision == "int8" and check["status"] == "verified"
+    with rt.load(tmp_path / "b") as bundle:
+        assert bundle.manifest.runtime_hints["INFERENCE_PRECISION_HINT"] == "bf16"
+        assert bundle.inference_precision == "bf16"
+    build_bundle(tmp_path / "fp32", tmp_path / "f", target=get_target("x86-amx"),
+                 samples=samples)
+    with rt.load(tmp_path / "f") as bundle:
+        assert bundle.inference_precision == "fp32"  # an INT8 IR's float ops at f32
+
+
+def test_float_ops_at_bf16_need_openvino_and_a_bf16_target(
+        mlp: tuple[Path, object, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    from frugalml.quantize.recipe import get_recipe
+
+    model, data, _ = mlp
+    recipe = get_recipe("int8", float_precision="bf16")
+    with pytest.raises(QuantizationError, match="computed by OpenVINO.*--format openvino"):
+        quantize(model, data, tmp_path / "a", recipe=recipe, target="x86-amx")
+    with pytest.raises(QuantizationError, match="x86-avx2 does not guarantee native bf16"):
+        quantize(model, data, tmp_path / "b", recipe=recipe, backend="nncf",
+                 target="x86-avx2", output_format="openvino")
+    with pytest.raises(QuantizationError, match="float_precision 'fp16' is not one of"):
+        get_recipe("int8", float_precision="fp16")
+    assert not any((tmp_path / d).exists() for d in "ab")

@@ -14,5 +14,5 @@ def _claims(graph: GraphFacts) -> bool:
 
 FAMILY = Family(
     name="cnn", about="convolutions at least as many as matrix products", claims=_claims,
-    candidates=frozenset({"int8-static", "int8-nncf", "int8-openvino", "fp32-openvino",
-                          "bf16-openvino", "fp16", "fp16-cpu"}))
+    candidates=frozenset({"int8-static", "int8-nncf", "int8-openvino", "int8-bf16-openvino",
+                          "fp32-openvino", "bf16-openvino", "fp16", "fp16-cpu"}))

@@ -12,5 +12,5 @@ def _claims(graph: GraphFacts) -> bool:
 
 FAMILY = Family(
     name="other", about="no other family claims it", claims=_claims,
-    candidates=frozenset({"int8-static", "int8-nncf", "int8-openvino", "fp32-openvino",
-                          "bf16-openvino", "fp16", "fp16-cpu"}))
+    candidates=frozenset({"int8-static", "int8-nncf", "int8-openvino", "int8-bf16-openvino",
+                          "fp32-openvino", "bf16-openvino", "fp16", "fp16-cpu"}))

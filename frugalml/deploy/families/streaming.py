@@ -17,5 +17,6 @@ FAMILY = Family(
     name="streaming", about="state carried between calls, scored over streams",
     claims=_claims,
     candidates=frozenset({"int8-static", "int8-dynamic", "int8-nncf", "int8-openvino",
-                          "fp32-openvino", "bf16-openvino", "fp16", "fp16-cpu"}),
+                          "int8-bf16-openvino", "fp32-openvino", "bf16-openvino", "fp16",
+                          "fp16-cpu"}),
     budgets={"max_size_ratio": 1.5})

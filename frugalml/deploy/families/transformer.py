@@ -17,5 +17,5 @@ def _claims(graph: GraphFacts) -> bool:
 FAMILY = Family(
     name="transformer", about="matrix products and softmax attention", claims=_claims,
     candidates=frozenset({"fp32-fused", "int8-static", "int8-dynamic", "int8-dynamic-fused",
-                          "int8-nncf", "int8-openvino", "fp32-openvino", "bf16-openvino",
-                          "fp16", "fp16-cpu"}))
+                          "int8-nncf", "int8-openvino", "int8-bf16-openvino", "fp32-openvino",
+                          "bf16-openvino", "fp16", "fp16-cpu"}))
