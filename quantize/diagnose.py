@@ -164,12 +164,14 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8",
              backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
              probe_items: int = 64, task: str | None = None, steps: Steps | None = None,
-             deadline: float | None = None) -> Diagnosis:
+             deadline: float | None = None, first: Any = None) -> Diagnosis:
     """Find the culprit layers, keep the fewest in float that meet the budget, write ``out_dir``.
 
     ``out_dir`` gets the fixed model and ``quantize.json`` (as `frugal quantize` writes them)
     plus ``diagnosis.json``. At ``deadline`` (``time.monotonic()``) the search stops: the
     fewest-float passing point found so far is kept, and the diagnosis says it stopped early.
+    ``first``: the all-INT8 point when the caller built and scored it already (a deploy's
+    first try of the candidate, the same recipe and data), so it is not built again.
 
     Raises:
         QuantizationError: the recipe is not INT8, or the budget is not met even with every
@@ -198,7 +200,7 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
                 target=target, output_format="onnx", eval_items=eval_items,
                 allow_over_budget=True, task=task, steps=steps)
 
-        full = attempt((), Path(tmp) / "full")
+        full = first or attempt((), Path(tmp) / "full")
         tries = [_try((), full)]
         ranking: tuple[Sensitivity, ...] = ()
         chosen, stopped = full, ""

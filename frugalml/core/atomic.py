@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from frugalml.core.interrupt import reraise_if_interrupted
 from frugalml.errors import FrugalError
 
 # Write failures that are the environment's, not a bug: they become a typed error with advice.
@@ -64,8 +65,9 @@ def staged(dest: Path, *, error: type[FrugalError] = FrugalError) -> Iterator[Pa
 
     A crash at any point leaves either the old directory or the new one at ``dest``, never
     half of one (a SIGKILL between the two renames leaves the old one aside, and the next
-    writer puts it back, see :func:`recover`). Storage failures (disk full, read-only
-    directory) raise ``error`` with advice instead of a bare ``OSError``.
+    writer puts it back, see :func:`recover`); nothing is committed after Ctrl-C, even one a
+    library swallowed. Storage failures (disk full, read-only directory) raise ``error`` with
+    advice instead of a bare ``OSError``.
     """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,8 @@ def staged(dest: Path, *, error: type[FrugalError] = FrugalError) -> Iterator[Pa
         raise storage_error(error, dest, e) from e
     try:
         yield staging
+        # A library that swallowed Ctrl-C (a bare except) lets the work finish: not kept.
+        reraise_if_interrupted()
         old = dest.with_name(f".{dest.name}.old")
         if dest.exists():
             dest.rename(old)

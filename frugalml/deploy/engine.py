@@ -247,7 +247,7 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
     try:
         entry = outcome.scored(spec, record, hit)
         if not entry["accuracy"]["budget_met"] and searchable(spec, entry, run.build_time_left()):
-            record, hit = _quantize(run, spec, target, search=True)
+            record, hit = _quantize(run, spec, target, start=record)
             entry = {**outcome.scored(spec, record, hit), "repaired": True,
                      "before_repair": entry["accuracy"],
                      "float_nodes": list(record.recipe["ignored_nodes"]),
@@ -285,10 +285,10 @@ def plausible_reference(accuracy: Mapping[str, Any] | None) -> None:
         "model's own; no candidate was graded against this reference.")
 
 
-def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = False
+def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, start: Any = None
               ) -> tuple[Any, bool]:
-    """The candidate's quantized model (with ``search``, the mixed-precision search's), from
-    the cache when the same inputs built it."""
+    """The candidate's quantized model (given its first build, ``start``, the mixed-precision
+    search's from it), from the cache when the same inputs built it."""
     from frugalml.core.records import digest
     from frugalml.deploy.plan import source_format
     from frugalml.deploy.stages import quantize_cached, quantize_key
@@ -304,8 +304,8 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, search: bool = Fal
     key = quantize_key(digest(source.digest, run.exported.digest), recipe.digest, spec.backend,
                        spec.output_format, target.int8_format.value, scoring,
                        run.data.fingerprint, run.eval_items, run.task)
-    if search:
-        return mixed_precision(run, spec, target, recipe, key)
+    if start is not None:
+        return mixed_precision(run, spec, target, recipe, key, start)
     with run.steps.step(f"{spec.name}: build ({spec.about}) and score against FP32"):
         return quantize_cached(run.cache, key, model, run.data, recipe=recipe,
                                backend=spec.backend, target=target,

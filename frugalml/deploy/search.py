@@ -26,8 +26,11 @@ def searchable(spec: Any, entry: dict[str, Any], time_left: float) -> bool:
             and all(c["name"] != "size vs FP32" for c in failed))
 
 
-def search(run: Any, spec: Any, target: Any, recipe: Any, key: str) -> tuple[Any, bool]:
-    """The searched model's quantize record (cached by ``key``), from diagnose.
+def search(run: Any, spec: Any, target: Any, recipe: Any, key: str, start: Any
+           ) -> tuple[Any, bool]:
+    """The searched model's quantize record (cached by ``key``), from diagnose, which starts
+    from ``start``: the candidate's first build, all INT8, already scored (MiniLM's took
+    about 15 s to build again).
 
     Raises:
         QuantizationError: no point met the budget (every ranked node in float, or none
@@ -41,7 +44,7 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str) -> tuple[Any
     def build(tmp: Path) -> Any:
         diagnose(run.model, run.data, tmp / "quantized", recipe=recipe,
                  backend=spec.backend, target=target, eval_items=run.eval_items,
-                 task=run.task, steps=run.steps, deadline=run.deadline)
+                 task=run.task, steps=run.steps, deadline=run.deadline, first=start)
         return read_record(tmp / "quantized")
 
     run.steps.note(f"  {spec.name}: mixed-precision search (nodes ranked by sensitivity, the "

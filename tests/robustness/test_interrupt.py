@@ -67,3 +67,23 @@ def test_exit_process_takes_the_normal_path_for_other_codes() -> None:
     with pytest.raises(SystemExit) as e:
         exit_process(2)
     assert e.value.code == 2
+
+
+def test_nothing_is_committed_after_a_ctrl_c_a_library_swallowed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library that catches KeyboardInterrupt (a bare except) lets the step finish; the
+    atomic write then refuses to commit it (a Ctrl-C test once found an export entry at its
+    final path after exit 130)."""
+    import threading
+
+    from frugalml.core import interrupt
+    from frugalml.core.atomic import staged
+
+    monkeypatch.setattr(interrupt, "_requested", threading.Event())
+    with staged(tmp_path / "kept") as stage:
+        (stage / "a").write_text("done")
+    assert (tmp_path / "kept" / "a").read_text() == "done"
+    interrupt._requested.set()  # what the CLI's SIGINT handler records
+    with pytest.raises(KeyboardInterrupt), staged(tmp_path / "entry") as stage:
+        (stage / "a").write_text("finished after Ctrl-C")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
