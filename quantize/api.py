@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from frugalml.core.progress import Steps
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.export.model_info import ModelInfo, read_ops, structure_of
-from frugalml.quantize._calibration import CountedData, calibration_feeds
+from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._registry import get_quantizer
 from frugalml.quantize.accuracy import measure, size_check
@@ -97,10 +99,13 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
         TargetError: unknown target.
     """
     from frugalml.core.atomic import staged
+    from frugalml.targets import detect, get_target
 
     steps, source = steps or Steps(quiet=True), model_file(model)
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    quantizer, target = get_quantizer(backend), target_named(target)
+    quantizer = get_quantizer(backend)
+    target = detect() if target == "auto" else (
+        get_target(target) if isinstance(target, str) else target)
     fmt = output_format or ("openvino" if is_ir(source) else "onnx")
     _check_output(quantizer, recipe, target, fmt)
     task, structure = _model_facts(model, data, task)
@@ -113,8 +118,12 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
             record = quantizer.quantize(
                 source, counted, _with_float_nodes(recipe, safety), target, out,
                 source_digest=file_sha256(source), structure=structure)
-        report, how = score(out, reference or source, data, recipe, target, eval_items=eval_items,
-                            task=task, steps=steps, deadline=deadline)
+        with _scoring(out, target, fmt, recipe) as (scored, hints, how), steps.step(
+                f"score against FP32 on up to {eval_items} evaluation items ({how})"):
+            report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
+                             task=task, candidate_hints=hints, deadline=deadline)
+        report = report.with_check(size_check(model_bytes(reference or source),
+                                              model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
                                      calibration_items_used=counted.used,
@@ -128,41 +137,6 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
                 + "; ".join(report.failures()) + ". " + _advice(report))
         write_json_atomic(stage / RECORD_NAME, record.to_dict())
     return record
-
-
-def target_named(target: Any) -> Any:
-    """``target`` as a Target: ``auto`` (this host's), a name or file, or one already.
-
-    Raises:
-        TargetError: unknown target.
-    """
-    from frugalml.targets import detect, get_target
-
-    if target == "auto":
-        return detect()
-    return get_target(target) if isinstance(target, str) else target
-
-
-def score(model: Path, reference: Path, data: CalibrationData, recipe: Recipe, target: Any,
-          *, eval_items: int, task: str | None, steps: Steps, deadline: float | None = None,
-          sized: bool = True) -> tuple[Any, str]:
-    """Score ``model`` against ``reference`` (FP32) on the evaluation part as :func:`quantize`
-    scores what it writes (this host's kernels, or the target's exact integer arithmetic;
-    the recipe's budget, size too unless not ``sized``); also for a model it did not write
-    (a point of the mixed-precision search, whose file is no artifact: not sized).
-
-    Returns:
-        (the AccuracyReport, how it was scored)
-    """
-    fmt = "openvino" if is_ir(model) else "onnx"
-    with _scoring(model, target, fmt, recipe) as (scored, hints, how), steps.step(
-            f"score against FP32 on up to {eval_items} evaluation items ({how})"):
-        report = measure(reference, scored, data, recipe.budget, items=eval_items, task=task,
-                         candidate_hints=hints, deadline=deadline)
-    if not sized:
-        return report, how
-    return report.with_check(size_check(model_bytes(reference), model_bytes(model),
-                                        recipe.budget)), how
 
 
 # Files beside a model that describe how to drive it (a decoder's cache layout and
@@ -243,6 +217,31 @@ def _roles(data: CalibrationData) -> dict[str, Any] | None:
     """The input roles of stream data (they go into every bundle of the model); else None."""
     roles = getattr(data, "roles", None)
     return roles.to_dict() if roles else None
+
+
+class CountedData:
+    """The calibration data as a backend reads it, counting the calibration items it takes
+    (the record says how many were used, not how many the recipe asked for)."""
+
+    def __init__(self, data: CalibrationData) -> None:
+        self._data = data
+        self.used = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self._data.fingerprint
+
+    def batches(self, part: str, *, batch_size: int, limit: int | None = None
+                ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        seen = 0
+        for feeds, labels in self._data.batches(part, batch_size=batch_size, limit=limit):
+            if part == "calibration":
+                seen += len(labels)
+                self.used = max(self.used, seen)  # NNCF reads the part once per pass
+            yield feeds, labels
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
 
 
 def _range_safety(source: Path, data: CalibrationData, recipe: Recipe, steps: Steps

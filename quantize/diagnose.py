@@ -14,7 +14,6 @@ The exclusion list is ONNX node names, which both backends accept.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -202,89 +201,21 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
                 allow_over_budget=True, task=task, steps=steps)
 
         full = first or attempt((), Path(tmp) / "full")
-        tries = [_try(0, full)]
+        tries = [_try((), full)]
         ranking: tuple[Sensitivity, ...] = ()
         chosen, stopped = full, ""
         if not full.accuracy["within_budget"]:
             ranking = rank_layers(full.path, source, data, items=probe_items, task=task,
                                   steps=steps)
-
-            def top(k: int) -> tuple[str, ...]:
-                return tuple(s.node for s in ranking[:k])
-
-            probe = _prober(full.path, source, data, recipe, target, eval_items, task, steps,
-                            deadline, Path(tmp))
-            point, stopped = _search(ranking, lambda k: probe(top(k)), tries, deadline)
-            chosen = _built(point.float_nodes, len(ranking), lambda k: attempt(
-                top(k), Path(tmp) / f"k{k}"), tries, deadline)
+            chosen, stopped = _search(ranking, lambda k: attempt(
+                tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries, deadline)
         return _write(out_dir, chosen, full, source, data, ranking, tries, backend, recipe,
                       size_limit, time.perf_counter() - start, stopped)
 
 
-def _try(float_layers: int, record: Any) -> dict[str, Any]:
-    return {"float_layers": float_layers, "within_budget": record.accuracy["within_budget"],
-            "checks": record.accuracy["checks"], "built": not isinstance(record, _Point)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Point:
-    """A point of the search scored without building it: the all-INT8 graph with the top
-    ``float_nodes`` nodes back in float (:func:`dequantize_layers`), which the backend builds
-    the same way with those nodes excluded, less the calibration it would run again (about
-    5 s of the 8 s each MiniLM point took when every point was built)."""
-
-    float_nodes: int
-    accuracy: dict[str, Any]
-
-
-def _prober(quantized: Path, source: Path, data: CalibrationData, recipe: Recipe, target: Any,
-            eval_items: int, task: str | None, steps: Steps, deadline: float | None,
-            tmp: Path) -> Callable[[tuple[str, ...]], _Point]:
-    """A function scoring the all-INT8 ``quantized`` with given nodes back in float, as
-    :func:`~frugalml.quantize.api.quantize` scores what it builds."""
-    import onnx
-
-    from frugalml.quantize.api import SIDECARS, score, target_named
-
-    q_model, f_model = onnx.load(str(quantized)), onnx.load(str(source))
-    resolved = target_named(target)
-
-    def probe(names: tuple[str, ...]) -> _Point:
-        dest = tmp / f"probe-{len(names)}"
-        dest.mkdir()
-        for name in SIDECARS:  # scoring drives a decoder or a stream by them
-            if (source.parent / name).is_file():
-                shutil.copyfile(source.parent / name, dest / name)
-        onnx.save(dequantize_layers(q_model, f_model, names), str(dest / "model.onnx"))
-        report, how = score(dest / "model.onnx", source, data, recipe, resolved,
-                            eval_items=eval_items, task=task, steps=steps, deadline=deadline,
-                            sized=False)  # the INT8 and the float weights both: not a size
-        return _Point(len(names), {**report.to_dict(), "scored_with": how})
-
-    return probe
-
-
-def _built(k: int, most: int, build: Callable[[int], Any], tries: list[dict[str, Any]],
-           deadline: float | None) -> Any:
-    """The search's point built by the backend with its ``k`` nodes excluded (calibrated and
-    scored like any candidate); should the build miss where its probe met the budget, the
-    next point up is built, while time is left.
-
-    Raises:
-        QuantizationError: no build from ``k`` up met the budget.
-    """
-    for n in range(k, most + 1):
-        record = build(n)
-        tries.append(_try(n, record))
-        if record.accuracy["within_budget"]:
-            return record
-        if deadline is not None and time.monotonic() > deadline:
-            break
-    raise QuantizationError(
-        f"The search's point with {k} nodes in float met the budget when probed, but built "
-        f"with them excluded (and up to {n}) it missed: "
-        + "; ".join(f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
-                    for c in record.accuracy["checks"] if not c["passed"]) + ".")
+def _try(ignored: tuple[str, ...], record: Any) -> dict[str, Any]:
+    return {"float_layers": len(ignored), "within_budget": record.accuracy["within_budget"],
+            "checks": record.accuracy["checks"]}
 
 
 class _OutOfTime(Exception):
@@ -294,8 +225,8 @@ class _OutOfTime(Exception):
 def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
             tries: list[dict[str, Any]], deadline: float | None = None) -> tuple[Any, str]:
     """Smallest k such that the top-k layers in float meet the budget: doubling, then bisection
-    (each point tried, by ``attempt``, is appended to ``tries``). Returns the point and why the
-    search stopped early ("" when it did not).
+    (each point tried is appended to ``tries``). Returns the record and why the search
+    stopped early ("" when it did not).
 
     Raises:
         QuantizationError: even every ranked layer in float misses the budget, or the deadline
@@ -307,7 +238,7 @@ def _search(ranking: tuple[Sensitivity, ...], attempt: Callable[[int], Any],
         if deadline is not None and time.monotonic() > deadline:
             raise _OutOfTime
         records[k] = attempt(k)
-        tries.append(_try(k, records[k]))
+        tries.append(_try(tuple(s.node for s in ranking[:k]), records[k]))
         return bool(records[k].accuracy["within_budget"])
 
     try:
@@ -358,6 +289,8 @@ def _with_size_budget(record: Any, size_limit: float) -> Any:
 def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
            ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
            recipe: Recipe, size_limit: float, seconds: float, stopped: str = "") -> Diagnosis:
+    import shutil
+
     from frugalml.core.atomic import staged
     from frugalml.quantize.api import RECORD_NAME
 

@@ -72,14 +72,13 @@ def _searched_whole(record: dict[str, Any]) -> bool:
 
 def curve(record: Any) -> dict[str, Any]:
     """What deploy.json says of the search behind ``record``: every point tried (float nodes,
-    in budget or not, each check's value, ``built`` by the backend or probed on the INT8 graph
-    with those nodes back in float) and whether it stopped early."""
+    in budget or not, each check's value) and whether it stopped early."""
     from frugalml.quantize.diagnose import DIAGNOSIS_NAME
 
     diagnosis = json.loads((Path(record.path).parent / DIAGNOSIS_NAME).read_text())
     points = [{"float_nodes": t["float_layers"], "within_budget": t["within_budget"],
-               "checks": {c["name"]: c["value"] for c in t["checks"]},
-               "built": t.get("built", True)} for t in diagnosis["tries"]]
+               "checks": {c["name"]: c["value"] for c in t["checks"]}}
+              for t in diagnosis["tries"]]
     return {"points": sorted(points, key=lambda p: p["float_nodes"]),
             "ranked_nodes": len(diagnosis["ranking"]),
             "stopped_early": diagnosis.get("stopped_early", ""),
