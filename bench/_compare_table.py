@@ -1,9 +1,7 @@
-"""The table, the goals and the JSON of bench/compare_peers.py."""
+"""The table and the goals of bench/compare_peers.py."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 _HEADER = ("| route | runs in | metric FP32 -> quantized | delta | cos / agreement | "
@@ -13,7 +11,7 @@ _HEADER = ("| route | runs in | metric FP32 -> quantized | delta | cos / agreeme
 
 def print_model(model: str, rows: dict[str, dict[str, Any]]) -> None:
     """One markdown table for ``model``, then frugalml's gate verdict and the goals."""
-    from bench.quantize_table import _metric
+    from _report import accuracy_cells
 
     print(f"\n### {model}\n\n{_HEADER}\n|{'---|' * 15}")
     for row in rows.values():
@@ -24,7 +22,7 @@ def print_model(model: str, rows: dict[str, dict[str, Any]]) -> None:
         acc = row["accuracy"]
         quantized = not row["label"].startswith("FP32")
         print(f"| {row['label']} | {'OpenVINO' if row['path'].endswith('.xml') else 'ORT'} | "
-              f"{_metric(acc)} | "
+              f"{accuracy_cells(acc)} | "
               + " | ".join(f"{lat[t]['p50_ms']:.2f} | {x[t]:.2f}x | {lat[t]['p99_ms']:.2f}"
                            for t in (1, 2))
               + f" | {row['size_bytes'] / 1e6:.1f} ({row['size_ratio']:.2f}) | "
@@ -59,9 +57,3 @@ def goals(rows: dict[str, dict[str, Any]]) -> list[str]:
     else:
         lines.append("no peer default met the INT8 budget on this run")
     return lines
-
-
-def write_json(path: Path, host: Any, results: dict[str, dict[str, Any]]) -> None:
-    """Everything measured, with the host it was measured on."""
-    path.write_text(json.dumps({"host": host.to_dict(), "models": results}, indent=2,
-                               default=str))

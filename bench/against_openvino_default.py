@@ -13,8 +13,9 @@ Usage: python bench/against_openvino_default.py BUNDLE FP32_MODEL [--threads 1] 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from _report import add_json_option, emit
 
 
 def main() -> None:
@@ -23,7 +24,6 @@ def main() -> None:
 
     from frugalml import runtime
     from frugalml.runtime.bench_inputs import bench_feeds, sample_arrays
-    from frugalml.runtime.host import describe_host, read_host
     from frugalml.runtime.speed import Plan, calls_per_round, compare, round_timer
     from frugalml.runtime.workload import Workload, workload_feeds
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--sequence-length", type=int)
     parser.add_argument("--time-cap", type=float, default=60.0)
-    parser.add_argument("--json", type=Path, help="write the result here")
+    add_json_option(parser)
     args = parser.parse_args()
 
     workload = Workload(batch=args.batch, sequence_length=args.sequence_length)
@@ -54,20 +54,14 @@ def main() -> None:
                               "input_shapes": {k: list(v.shape) for k, v in feeds.items()}})
         shipped = {"precision": model.manifest.precision, "backend": model.backend,
                    "inference_precision": model.inference_precision}
-    host = read_host()
-    result = {"host": host.to_dict(), "bundle": str(args.bundle), "shipped": shipped,
-              "baseline": f"OpenVINO {ov.__version__} default ({default_precision})",
-              "workload": workload.describe(), "threads": args.threads, **verdict.to_dict()}
-    print(f"Host: {describe_host(host.to_dict())}; {args.threads} thread(s); "
-          f"{workload.describe()}.\n")
-    print("| shipped bundle | its precision | baseline | x baseline (95 % CI) | verdict |")
-    print("|---|---|---|---|---|")
-    low, high = verdict.ci95 or (float("nan"), float("nan"))
-    print(f"| {args.bundle.name} | {shipped['precision']} ({shipped['backend']}) | "
-          f"{result['baseline']} | {verdict.ratio_p50:.2f}x ({low:.2f}-{high:.2f}) | "
-          f"{verdict.verdict} |")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+    rows = [{"shipped bundle": args.bundle.name,
+             "its precision": f"{shipped['precision']} ({shipped['backend']})",
+             "baseline": f"OpenVINO {ov.__version__} default ({default_precision})",
+             "x baseline": verdict.describe(short=True)}]
+    emit(f"a shipped bundle against OpenVINO's default precision, {workload.describe()}",
+         tuple(rows[0]), rows, json_path=args.json, threads=args.threads,
+         bundle=str(args.bundle), shipped=shipped, workload=workload.describe(),
+         verdict=verdict.to_dict())
 
 
 if __name__ == "__main__":

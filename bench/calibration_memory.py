@@ -4,7 +4,8 @@ Usage: python bench/calibration_memory.py N [N ...]
 Each N runs in a fresh process: EfficientNet-Lite0 is exported once, then ONNX Runtime's static
 quantizer calibrates Conv/MatMul/Gemm on the first N items of an image folder read through
 frugalml's CalibrationSet (the 1,000 sample images linked under N/1000 names), merging ranges
-every 16 items as frugalml's quantizer does (StreamingReader). Prints N, seconds and peak RSS.
+every 16 items as frugalml's quantizer does (StreamingReader). Prints N, seconds and peak RSS
+as a table naming the host (``--json PATH`` writes it too).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata
+from _report import add_json_option, emit
 
 CHILD = """
 import sys, time
@@ -41,13 +42,16 @@ print(n, round(time.perf_counter() - start, 1), round(hwm / 1024))
 
 def main() -> None:
     """Export once, link the images, then calibrate each N in its own process."""
+    from _data import IMAGENET, efficientnet_lite0, imagenet_batch
+
     from frugalml.export import GraphSpec, export
-    from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", type=int, nargs="*", default=[100, 5000],
                         help="calibration set sizes, each calibrated in its own process")
-    sizes = parser.parse_args().sizes
+    add_json_option(parser)
+    args = parser.parse_args()
+    sizes = args.sizes
     root = Path(tempfile.mkdtemp(prefix="calmem-"))
     images, _ = imagenet_batch(4)
     record = export(efficientnet_lite0(), root / "export", example={"image": images[:2]},
@@ -59,14 +63,19 @@ def main() -> None:
     for copy in range(max(sizes) // len(names) + 1):
         for name in names:
             os.symlink(IMAGENET / name, folder / f"{copy}_{name}")
-    print("N  seconds  peak_RSS_MiB")
+    rows = []
     for n in sizes:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(record.path),
                                str(n)], capture_output=True, text=True)
-        print(done.stdout.strip() or done.stderr[-800:], flush=True)
         if done.returncode:
-            sys.exit(f"calibration of {n} items failed after {time.perf_counter() - started:.0f} s")
+            sys.exit(f"calibration of {n} items failed after {time.perf_counter() - started:.0f} "
+                     f"s: {done.stderr[-800:]}")
+        items, seconds, peak = done.stdout.split()
+        rows.append({"N": int(items), "seconds": float(seconds), "peak RSS MiB": int(peak)})
+        print(f"{n} items: {seconds} s, {peak} MiB", file=sys.stderr, flush=True)
+    emit("INT8 calibration memory (EfficientNet-Lite0, ONNX Runtime MinMax, streamed)",
+         ("N", "seconds", "peak RSS MiB"), rows, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata and bench
-
-from bench import _peers as peers  # noqa: E402
+import _peers as peers
 
 ROUTES = {  # name -> (label, route, precision of its budget)
     "ort-static": ("ORT quantize_static defaults", peers.ort_static_default, "int8"),
@@ -63,7 +61,7 @@ def data_for(model: str, calibration_items: int) -> Any:
     from frugalml.calibration import ImageFolder, TokenWindows, build_text_set, make_set
 
     if model == "EfficientNet-Lite0":
-        from tests.realdata import IMAGENET
+        from _data import IMAGENET
 
         return make_set(ImageFolder(IMAGENET, preset="tflite", input_name="image"),
                         calibration_size=calibration_items)
@@ -74,8 +72,9 @@ def data_for(model: str, calibration_items: int) -> Any:
 
         return build_text_set(rotten_tomatoes_file(), default_model_dir(),
                               input_names=INPUT_NAMES, calibration_size=calibration_items)
+    from _data import smollm2_gguf, tiny_shakespeare
+
     from frugalml.export.gguf import gguf_model_dir
-    from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     return make_set(TokenWindows(tiny_shakespeare(), gguf_model_dir(smollm2_gguf()), window=128),
                     calibration_size=calibration_items)
@@ -123,28 +122,26 @@ def run_route(model: str, route: str, fp32: Path, out: Path, calibration_items: 
 
 def main() -> None:
     """Build, quantize, score, time; print the table and the goals; write JSON."""
-    from bench._compare_table import print_model, write_json
-    from bench._compare_timing import time_rows
-    from bench.quantize_table import BUILDERS
-    from frugalml.runtime.host import read_host
+    from _compare_table import print_model
+    from _compare_timing import time_rows
+    from _data import MODEL_SETS
+    from _report import add_json_option, host_line, write_json
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"{' and '.join(QUICK_PLAN)}, fewer routes and items (under 5 "
                         "minutes)")
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--models", help=f"comma-separated subset of {', '.join(PLAN)}")
+    add_json_option(parser)
     args = parser.parse_args()
     models = args.models.split(",") if args.models else list(QUICK_PLAN if args.quick
                                                               else PLAN)
     root = Path(tempfile.mkdtemp(prefix="compare-peers-"))
-    host = read_host()
-    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores, flags with "
-          f"{', '.join(f for f in host.flags if f.startswith(('avx', 'fma', 'amx')))}")
+    print(host_line(), flush=True)
     results = {}
     for model in models:
         calib, items, rounds, runs = SIZES[model][0 if args.quick else 1]
-        fp32 = BUILDERS[model](root)[0]
+        fp32 = MODEL_SETS[model](root)[0]
         data = data_for(model, calib)
         rows = {"fp32-ort": {"label": "FP32 ONNX Runtime", "path": str(fp32), "seconds": 0.0},
                 "fp32-ov": {"label": "FP32 OpenVINO", "path": str(_fp32_ir(fp32)),
@@ -161,7 +158,7 @@ def main() -> None:
         results[model] = rows
         print_model(model, rows)
     if args.json:
-        write_json(args.json, host, results)
+        write_json(args.json, {"models": results})
 
 
 def _score(row: dict[str, Any], fp32: Path, data: Any, items: int) -> None:

@@ -4,7 +4,7 @@ the gate's verdict (interleaved rounds in one process, batch 1, 1 thread).
 EfficientNet-Lite0 (200 ImageNet-sample images calibrate) and all-MiniLM-L6-v2 (300 Rotten
 Tomatoes reviews calibrate), both quantized with ONNX Runtime static INT8 in the target's format.
 
-Usage: python bench/compile_gate.py [--time-cap 60] [--threads 1]
+Usage: python bench/compile_gate.py [--time-cap 60] [--threads 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -14,28 +14,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata and bench
+from _report import add_json_option, emit
 
 
 def main() -> None:
     """Build, gate and print one line per model."""
-    from bench.quantize_table import _effnet, _minilm
+    from _data import effnet_set, minilm_set
+
     from frugalml.quantize.api import quantize
-    from frugalml.runtime.host import describe_host, read_host
     from frugalml.runtime.speed import Plan as SpeedPlan
     from frugalml.targets.compile import compile_model
     from frugalml.targets.detect import detect
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-cap", type=float, default=60.0,
                         help="seconds the speed protocol may take per model")
     parser.add_argument("--threads", type=int, default=1)
+    add_json_option(parser)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="compile-gate-"))
-    host, target = read_host(), detect()
-    print(f"host: {describe_host(host.to_dict())}, {host.logical_cores} cores; "
-          f"target {target.name}")
-    for name, build in (("EfficientNet-Lite0", _effnet), ("all-MiniLM-L6-v2", _minilm)):
+    target = detect()
+    rows = []
+    for name, build in (("EfficientNet-Lite0", effnet_set), ("all-MiniLM-L6-v2", minilm_set)):
         model, data = build(root)
         q = quantize(model, data, root / f"{name}-int8", recipe="int8", target=target,
                      eval_items=200)
@@ -44,9 +44,13 @@ def main() -> None:
                                samples=samples, fp32=model, name=name, threads=args.threads,
                                gate_plan=SpeedPlan(time_cap_s=args.time_cap))
         gate = result.speed_gate or {}
-        print(f"{name}: default {result.default}; {gate.get('why', 'gate not run')} "
-              f"(FP32 p50 {gate.get('baseline_p50_ms')} ms, INT8 "
-              f"{gate.get('candidate_p50_ms')} ms)", flush=True)
+        rows.append({"model": name, "default bundle": result.default,
+                     "FP32 p50 ms": gate.get("baseline_p50_ms"),
+                     "INT8 p50 ms": gate.get("candidate_p50_ms"),
+                     "gate": gate.get("why", "gate not run")})
+        print(f"{name}: default {result.default}", file=sys.stderr, flush=True)
+    emit(f"speed gate on target {target.name}", tuple(rows[0]), rows, json_path=args.json,
+         threads=args.threads)
 
 
 if __name__ == "__main__":

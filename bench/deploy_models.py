@@ -4,21 +4,21 @@ SmolLM2-135M (tiny-shakespeare windows). Prints each candidates table and the sh
 with the host's family/model, and writes them as Markdown (for the README).
 
 Usage: python bench/deploy_models.py [--out bench-deploy] [--models effnet,minilm,smollm2]
-       [--candidates all] [--threads 1] [--batch 8] [--sequence-length 128]
+       [--candidates all] [--threads 1] [--batch 8] [--sequence-length 128] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _report import add_json_option, host_line, write_json
 
 
 def _effnet(root: Path) -> tuple[object, Path, dict]:
+    from _data import IMAGENET, efficientnet_lite0, imagenet_batch
+
     from frugalml.export import GraphSpec, export
-    from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch
 
     x, _ = imagenet_batch(4)
     onnx = export(efficientnet_lite0(), root / "effnet-export", example={"image": x[:2]},
@@ -35,7 +35,7 @@ def _minilm(root: Path) -> tuple[object, Path, dict]:
 
 
 def _smollm2(root: Path) -> tuple[object, Path, dict]:
-    from tests.realdata import smollm2_gguf, tiny_shakespeare
+    from _data import smollm2_gguf, tiny_shakespeare
 
     return smollm2_gguf(), tiny_shakespeare(), {"calibration_items": 64, "eval_items": 32,
                                                 "name": "SmolLM2-135M", "profile_runs": 20}
@@ -50,10 +50,9 @@ def main() -> None:
 
     from frugalml.deploy import DeployOptions, deploy
     from frugalml.report.deploy_md import COLUMNS, cells, decision_line, workload_text
-    from frugalml.runtime.host import describe_host, read_host
     from frugalml.runtime.workload import Workload
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench-deploy"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--candidates", default="all")
@@ -61,18 +60,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="the workload candidates are "
                         "timed at (decoders: their decode steps, whatever the workload)")
     parser.add_argument("--sequence-length", type=int)
+    add_json_option(parser)
     args = parser.parse_args()
     workload = Workload(batch=args.batch, sequence_length=args.sequence_length)
-    host = read_host()
-    lines = [f"Host: {describe_host(host.to_dict())} (vendor {host.vendor}, family "
-             f"{host.family}, model {host.model}, stepping {host.stepping}, "
-             f"{host.logical_cores} logical cores), threads {args.threads}.", ""]
+    lines, records = [host_line(args.threads) + ".", ""], {}
     for key in args.models.split(","):
         model, data, extra = MODELS[key](args.out)
         options = dataclasses.replace(DeployOptions(candidates=args.candidates,
                                                     threads=args.threads, workload=workload),
                                       **extra)
         result = deploy(model, data, args.out / key, options)
+        records[key] = result.record
         for target, r in result.record["targets"].items():
             lines += [f"### {extra['name']} on {target}", "", decision_line(target, r), "",
                       f"Why: {r['why']}", "", "| " + " | ".join(COLUMNS) + " |",
@@ -86,6 +84,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "deploy_models.md").write_text("\n".join(lines))
     print("\n".join(lines))
+    if args.json:
+        write_json(args.json, {"threads": args.threads, "workload": workload.to_dict(),
+                               "deploys": records})
 
 
 if __name__ == "__main__":

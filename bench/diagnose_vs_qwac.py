@@ -5,9 +5,10 @@ budget: mean embedding cosine to FP32 of at least 0.99 on 200 held-out reviews (
 0.01 below FP32's 1.0), starting from INT8 with every linear layer's activations quantized
 (which misses it), or with --start default from frugalml's default INT8 recipe (as NNCF starts
 from its own default). NNCF runs on the OpenVINO model, its main route. Prints wall times and
-the float layers each keeps.
+the float layers each keeps, as a table naming the host (``--json PATH`` writes it too).
 
 Usage: python bench/diagnose_vs_qwac.py [--items 200] [--min-cosine 0.99] [--start default]
+       [--json PATH]
 (NNCF's default transformer INT8 already reaches 0.995 here, so it searches only above that.)
 """
 
@@ -19,17 +20,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import add_json_option, emit
 
 
 def main() -> None:
     """Run both searches in one process, one after the other, and print the comparison."""
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--min-cosine", type=float, default=0.99,
                         help="the budget for both (NNCF: max_drop = 1 - this)")
     parser.add_argument("--start", choices=("all-int8", "default"), default="all-int8",
                         help="diagnose's starting recipe: every linear layer's activations "
                         "int8 (forces a search), or frugalml's default int8 recipe")
+    add_json_option(parser)
     args = parser.parse_args()
     from frugalml.calibration import build_text_set, rotten_tomatoes_file
     from frugalml.demo import default_model_dir
@@ -51,12 +54,16 @@ def main() -> None:
     ours = diagnose(model, data, root / "ours", recipe=recipe, target="x86-avx2",
                     eval_items=args.items, probe_items=32)
     ours_s = time.perf_counter() - start
-    print(f"frugal diagnose: {ours_s:.0f} s, {len(ours.ignored_nodes)} layers in float, "
-          f"cosine {ours.baseline['candidate']['mean_cosine_to_fp32']:.4f} -> "
-          f"{ours.final['candidate']['mean_cosine_to_fp32']:.4f}")
     qwac_s, kept = _qwac(model, data, args.items, 1.0 - args.min_cosine)
-    print(f"nncf.quantize_with_accuracy_control: {qwac_s:.0f} s, {kept}")
-    print(f"ratio (NNCF / ours): {qwac_s / ours_s:.1f}x")
+    rows = [{"search": "frugal diagnose", "seconds": round(ours_s),
+             "outcome": f"{len(ours.ignored_nodes)} layers in float, cosine "
+                        f"{ours.baseline['candidate']['mean_cosine_to_fp32']:.4f} -> "
+                        f"{ours.final['candidate']['mean_cosine_to_fp32']:.4f}",
+             "x ours": 1.0},
+            {"search": "nncf.quantize_with_accuracy_control", "seconds": round(qwac_s),
+             "outcome": kept, "x ours": round(qwac_s / ours_s, 2)}]
+    emit(f"diagnose vs NNCF's accuracy control (MiniLM, cosine >= {args.min_cosine}, start "
+         f"{args.start})", ("search", "seconds", "outcome", "x ours"), rows, json_path=args.json)
 
 
 def _qwac(model: Path, data: object, items: int, max_drop: float) -> tuple[float, str]:
@@ -91,6 +98,7 @@ def _qwac(model: Path, data: object, items: int, max_drop: float) -> tuple[float
     except Exception as e:  # report what NNCF did, whatever it raised
         outcome = f"failed: {type(e).__name__}: {str(e)[:200]}"
     return time.perf_counter() - start, outcome
+
 
 if __name__ == "__main__":
     main()

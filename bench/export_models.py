@@ -1,6 +1,6 @@
 """Export the real models of ../shared/DATA.md and print each one's export time and size.
 
-Usage: python bench/export_models.py [OUT_DIR]
+Usage: python bench/export_models.py [OUT_DIR] [--json PATH]
 Times include validation against torch on real inputs (and onnxslim's check); one run on this
 host, so compare them with each other rather than across machines.
 """
@@ -12,17 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata
+from _data import efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
+from _report import add_json_option, emit
 
-from frugalml.demo import default_model_dir  # noqa: E402
-from frugalml.export import GraphSpec, export  # noqa: E402
-from frugalml.runtime.host import read_host  # noqa: E402
-from tests.realdata import (  # noqa: E402
-    efficientnet_lite0,
-    imagenet_batch,
-    mnist_batch,
-    mnist_net,
-)
+from frugalml.demo import default_model_dir
+from frugalml.export import GraphSpec, export
 
 IMAGE = GraphSpec(("image",), ("logits",), {"image": {0: "batch"}})
 
@@ -32,7 +26,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, nargs="?", help="folder for the exports "
                         "(default: a new temporary folder)")
-    out = parser.parse_args().out or Path(tempfile.mkdtemp(prefix="exports-"))
+    add_json_option(parser)
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="exports-"))
     images, _ = imagenet_batch(9)
     digits, _ = mnist_batch(64)
     jobs = {
@@ -47,16 +43,16 @@ def main() -> None:
             mnist_net(), d, format="openvino", fp16=True, example={"image": digits[:4]},
             spec=IMAGE, validation=[{"image": digits}]),
     }
-    host = read_host()
-    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores")
-    print("| model | exporter | seconds | size (MB) | max abs error | min cosine |")
-    print("|---|---|---:|---:|---:|---:|")
+    rows = []
     for i, (name, job) in enumerate(jobs.items()):
         record = job(out / f"m{i}")
-        print(f"| {name} | {record.exporter.split(' ')[0]} | {record.seconds:.1f} | "
-              f"{record.size_bytes / 1e6:.2f} | "
-              f"{max(c.max_abs_error for c in record.checks):.2g} | "
-              f"{min(c.min_cosine for c in record.checks):.7f} |", flush=True)
+        rows.append({"model": name, "exporter": record.exporter.split(" ")[0],
+                     "seconds": round(record.seconds, 1),
+                     "size (MB)": round(record.size_bytes / 1e6, 2),
+                     "max abs error": max(c.max_abs_error for c in record.checks),
+                     "min cosine": f"{min(c.min_cosine for c in record.checks):.7f}"})
+        print(f"{name}: {record.seconds:.1f} s", file=sys.stderr, flush=True)
+    emit("exports of the real models", tuple(rows[0]), rows, json_path=args.json)
 
 
 if __name__ == "__main__":

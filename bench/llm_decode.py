@@ -14,7 +14,7 @@ Columns: size, time to first token (128-token prompt), decode tokens/s (128 gree
 perplexity on 128-token tiny-shakespeare windows (the same token ids for every route).
 
 Usage: python bench/llm_decode.py [--out bench-llm] [--threads 1] [--windows 20]
-       [--routes frugal-fp32,frugal-w4a8,...]  (needs the bench-llm extra for the peers)
+       [--routes frugal-fp32,frugal-w4a8,...] [--json PATH]  (the bench-llm extra: the peers)
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _report import add_json_option, emit
 
 ROUTES = ("frugal-fp32", "frugal-w4a8", "frugal-w4a8-awq", "frugal-w4a8-gguf", "llama.cpp",
           "genai-fp32", "genai-int4", "openvino-genai")
@@ -41,10 +40,10 @@ _QUANTIZED = {"frugal-w4a8": ("onnxruntime", {}),
 def _windows(tokenizer_json: Path, count: int, length: int = 128) -> np.ndarray:
     """Windows encoded as the runtime encodes a prompt and as deploy scores: the tokenizer's
     special prefix (if any), then ``length`` minus that many tokens of running text."""
+    from _data import tiny_shakespeare
     from tokenizers import Tokenizer
 
     from frugalml.runtime.prompt import special_prefix, tokenizers_encode
-    from tests.realdata import tiny_shakespeare
 
     encode = tokenizers_encode(Tokenizer.from_file(str(tokenizer_json)))
     prefix = list(special_prefix(encode))
@@ -98,9 +97,8 @@ def _frugal(bundle: Path, a: argparse.Namespace) -> dict:
 
 
 def _llama_cpp(a: argparse.Namespace) -> dict:
+    from _data import smollm2_gguf
     from llama_cpp import Llama
-
-    from tests.realdata import smollm2_gguf
 
     llm = Llama(str(smollm2_gguf()), n_ctx=512, n_threads=a.threads, n_batch=512,
                 logits_all=True, verbose=False)
@@ -127,9 +125,9 @@ def _llama_cpp(a: argparse.Namespace) -> dict:
 
 def _genai(precision: str, a: argparse.Namespace) -> dict:
     import onnxruntime_genai as og
+    from _data import smollm2_gguf
 
     from frugalml.export.gguf import gguf_model_dir
-    from tests.realdata import smollm2_gguf
 
     out = a.out / f"genai-{precision}"
     if not (out / "genai_config.json").is_file():
@@ -194,9 +192,9 @@ def _builder_logits(model: Path, threads: int):  # type: ignore[no-untyped-def]
 def _openvino_genai(a: argparse.Namespace) -> dict:
     import openvino as ov
     import openvino_genai as ovg
+    from _data import smollm2_gguf
 
     from frugalml.export.gguf import gguf_model_dir
-    from tests.realdata import smollm2_gguf
 
     out = a.out / "openvino-int4"
     if not (out / "openvino_model.xml").is_file():
@@ -255,6 +253,8 @@ def _route(name: str, a: argparse.Namespace) -> dict:
 
 def _build(a: argparse.Namespace, routes: list[str]) -> None:
     """The export and frugalml's bundles, once (later runs reuse them)."""
+    from _data import smollm2_gguf, tiny_shakespeare
+
     from frugalml.calibration.dataset import make_set
     from frugalml.calibration.windows import TokenWindows
     from frugalml.export import export
@@ -263,7 +263,6 @@ def _build(a: argparse.Namespace, routes: list[str]) -> None:
     from frugalml.quantize.recipe import get_recipe
     from frugalml.targets import detect
     from frugalml.targets.compile import build_bundle
-    from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     source = gguf_model_dir(smollm2_gguf())
     if not (a.export / "model.onnx").is_file():
@@ -292,6 +291,7 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--routes", default=",".join(ROUTES))
     p.add_argument("--route", help=argparse.SUPPRESS)  # one route, in this process
+    add_json_option(p)
     a = p.parse_args()
     a.out = a.out.resolve()
     a.export = a.out / "export"
@@ -314,23 +314,23 @@ def main() -> None:
 
 
 def _print(rows: dict, a: argparse.Namespace) -> None:
-    from frugalml.runtime.host import describe_host, read_host
-
+    """The table naming the host, also written to ``--json`` (default OUT/llm_decode.json)."""
     fp32 = rows.get("frugal-fp32", {}).get("tokens_per_s")
-    print(f"\nSmolLM2-135M, {a.threads} thread(s), {a.prompt_tokens}-token prompt, "
-          f"{a.new_tokens} greedy tokens; perplexity on {a.windows} x 128 tiny-shakespeare "
-          f"tokens; {describe_host(read_host().to_dict())}\n")
-    print("| route | size MB | first token ms | decode tokens/s | x frugal FP32 | perplexity |")
-    print("|---|---|---|---|---|---|")
+    table = []
     for name, r in rows.items():
         if "error" in r:
-            print(f"| {name} | - | - | - | - | error: {r['error']} |")
+            table.append({"route": name, "perplexity": f"error: {r['error']}", **r})
             continue
-        ratio = f"{r['tokens_per_s'] / fp32:.2f}x" if fp32 else "-"
-        ppl = f"{r['perplexity']:.2f}" if r.get("perplexity") else "-"
-        print(f"| {name} | {r['size_mb']:.0f} | {r['ttft_ms']:.0f} | {r['tokens_per_s']:.1f} "
-              f"| {ratio} | {ppl} |")
-    (a.out / "llm_decode.json").write_text(json.dumps(rows, indent=2))
+        table.append({"route": name, "size MB": round(r["size_mb"]),
+                      "first token ms": round(r["ttft_ms"]),
+                      "decode tokens/s": round(r["tokens_per_s"], 1),
+                      "x frugal FP32": f"{r['tokens_per_s'] / fp32:.2f}x" if fp32 else None,
+                      **{k: v for k, v in r.items() if k not in ("size_mb", "ttft_ms")}})
+    emit(f"SmolLM2-135M decoding: {a.prompt_tokens}-token prompt, {a.new_tokens} greedy "
+         f"tokens; perplexity on {a.windows} x 128 tiny-shakespeare tokens",
+         ("route", "size MB", "first token ms", "decode tokens/s", "x frugal FP32",
+          "perplexity"), table, json_path=a.json or a.out / "llm_decode.json",
+         threads=a.threads)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,23 @@
 """Our ``Model.run`` against the raw backend call on the same bundle, in one process.
 
-Usage: python bench/runtime_overhead.py BUNDLE [--backend onnxruntime|openvino] [--runs N]
-The two calls alternate run by run on the same inputs, so drift on a shared machine hits both
-alike; the ratio of p50s is the wrapper's overhead (input checks, contiguity, output dict).
+Usage: python bench/runtime_overhead.py BUNDLE [--backend onnxruntime|openvino] [--json PATH]
+Judged by the speed protocol: rounds of the two calls interleaved, order flipped each round, on
+the same inputs, so drift on a shared machine hits both alike; a ratio below 1 is the
+wrapper's overhead (input checks, contiguity, output dict).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import itertools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from _report import add_json_option, emit
 
-from frugalml.runtime import load, read_host
+from frugalml.runtime import load
 from frugalml.runtime.bench_inputs import bench_feeds
+from frugalml.runtime.speed import Plan, calls_per_round, compare, round_timer
 
 
 def _raw_call(bundle: Path, backend: str, model_file: str) -> Any:
@@ -38,32 +40,29 @@ def _raw_call(bundle: Path, backend: str, model_file: str) -> Any:
 
 
 def main() -> None:
-    """Alternate the wrapped and the raw call and print p50s and their ratio."""
-    parser = argparse.ArgumentParser()
+    """Judge the raw call (baseline) against the wrapped one by the speed protocol."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino"))
-    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--time-cap", type=float, default=60.0,
+                        help="seconds the speed protocol may take")
+    add_json_option(parser)
     args = parser.parse_args()
     model = load(args.bundle, backend=args.backend)
     raw = _raw_call(args.bundle, args.backend, model.manifest.model_file)
     feeds = bench_feeds(model)
-    times: dict[str, list[float]] = {"frugalml": [], "raw": []}
     calls = {"frugalml": model.run, "raw": raw}
-    for i in range(50):  # warm-up both
-        for call in calls.values():
-            call(feeds[i % len(feeds)])
-    for i in range(args.runs):
-        order = ("frugalml", "raw") if i % 2 else ("raw", "frugalml")
-        for name in order:
-            start = time.perf_counter()
-            calls[name](feeds[i % len(feeds)])
-            times[name].append(time.perf_counter() - start)
-    p50 = {name: float(np.percentile(t, 50)) * 1e3 for name, t in times.items()}
-    host = read_host()
-    print(f"{model.manifest.name} on {args.backend}, {host.cpu_model} "
-          f"({host.logical_cores} logical cores), {args.runs} alternating runs")
-    print(f"p50 frugalml {p50['frugalml']:.3f} ms, raw {p50['raw']:.3f} ms, "
-          f"overhead {p50['frugalml'] / p50['raw'] - 1:+.2%}")
+    turn = {name: itertools.cycle(feeds) for name in calls}
+    runs = {name: (lambda c=call, n=name: c(next(turn[n]))) for name, call in calls.items()}
+    per_round = calls_per_round(runs["raw"], round_s=0.2)
+    v = compare(round_timer(runs["raw"], per_round), round_timer(runs["frugalml"], per_round),
+                plan=Plan(time_cap_s=args.time_cap))
+    rows = [{"call": "raw backend", "p50 ms": v.baseline_p50_ms, "vs raw": "baseline"},
+            {"call": "frugalml Model.run", "p50 ms": v.candidate_p50_ms,
+             "vs raw": v.describe(short=True)}]
+    emit(f"{model.manifest.name} on {args.backend}: wrapper overhead ({per_round} calls a "
+         "round, rounds interleaved)", ("call", "p50 ms", "vs raw"), rows,
+         json_path=args.json, verdict=v.to_dict())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 measured after warm-up and at the end (goal: growth < 5 %, zero errors, every output equal to
 the single-threaded answer).
 
-Usage: python bench/soak.py [BUNDLE] [--threads 8] [--calls 10000] [--backends onnxruntime,openvino]
+Usage: python bench/soak.py [BUNDLE] [--threads 8] [--calls 10000]
+       [--backends onnxruntime,openvino] [--json PATH]
 Without BUNDLE, the MNIST CNN (real digits) is exported and bundled into a temp dir: it is
 small enough (~0.2 ms a call) for 80,000 calls per backend to take about a minute.
 """
@@ -10,16 +11,14 @@ small enough (~0.2 ms a call) for 80,000 calls per backend to take about a minut
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.soak, tests.realdata
+from _data import build_mnist_bundle, mnist_batch
+from _report import add_json_option, emit
+from _soak import soak
 
-from frugalml.runtime import load, read_host  # noqa: E402
-from tests.realdata import build_mnist_bundle, mnist_batch  # noqa: E402
-from tests.soak import soak  # noqa: E402
+from frugalml.runtime import load
 
 
 def _inputs(bundle: Path, count: int) -> list:
@@ -41,10 +40,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--calls", type=int, default=10_000, help="calls per thread")
     parser.add_argument("--backends", default="onnxruntime,openvino")
-    parser.add_argument("--json", action="store_true")
+    add_json_option(parser)
     args = parser.parse_args()
     bundle = args.bundle or build_mnist_bundle(Path(tempfile.mkdtemp(prefix="soak-")))
-    host = read_host()
     inputs = _inputs(bundle, args.threads * 4)
     rows = []
     for backend in args.backends.split(","):
@@ -56,17 +54,12 @@ def main() -> None:
                      "rss_end_mib": round(r.rss_end_mib, 1),
                      "rss_growth_pct": round(100 * r.rss_growth, 2),
                      "calls_per_s": round(r.calls_per_s), "seconds": round(r.seconds, 1)})
-    if args.json:
-        print(json.dumps({"host": host.to_dict(), "bundle": str(bundle), "rows": rows}, indent=2))
-        return
-    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores; bundle {bundle}")
-    print("| backend | threads x calls | errors | mismatches | RSS start MiB | RSS end MiB "
-          "| growth | calls/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['backend']} | {r['threads']} x {r['calls'] // r['threads']} | {r['errors']} "
-              f"| {r['mismatches']} | {r['rss_start_mib']} | {r['rss_end_mib']} | "
-              f"{r['rss_growth_pct']:+.2f} % | {r['calls_per_s']} |")
+        r["threads x calls"] = f"{r['threads']} x {r['calls'] // r['threads']}"
+    emit(f"runtime soak of {bundle}", ("backend", "threads x calls", "errors", "mismatches",
+                                       "rss_start_mib", "rss_end_mib", "rss_growth_pct",
+                                       "calls_per_s"), rows, json_path=args.json,
+         bundle=str(bundle))
 
 
 if __name__ == "__main__":

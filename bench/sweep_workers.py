@@ -5,7 +5,7 @@ text-direction classifier (ONNX as shipped; photos in its preprocessing) x two I
 (per-channel, per-tensor) x ONNX Runtime, on this host's target. Quantizing EfficientNet
 dominates. Each run starts from an empty results folder (nothing reused) in a fresh process.
 
-Usage: python bench/sweep_workers.py [--workers 1,2]
+Usage: python bench/sweep_workers.py [--workers 1,2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realdata
+from _report import add_json_option, emit
 
 SPEC = {
     "name": "build-heavy",
@@ -38,16 +38,16 @@ SPEC = {
 def _prepare(root: Path) -> Path:
     """Models and `frugal calibrate` descriptors in ``root``; returns the spec's path."""
     import numpy as np
-
-    from frugalml.cli import main
-    from frugalml.export import GraphSpec, export
-    from tests.realdata import (
+    from _data import (
         IMAGENET,
         efficientnet_lite0,
         imagenet_batch,
         ppocr_cls_batch,
         ppocr_cls_model,
     )
+
+    from frugalml.cli import main
+    from frugalml.export import GraphSpec, export
 
     x, _ = imagenet_batch(4)
     record = export(efficientnet_lite0(), root / "effnet-export", example={"image": x[:2]},
@@ -71,33 +71,30 @@ def _prepare(root: Path) -> Path:
 
 def main() -> None:
     """Prepare once, then run the sweep once per worker count and print the ratio."""
-    from frugalml.runtime.host import read_host
-
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default=f"1,{os.cpu_count()}")
+    add_json_option(parser)
     args = parser.parse_args()
-    host = read_host()
-    print(f"host: {host.cpu_model}, {host.logical_cores} logical cores, flags "
-          f"{' '.join(f for f in host.flags if f.startswith(('avx', 'fma', 'amx')))}")
     with tempfile.TemporaryDirectory() as tmp:
         spec = _prepare(Path(tmp))
-        walls = {}
+        rows = []
         for workers in (int(w) for w in args.workers.split(",")):
             out = Path(tmp) / f"out-{workers}"
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "frugalml.cli", "sweep", str(spec),
                                    "--out", str(out), "--workers", str(workers), "--json"],
                                   capture_output=True, text=True, check=False)
-            walls[workers] = time.perf_counter() - start
+            wall = time.perf_counter() - start
             if done.returncode != 0:
                 raise SystemExit(f"sweep with {workers} workers failed:\n{done.stderr[-3000:]}")
-            rows = json.loads(done.stdout)["rows"]
-            statuses = sorted({r["status"] for r in rows})
-            print(f"{workers} worker(s): {walls[workers]:.1f} s wall for {len(rows)} cells "
-                  f"({', '.join(statuses)})")
-        base = walls[min(walls)]
-        for workers, wall in walls.items():
-            print(f"  {workers} worker(s): {base / wall:.2f}x the speed of {min(walls)}")
+            cells = json.loads(done.stdout)["rows"]
+            rows.append({"workers": workers, "wall s": round(wall, 1), "cells": len(cells),
+                         "statuses": ", ".join(sorted({c["status"] for c in cells}))})
+            print(f"{workers} worker(s): {wall:.1f} s", file=sys.stderr, flush=True)
+    for row in rows:
+        row["x 1 worker"] = f"{rows[0]['wall s'] / row['wall s']:.2f}x"
+    emit("frugal sweep wall time by worker count (one run each, not interleaved)",
+         ("workers", "wall s", "cells", "statuses", "x 1 worker"), rows, json_path=args.json)
 
 
 if __name__ == "__main__":

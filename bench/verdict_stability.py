@@ -4,7 +4,7 @@ each (FP32, INT8) pair is judged 5 times in a row by the protocol (1 thread, bat
 second process spinning on one core beside runs 2 and 4. A pair is stable when its 5 verdicts
 agree, or are `inconclusive` and one other verdict (never faster once and slower once).
 
-Usage: python bench/verdict_stability.py [--runs 5] [--threads 1] [--time-cap 60]
+Usage: python bench/verdict_stability.py [--runs 5] [--threads 1] [--time-cap 60] [--json PATH]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _report import add_json_option, emit
 
 # INT8 formats by the target that uses them (the S8S8 model of arm64 is timed on this host too).
 VARIANTS = (("int8 U8S8", "x86-avx512"), ("int8 U8S8-rr", "x86-avx2"), ("int8 S8S8", "arm64"))
@@ -51,18 +51,19 @@ def _load(on: bool) -> Iterator[None]:
 
 def _build(root: Path) -> list[tuple[str, str, Path, Path, dict[str, Any]]]:
     """(model, variant, fp32 file, int8 file, one-sample feeds) for every pair."""
-    from bench.quantize_table import _effnet, _minilm
+    from _data import effnet_set, minilm_set
+
     from frugalml.quantize.api import quantize
 
     pairs = []
-    for name, build in (("EfficientNet-Lite0", _effnet), ("all-MiniLM-L6-v2", _minilm)):
+    for name, build in (("EfficientNet-Lite0", effnet_set), ("all-MiniLM-L6-v2", minilm_set)):
         fp32, data = build(root)
         feeds = {k: v[:1] for k, v in next(data.batches("evaluation", batch_size=1))[0].items()}
         for label, target in VARIANTS:
             q = quantize(fp32, data, root / f"{name}-{target}", recipe="int8", target=target,
                          eval_items=100, allow_over_budget=True)
             pairs.append((name, label, fp32, q.path, feeds))
-            print(f"built {name} {label} ({target})", flush=True)
+            print(f"built {name} {label} ({target})", file=sys.stderr, flush=True)
     return pairs
 
 
@@ -71,27 +72,26 @@ def stable(verdicts: list[str]) -> bool:
     return not {"faster", "slower"} <= set(verdicts)
 
 
+COLUMNS = ("model", "INT8 variant", "run", "other core", "speed", "rounds (repeated)",
+           "others' cores max", "s")
+
+
 def main() -> None:
     """Build once, judge each pair ``--runs`` times, print a table and a stability line."""
-    from frugalml.runtime.host import describe_host, read_host
+    from frugalml.runtime.host import read_host
     from frugalml.runtime.speed import Plan
     from frugalml.targets.speed_gate import measure_speed
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--time-cap", type=float, default=60.0)
+    add_json_option(parser)
     args = parser.parse_args()
     host = read_host()
-    print(f"host: {describe_host(host.to_dict())}, stepping {host.stepping}, "
-          f"{host.logical_cores} cores, L2 {host.l2_kib} KiB, L3 {host.l3_kib} KiB, "
-          f"hypervisor {host.hypervisor}, governor {host.governor}, "
-          f"ISA {' '.join(f for f in host.flags if f.startswith(('avx2', 'avx512', 'fma')))}")
     pairs = _build(Path(tempfile.mkdtemp(prefix="verdict-stability-")))
     plan = Plan(time_cap_s=args.time_cap)
-    print("\n| model | INT8 variant | run | other core | ratio FP32/INT8 | 95 % CI | verdict "
-          "| rounds (repeated) | others' cores max | s |\n" + "|---" * 10 + "|")
-    summary = []
+    rows, summary = [], {}
     for name, label, fp32, int8, feeds in pairs:
         verdicts = []
         for run in range(args.runs):
@@ -100,14 +100,20 @@ def main() -> None:
                 v = measure_speed(fp32, int8, feeds, threads=args.threads, plan=plan,
                                   host=host)
             verdicts.append(v.verdict)
-            ci = f"{v.ci95[0]:.3f}-{v.ci95[1]:.3f}" if v.ci95 else "-"
-            print(f"| {name} | {label} | {run + 1} | {'busy' if loaded else 'idle'} | "
-                  f"{v.ratio_p50 or 0:.3f} | {ci} | {v.verdict} | {v.rounds} "
-                  f"({v.repeated_rounds}) | {v.load['max_other_cores']} | {v.seconds:.0f} |",
+            rows.append({"model": name, "INT8 variant": label, "run": run + 1,
+                         "other core": "busy" if loaded else "idle",
+                         "speed": v.describe(short=True),
+                         "rounds (repeated)": f"{v.rounds} ({v.repeated_rounds})",
+                         "others' cores max": v.load["max_other_cores"],
+                         "s": round(v.seconds), "verdict": v.to_dict()})
+            print(f"{name} {label} run {run + 1}: {rows[-1]['speed']}", file=sys.stderr,
                   flush=True)
-        summary.append(f"{name} {label}: {', '.join(verdicts)} -> "
-                       f"{'STABLE' if stable(verdicts) else 'FLIPPED'}")
-    print("\n" + "\n".join(summary))
+        summary[f"{name} {label}"] = (f"{', '.join(verdicts)} -> "
+                                      f"{'STABLE' if stable(verdicts) else 'FLIPPED'}")
+    emit(f"speed protocol verdicts, {args.runs} runs per pair (L2 {host.l2_kib} KiB, L3 "
+         f"{host.l3_kib} KiB, hypervisor {host.hypervisor}, governor {host.governor})",
+         COLUMNS, rows, json_path=args.json, threads=args.threads, stability=summary)
+    print("\n".join(f"{pair}: {line}" for pair, line in summary.items()))
 
 
 if __name__ == "__main__":

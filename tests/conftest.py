@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench._data import build_mnist_bundle
 from frugalml.deploy import DeployOptions, DeployResult
-from tests.realdata import build_mnist_bundle
 
 # The demo's engine run on a 1,000-text evaluation slice; every default candidate is tried.
 # The probe drop budget is 2 points, not the demo's 1: on 1,000 texts (500 probe test items)
@@ -53,8 +53,8 @@ def mnist_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def vad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny streaming voice-activity detector of tests/streaming.py, trained and exported."""
-    from tests.streaming import tiny_vad
+    """The tiny streaming voice-activity detector of bench/_streaming.py, trained and exported."""
+    from bench._streaming import tiny_vad
 
     return tiny_vad(tmp_path_factory.mktemp("vad"))
 
@@ -62,7 +62,7 @@ def vad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vad_streams(vad_model: Path) -> Path:
     """24 speech-like streams of 40 chunks for the detector."""
-    from tests.streaming import streams_file
+    from bench._streaming import streams_file
 
     return streams_file(vad_model.parent)
 
@@ -71,8 +71,8 @@ def vad_streams(vad_model: Path) -> Path:
 def vad_deploy(vad_model: Path, vad_streams: Path) -> Path:
     """`frugal deploy` of the detector on its streams, state carried, from the CLI: the
     output folder (deploy.json, bundles)."""
+    from bench._streaming import ROLE_FLAGS
     from frugalml.cli import main
-    from tests.streaming import ROLE_FLAGS
 
     out = vad_model.parent / "deploy"
     code = main(["deploy", str(vad_model), str(vad_streams), *ROLE_FLAGS, "--num", "480",
@@ -88,7 +88,7 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import os
     import shutil
 
-    from tests.streaming import spoken_recordings
+    from bench._streaming import spoken_recordings
 
     if shutil.which("espeak-ng") is None:
         if os.environ.get("FRUGALML_REQUIRE_SPEECH") == "1":
@@ -100,6 +100,6 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vad_lstm(vad_model: Path) -> Path:
     """The detector with a 2-layer LSTM: two states, ``h`` <- ``hN`` and ``c`` <- ``cN``."""
-    from tests.streaming import tiny_vad
+    from bench._streaming import tiny_vad
 
     return tiny_vad(vad_model.parent, cell="lstm")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.realdata import tiny_shakespeare
+from bench._data import tiny_shakespeare
 
 EOS = "<|endoftext|>"
 

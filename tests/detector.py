@@ -76,7 +76,7 @@ def detector_batch(count: int, start: int = 0) -> np.ndarray:
     """ImageNet-sample photos resized to 128 x 128, ``x / 255``, NCHW (YOLO's preprocessing)."""
     from PIL import Image
 
-    from tests.realdata import IMAGENET
+    from bench._data import IMAGENET
 
     names = sorted(p.name for p in IMAGENET.glob("*.jpg"))[start:start + count]
     out = np.zeros((len(names), 3, SIZE, SIZE), np.float32)

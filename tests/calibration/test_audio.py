@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._streaming import RATE
 from frugalml.calibration.audio import RecordingStreams, read_wav
 from frugalml.calibration.streams import stream_set
 from frugalml.errors import CalibrationError
 from frugalml.quantize.api import quantize
 from frugalml.runtime.roles import parse_roles
-from tests.streaming import RATE
 
 ROLES = parse_roles(state=["state=stateN"], constant=[f"sr={RATE}"])
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._data import mnist_batch
 from frugalml.calibration.descriptor import read_descriptor
 from frugalml.cli import main
 from frugalml.errors import CalibrationError
-from tests.realdata import mnist_batch
 
 
 def test_calibrate_arrays_against_the_bundle_model(mnist_bundle: Path, tmp_path: Path,

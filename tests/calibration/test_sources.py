@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch
 from frugalml.calibration import (
     ImageFolder,
     TextSource,
@@ -22,7 +23,6 @@ from frugalml.calibration import (
     top_k_accuracy,
 )
 from frugalml.errors import CalibrationError
-from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch
 
 
 def test_efficientnet_top1_on_the_imagenet_evaluation_part() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realdata import IMAGENET
+from bench._data import IMAGENET
 
 SCRIPT = """
 import sys

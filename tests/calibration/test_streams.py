@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from bench._streaming import HIDDEN, RATE, speech_like
 from frugalml.calibration.descriptor import open_set, read_descriptor, write_descriptor
 from frugalml.calibration.streams import stream_set
 from frugalml.errors import CalibrationError, InputError
 from frugalml.runtime.roles import parse_roles
-from tests.streaming import HIDDEN, RATE, speech_like
 
 ROLES = parse_roles(state=["state=stateN"], constant=[f"sr={RATE}"])
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._data import tiny_shakespeare
 from frugalml.calibration import TokenWindows, make_set
 from frugalml.calibration.descriptor import open_source
 from frugalml.demo import default_model_dir
 from frugalml.errors import CalibrationError
-from tests.realdata import tiny_shakespeare
 
 
 def test_windows_cover_the_text_in_order_and_split_without_overlap(tmp_path: Path) -> None:

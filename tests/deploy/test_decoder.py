@@ -42,9 +42,9 @@ def _perplexity(bundle: Path, data: object, items: int) -> float:
 
 def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFixture,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench._data import smollm2_gguf, tiny_shakespeare
     from frugalml.calibration.descriptor import open_descriptor
     from tests.helpers import count_probes
-    from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     out = tmp_path / "out"
     capsys.readouterr()

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
 from frugalml.cli import main
 from frugalml.deploy.select import select_elsewhere, select_native
-from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
 
 
 def _deploy_cli(capsys: pytest.CaptureFixture, *argv: str) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench._streaming import RATE, ROLE_FLAGS
 from frugalml.cli import main
-from tests.streaming import RATE, ROLE_FLAGS
 
 STREAM_SCORES = ("segment_agreement_with_fp32", "state_end_cosine")
 

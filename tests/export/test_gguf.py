@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench._data import smollm2_gguf
 from frugalml.errors import ExportError
 from frugalml.export.gguf import gguf_model_dir
-from tests.realdata import smollm2_gguf
 
 
 def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ def test_the_rebuilt_bpe_cuts_text_as_sentencepiece_does(tmp_path: Path,
     import sentencepiece
     from sentencepiece import sentencepiece_model_pb2
 
+    from bench._data import tiny_shakespeare
     from frugalml.export.gguf_tokenizer import spm_bpe
     from tests.decoders import spm_vocabulary
-    from tests.realdata import tiny_shakespeare
 
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(spm_vocabulary(tmp_path / "v.model").read_bytes())

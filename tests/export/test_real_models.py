@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from bench._data import efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
 from frugalml.export import GraphSpec, export, read_export
 from frugalml.export.openvino import run_openvino, to_openvino
 from frugalml.export.simplify import run_onnx
 from frugalml.runtime.numerics import row_cosine
-from tests.realdata import efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
 
 IMAGE_SPEC = GraphSpec(("image",), ("logits",), {"image": {0: "batch"}})
 

@@ -46,11 +46,11 @@ def test_a_gemma3_gguf_written_as_llama_cpp_writes_it_exports_and_matches_past_t
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from bench._data import tiny_shakespeare
     from frugalml.export.decoder import PROMPT, export_decoder
     from frugalml.export.gguf import gguf_model_dir
     from frugalml.export.huggingface import load_tokenizer
     from tests.decoders import tiny_gemma3_gguf
-    from tests.realdata import tiny_shakespeare
 
     gguf_file = tiny_gemma3_gguf(tmp_path / "tiny-gemma3.gguf", window=8)
     model_dir = gguf_model_dir(gguf_file, cache_root=tmp_path / "cache")

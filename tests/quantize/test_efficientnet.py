@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch
 from frugalml.calibration import ImageFolder, make_set
 from frugalml.quantize.api import quantize
 from frugalml.quantize.recipe import Budget, get_recipe
 from frugalml.runtime.host import read_host
-from tests.realdata import IMAGENET, efficientnet_lite0, imagenet_batch
 
 BUDGET = Budget(max_accuracy_drop_points=1.0, min_top1_agreement=0.95)
 VNNI = {"avx512_vnni", "avx_vnni"}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bench._data import ppocr_det_model, text_pages
 from frugalml.errors import QuantizationError
 from frugalml.quantize.api import quantize
-from tests.realdata import ppocr_det_model, text_pages
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ EVAL_WINDOWS = 16
 
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    from bench._data import smollm2_gguf, tiny_shakespeare
     from frugalml.calibration import TokenWindows, make_set
     from frugalml.export import export
     from frugalml.export.gguf import gguf_model_dir
-    from tests.realdata import smollm2_gguf, tiny_shakespeare
 
     root = tmp_path_factory.mktemp("smollm2")
     # The user cache, as `frugal deploy` uses it: the SmolLM2 deploy test dequantized it already.

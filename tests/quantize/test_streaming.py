@@ -10,13 +10,13 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
+from bench._streaming import RATE
 from frugalml.calibration.streams import stream_set
 from frugalml.quantize.accuracy import measure
 from frugalml.quantize.api import quantize
 from frugalml.quantize.recipe import Budget
 from frugalml.quantize.streaming import StreamScorer, segment_agreement, segments
 from frugalml.runtime.roles import parse_roles
-from tests.streaming import RATE
 
 ROLES = parse_roles(state=["state=stateN"], constant=[f"sr={RATE}"])
 

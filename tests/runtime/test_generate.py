@@ -273,11 +273,11 @@ def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.Captur
 @pytest.fixture(scope="module")
 def tied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """A tied tiny decoder's KV-cache export and 32-token windows of text for it."""
+    from bench._data import tiny_shakespeare
     from frugalml.calibration.dataset import make_set
     from frugalml.calibration.windows import TokenWindows
     from frugalml.export.decoder import export_decoder
     from tests.decoders import tiny_llama
-    from tests.realdata import tiny_shakespeare
 
     root = tmp_path_factory.mktemp("tied")
     source = tiny_llama(root / "tied", tied=True)

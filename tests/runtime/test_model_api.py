@@ -19,8 +19,8 @@ def test_soak_threads_share_one_model_exactly_without_leaking(mnist_bundle: Path
     """8 threads x 2,000 calls on one Model, each thread its own digits: no errors, every
     output equal to the single-threaded result, RSS within 5 % of its post-warm-up value
     (bench/soak.py runs 10,000 calls per thread)."""
-    from tests.realdata import mnist_batch
-    from tests.soak import soak
+    from bench._data import mnist_batch
+    from bench._soak import soak
 
     digits, _ = mnist_batch(THREADS * 4)
     with load(mnist_bundle, backend=backend, threads=1, streams=2) as model:

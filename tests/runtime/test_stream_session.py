@@ -13,11 +13,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from bench._streaming import HIDDEN, RATE, speech_like
 from frugalml import runtime
 from frugalml.errors import BundleError, InputError
 from frugalml.runtime.roles import parse_roles, resolve_roles
 from frugalml.runtime.stream import StreamSession
-from tests.streaming import HIDDEN, RATE, speech_like
 
 VAD = [("audio", "float32", ("batch", 256)), ("state", "float32", (2, "batch", 64)),
        ("sr", "int64", ())]

@@ -15,9 +15,9 @@ import pytest
 def sweep_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with mnist.onnx, ppocr-cls.onnx and their calibration descriptors
     (cal-mnist/, cal-cls/), as `frugal calibrate` writes them."""
+    from bench._data import mnist_batch, mnist_net, ppocr_cls_batch, ppocr_cls_model
     from frugalml.cli import main
     from frugalml.export import GraphSpec, export
-    from tests.realdata import mnist_batch, mnist_net, ppocr_cls_batch, ppocr_cls_model
 
     root = tmp_path_factory.mktemp("sweep-models")
     digits, _ = mnist_batch(200)

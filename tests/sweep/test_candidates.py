@@ -32,8 +32,8 @@ bench: {runs: 10, warmup: 2, speed_cap_s: 5}
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from bench._data import tiny_shakespeare
     from tests.decoders import tiny_bert, tiny_llama_gguf
-    from tests.realdata import tiny_shakespeare
 
     root = tmp_path_factory.mktemp("by-candidate")
     env = {**os.environ, "FRUGALML_CACHE": str(root / "cache")}

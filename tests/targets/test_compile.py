@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._data import mnist_batch, mnist_net
 from frugalml import runtime
 from frugalml.errors import TargetError
 from frugalml.runtime.host import read_host
 from frugalml.runtime.speed import Plan
 from frugalml.targets.compile import compile_model
 from frugalml.targets.support import Probes
-from tests.realdata import mnist_batch, mnist_net
 
 QUICK = Plan(min_rounds=4, time_cap_s=5.0, round_s=0.05)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench._data import mnist_batch, mnist_net
 from frugalml.calibration import from_items, make_set
 from frugalml.errors import BundleError, TargetError
 from frugalml.runtime.host import read_host
@@ -21,7 +22,6 @@ from frugalml.targets import get_target
 from frugalml.targets.arm64_root import apt_mirror, require_tools
 from frugalml.targets.compile import compile_model
 from frugalml.targets.emulation import verify_emulated
-from tests.realdata import mnist_batch, mnist_net
 
 
 def _emulation_or_skip() -> None:

@@ -1,4 +1,6 @@
-"""Real models and labelled inputs from ../shared/DATA.md, loaded offline for tests."""
+"""Real models and labelled inputs from ../shared/DATA.md, loaded offline: the one place the
+tests and the bench scripts read them from (scripts import it as ``_data``, tests as
+``bench._data``)."""
 
 from __future__ import annotations
 
@@ -157,3 +159,51 @@ def text_pages(count: int, size: int = 320, seed: int = 0) -> np.ndarray:
         pixels = np.asarray(page, np.float32) / 255.0
         out[i] = ((pixels - mean) / std).transpose(2, 0, 1)
     return out
+
+
+def effnet_set(root: Path) -> tuple[Path, Any]:
+    """EfficientNet-Lite0 exported to ONNX under ``root``; ImageNet-sample images, 200 of
+    them calibrating."""
+    from frugalml.calibration import ImageFolder, make_set
+    from frugalml.export import GraphSpec, export
+
+    x, _ = imagenet_batch(4)
+    record = export(efficientnet_lite0(), root / "effnet", example={"image": x[:2]},
+                    spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
+                    validation=[{"image": x}])
+    return record.path, make_set(ImageFolder(IMAGENET, preset="tflite", input_name="image"),
+                                 calibration_size=200)
+
+
+def minilm_set(root: Path) -> tuple[Path, Any]:
+    """all-MiniLM-L6-v2 exported to ONNX under ``root``; Rotten Tomatoes reviews, 300 of them
+    calibrating."""
+    from frugalml.calibration import build_text_set, rotten_tomatoes_file
+    from frugalml.demo import default_model_dir
+    from frugalml.export.huggingface import INPUT_NAMES, export_sentence_encoder
+
+    data = build_text_set(rotten_tomatoes_file(), default_model_dir(), input_names=INPUT_NAMES,
+                          calibration_size=300)
+    path = root / "minilm" / "model.onnx"
+    path.parent.mkdir()
+    export_sentence_encoder(default_model_dir(), path,
+                            [i.text for i in data.items("calibration", limit=8)])
+    return path, data
+
+
+def smollm2_set(root: Path) -> tuple[Path, Any]:
+    """SmolLM2-135M from its GGUF, exported without a KV cache under ``root``; 128-token
+    tiny-shakespeare windows, 64 of them calibrating."""
+    from frugalml.calibration import TokenWindows, make_set
+    from frugalml.export import export
+    from frugalml.export.gguf import gguf_model_dir
+
+    model_dir = gguf_model_dir(smollm2_gguf())
+    record = export(model_dir, root / "smollm2", task="text-generation", simplify_graph=False)
+    return record.path, make_set(TokenWindows(tiny_shakespeare(), model_dir, window=128),
+                                 calibration_size=64)
+
+
+# The three real models of DATA.md as (FP32 ONNX export, calibration set), by display name.
+MODEL_SETS = {"EfficientNet-Lite0": effnet_set, "all-MiniLM-L6-v2": minilm_set,
+              "SmolLM2-135M": smollm2_set}
