@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from frugalml.deploy import DeployOptions, DeployResult
+from frugalml.deploy.result import CandidateResult
 from frugalml.errors import FrugalError, QuantizationError, TargetError
 from tests.conftest import SMALL, candidate
 
@@ -66,8 +67,8 @@ def test_several_targets_each_get_their_own_candidates_and_verification(
             assert c["speed"]["verdict"] in ("faster", "slower", "inconclusive")
     fp32_how = candidate_of(phone, "fp32")["verified"]
     assert "desktop ONNX Runtime" in fp32_how
-    assert (phone["shipped"], phone["why"]) == select_elsewhere(phone["candidates"][1:],
-                                                                fp32_how)
+    assert (phone["shipped"], phone["why"]) == select_elsewhere(
+        [CandidateResult.from_dict(c) for c in phone["candidates"][1:]], fp32_how)
     assert phone["bundle"].endswith(f"android-arm64-{phone['shipped']}")
     static = candidate_of(phone, "int8-static")
     assert static["bundle"] is None and "BundleError" in static["verified"]
@@ -155,4 +156,4 @@ def test_an_accuracy_miss_gets_the_mixed_precision_search_then_is_bundled_and_ti
     assert set(static["float_nodes"]) <= set(manifest["recipe"]["ignored_nodes"])
     assert static["speed"]["verdict"] in ("faster", "slower", "inconclusive")
     assert (target["shipped"], target["why"].split("; measured on")[0]) == select_native(
-        target["candidates"][1:])
+        [CandidateResult.from_dict(c) for c in target["candidates"][1:]])

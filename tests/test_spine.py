@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from frugalml.deploy import DeployResult
-from frugalml.deploy.select import in_budget, select_native
+from frugalml.deploy.result import CandidateResult
+from frugalml.deploy.select import select_native
 from tests.conftest import candidate
 from tests.helpers import open_in_chromium
 
@@ -55,15 +56,16 @@ def test_default_candidates_for_a_transformer_are_tried_and_scored(deployed: Dep
 def test_shipped_choice_follows_the_measured_numbers(deployed: DeployResult) -> None:
     target = _target(deployed)
     quantized = [c for c in target["candidates"] if c["name"] != "fp32"]
-    shipped, why = select_native(quantized)
+    shipped, why = select_native([CandidateResult.from_dict(c) for c in quantized])
     assert target["shipped"] == shipped and target["why"].startswith(why)
     assert "measured on" in target["why"] and deployed.record["host"]["cpu_model"] in target["why"]
     for c in quantized:
-        if in_budget(c):  # every in-budget candidate was timed by the speed protocol
+        if CandidateResult.from_dict(c).in_budget:  # every one of them was timed
             s = c["speed"]
             assert s["verdict"] in ("faster", "slower", "inconclusive")
             assert s["ci95"][0] <= s["ratio_p50"] <= s["ci95"][1] and s["rounds"] >= 6
-    faster = [c for c in quantized if in_budget(c) and c["speed"]["verdict"] == "faster"]
+    faster = [c for c in quantized if CandidateResult.from_dict(c).in_budget
+              and c["speed"]["verdict"] == "faster"]
     if faster:
         best = max(faster, key=lambda c: c["speed"]["ratio_p50"])
         assert target["shipped"] == best["name"]
@@ -133,3 +135,16 @@ def test_reports_open_with_the_decision(deployed: DeployResult, tmp_path: Path) 
     assert any("frugal-deploy-report plots=" in ln for ln in console), console
     assert f"ships {target['shipped']}" in dom and "<table>" in dom
     assert dom.count('<tr class="shipped">') == 1 and dom.count("<svg") >= 3
+
+
+def test_deploy_json_candidates_read_back_as_the_typed_results_that_wrote_them(
+        deployed: DeployResult) -> None:
+    """deploy.json holds CandidateResult.to_dict(); reading an entry back and writing it again
+    gives the same JSON, for every status the demo's deploy produced."""
+    on_disk = json.loads(deployed.deploy_json.read_text())
+    (target,) = on_disk["targets"].values()
+    for entry in target["candidates"]:
+        typed = CandidateResult.from_dict(entry)
+        assert json.loads(json.dumps(typed.to_dict())) == entry, entry["name"]
+        assert typed.in_budget == (entry["status"] == "scored" and entry["bundle"] is not None
+                                   and entry["accuracy"]["budget_met"])

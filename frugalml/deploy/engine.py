@@ -28,6 +28,7 @@ from frugalml.deploy.candidates import (
 )
 from frugalml.deploy.families import Family, get_family
 from frugalml.deploy.plan import DeployOptions
+from frugalml.deploy.result import FAILED, SCORED, SKIPPED, CandidateResult, Search
 from frugalml.deploy.search import curve, searchable
 from frugalml.deploy.search import search as mixed_precision
 from frugalml.errors import CalibrationError, FrugalError, QuantizationError
@@ -199,21 +200,20 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     for name in not_applicable(run.family, target, choice, source_format=fmt):
         run.steps.note(f"  {name} does not apply to a {run.family} model on {target.name}")
     entries = [_candidate(run, spec, target) for spec in specs]
-    if entries and all(e["status"] == "skipped" for e in entries):
+    if entries and all(e.status == SKIPPED for e in entries):
         raise QuantizationError(
             f"The time budget ({run.options.time_budget_s:.0f} s) ran out before any candidate "
             f"for {target.name} was built (the data and export took "
             f"{time.monotonic() - run.started:.0f} s). Give a larger --time-budget; cached "
             "stages are reused on the next run.")
-    references = [e.pop("reference", None) for e in entries]
-    reference = next((r for r in references if r is not None), None)
+    reference = next((e.reference for e in entries if e.reference is not None), None)
     fp32 = outcome.fp32_entry(run.exported.path, run.exported.size_bytes, reference)
     _bundle(run, target, fp32, run.exported.path.parent,
             record=fp32_record({"accuracy": reference,
                                 "input_roles": run.data.summary().get("roles")}) or None)
     for entry in entries:
-        if entry["status"] == "scored" and entry["accuracy"]["budget_met"]:
-            _bundle(run, target, entry, Path(entry["model"]).parent)
+        if entry.status == SCORED and entry.accuracy and entry.accuracy.budget_met:
+            _bundle(run, target, entry, Path(str(entry.model)).parent)
     native, ranking = native_here(target), None
     if native:
         time_candidates(run, fp32, entries)
@@ -221,24 +221,25 @@ def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
         shipped, why = select_native(entries)
         why += f"; {measured_on()}"
     else:
-        shipped, why = select_elsewhere(entries, fp32["verified"] or "")
+        shipped, why = select_elsewhere(entries, fp32.verified or "")
     run.steps.note(f"  ships {shipped}: {why}")
-    chosen = next(e for e in [fp32, *entries] if e["name"] == shipped)
+    chosen = next(e for e in [fp32, *entries] if e.name == shipped)
     profiles = profile_pair(run, fp32, chosen) if native else {}
     decoding = profile_pair(run, fp32, chosen, decoding=True) if (
         native and run.family_spec.generates) else {}
-    return {"shipped": shipped, "why": why, "bundle": chosen["bundle"], "native": native,
-            "target": target.to_dict(), "candidates": [fp32, *entries], "profiles": profiles,
+    return {"shipped": shipped, "why": why, "bundle": chosen.bundle, "native": native,
+            "target": target.to_dict(),
+            "candidates": [c.to_dict() for c in (fp32, *entries)], "profiles": profiles,
             **({"decode_profiles": decoding} if decoding else {}),
             **({"workload_ranking": ranking} if ranking else {})}
 
 
-def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
+def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> CandidateResult:
     """Build and score one candidate (the mixed-precision search if it misses by accuracy)."""
     if run.build_time_left() <= 0:
         run.steps.note(f"  {spec.name}: skipped, the time budget "
                        f"({run.options.time_budget_s:.0f} s) ran out")
-        return outcome.not_scored(spec, "skipped", "the time budget ran out before it")
+        return outcome.not_scored(spec, SKIPPED, "the time budget ran out before it")
     try:
         record, hit = _quantize(run, spec, target)
     except FrugalError as e:
@@ -246,21 +247,21 @@ def _candidate(run: _Run, spec: CandidateSpec, target: Any) -> dict[str, Any]:
     plausible_reference(record.accuracy)  # stops the deploy: no candidate can be judged
     try:
         entry = outcome.scored(spec, record, hit)
-        if not entry["accuracy"]["budget_met"] and searchable(spec, entry, run.build_time_left()):
+        if searchable(spec, entry, run.build_time_left()):
+            before = entry.accuracy
             record, hit = _quantize(run, spec, target, start=record)
-            entry = {**outcome.scored(spec, record, hit), "repaired": True,
-                     "before_repair": entry["accuracy"],
-                     "float_nodes": list(record.recipe["ignored_nodes"]),
-                     "search": curve(record)}
+            entry = outcome.scored(spec, record, hit)
+            entry.search = Search(before=before, curve=curve(record),
+                                  float_nodes=list(record.recipe["ignored_nodes"]))
     except FrugalError as e:
         return _failed(run, spec, e)
-    run.steps.note(f"  {spec.name}{' (cached)' if hit else ''}: {outcome.summary(entry)}")
-    return {**entry, "reference": record.accuracy}
+    run.steps.note(f"  {spec.name}{' (cached)' if hit else ''}: {entry.summary()}")
+    return entry
 
 
-def _failed(run: _Run, spec: CandidateSpec, error: FrugalError) -> dict[str, Any]:
+def _failed(run: _Run, spec: CandidateSpec, error: FrugalError) -> CandidateResult:
     run.steps.note(f"  {spec.name} FAILED: {type(error).__name__}: {error}")
-    return outcome.not_scored(spec, "failed", f"{type(error).__name__}: {error}")
+    return outcome.not_scored(spec, FAILED, f"{type(error).__name__}: {error}")
 
 
 def plausible_reference(accuracy: Mapping[str, Any] | None) -> None:
@@ -331,24 +332,24 @@ def _fused(run: _Run) -> Any:
     return run.fused
 
 
-def _bundle(run: _Run, target: Any, entry: dict[str, Any], model_dir: Path,
+def _bundle(run: _Run, target: Any, entry: CandidateResult, model_dir: Path,
             record: dict[str, Any] | None = None) -> None:
     """Bundle one candidate for ``target`` and verify it here; a bundle that fails
     verification is not kept and the candidate says why."""
     from frugalml.targets.compile import build_bundle
 
-    dest = run.out / "bundles" / f"{run.name}-{target.name}-{entry['name']}"
-    backend = "openvino" if entry["format"] == "openvino" else None
+    dest = run.out / "bundles" / f"{run.name}-{target.name}-{entry.name}"
+    backend = "openvino" if entry.format == "openvino" else None
     try:
-        with run.steps.step(f"{entry['name']}: bundle for {target.name} and verify"):
+        with run.steps.step(f"{entry.name}: bundle for {target.name} and verify"):
             _, check = build_bundle(model_dir, dest, target=target, samples=run.samples,
                                     backend=backend, record=record, steps=run.steps)
     except FrugalError as e:
-        entry["verified"] = f"bundle failed: {type(e).__name__}: {e}"
+        entry.verified = f"bundle failed: {type(e).__name__}: {e}"
         return
-    entry["verified"] = outcome.verification_text(check)
-    entry["kernels_ran"] = check.get("kernels_ran")
-    entry["bundle"] = str(dest)
+    entry.verified = outcome.verification_text(check)
+    entry.kernels_ran = check.get("kernels_ran")
+    entry.bundle = str(dest)
 
 
 def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:

@@ -1,4 +1,5 @@
-"""A candidate's entry in deploy.json, from its quantize record, bundle and speed verdict.
+"""A candidate's result (:class:`~frugalml.deploy.result.CandidateResult`) from its quantize
+record: the scores by the task's headline metric, the FP32 baseline, a failure.
 
 The headline metric is the one users judge the task by (top-1, probe accuracy, perplexity,
 detection agreement, output cosine); the full accuracy record stays in the bundle's manifest
@@ -7,10 +8,11 @@ and in ``quantize.json``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from frugalml.deploy.candidates import FP32, CandidateSpec
-from frugalml.deploy.select import NOT_MEASURED
+from frugalml.deploy.result import BASELINE_SPEED, CandidateResult, Scores
 
 # Per task: the headline metric, in order of preference (the first the record has).
 HEADLINE = {
@@ -37,26 +39,33 @@ def headline(accuracy: dict[str, Any]) -> tuple[str, float | None, float]:
     return name, fp32, float(accuracy["candidate"].get(name, float("nan")))
 
 
-def scored(spec: CandidateSpec, record: Any, cached: bool) -> dict[str, Any]:
-    """A candidate that quantized and was scored against FP32 (in budget or not)."""
-    accuracy = record.accuracy
+def _identity(spec: CandidateSpec) -> dict[str, Any]:
+    """The candidate's name and construction, as its result carries them."""
+    return {"name": spec.name, "recipe": spec.recipe, "backend": spec.backend,
+            "format": spec.output_format, "options": dict(spec.options) or None}
+
+
+def scores(accuracy: dict[str, Any]) -> Scores:
+    """The headline scores of a quantize accuracy record (in budget or not)."""
     metric, fp32, value = headline(accuracy)
-    return {**spec.to_dict(), "status": "scored", "precision": record.precision,
-            "size_bytes": record.size_bytes, "cached": cached, "model": str(record.path),
-            "accuracy": {"metric": metric, "fp32": fp32, "value": value,
-                         "delta": None if fp32 is None else value - fp32,
-                         "budget_met": bool(accuracy["within_budget"]),
-                         "failures": [f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
-                                      for c in accuracy["checks"] if not c["passed"]],
-                         "checks": accuracy["checks"], "task": accuracy["task"],
-                         "items": accuracy["items"],
-                         **({"stopped_after_items": accuracy["stopped_after_items"]}
-                            if accuracy.get("stopped_after_items") else {}),
-                         **_rise_interval(accuracy),
-                         **{k: accuracy["candidate"][k] for k in _STREAM_SCORES
-                            if k in accuracy["candidate"]}},
-            "speed": {"ratio_p50": None, "ci95": None, "verdict": NOT_MEASURED},
-            "verified": None, "bundle": None}
+    extra = {**({"stopped_after_items": accuracy["stopped_after_items"]}
+                if accuracy.get("stopped_after_items") else {}),
+             **_rise_interval(accuracy),
+             **{k: accuracy["candidate"][k] for k in _STREAM_SCORES
+                if k in accuracy["candidate"]}}
+    return Scores(metric=metric, fp32=fp32, value=value,
+                  budget_met=bool(accuracy["within_budget"]),
+                  failures=[f"{c['name']} {c['value']:.4f} (limit {c['limit']})"
+                            for c in accuracy["checks"] if not c["passed"]],
+                  checks=accuracy["checks"], task=accuracy["task"], items=accuracy["items"],
+                  extra=extra)
+
+
+def scored(spec: CandidateSpec, record: Any, cached: bool) -> CandidateResult:
+    """A candidate that quantized and was scored against FP32 (in budget or not)."""
+    return CandidateResult(**_identity(spec), precision=record.precision,
+                           size_bytes=record.size_bytes, cached=cached, model=str(record.path),
+                           accuracy=scores(record.accuracy), reference=record.accuracy)
 
 
 def _rise_interval(accuracy: dict[str, Any]) -> dict[str, Any]:
@@ -65,29 +74,24 @@ def _rise_interval(accuracy: dict[str, Any]) -> dict[str, Any]:
     return {"increase_pct_ci95": interval} if interval else {}
 
 
-def fp32_entry(model: Any, size_bytes: int, reference: dict[str, Any] | None) -> dict[str, Any]:
+def fp32_entry(model: Any, size_bytes: int, reference: dict[str, Any] | None
+               ) -> CandidateResult:
     """The FP32 baseline; its accuracy is the reference side of a scored candidate."""
     accuracy = None
     if reference is not None:
         metric, fp32, _ = headline(reference)
-        accuracy = {"metric": metric, "fp32": fp32, "value": fp32, "delta": 0.0,
-                    "budget_met": True, "failures": [], "task": reference["task"],
-                    "items": reference["items"]}
-        if "unigram_perplexity" in reference["reference"]:  # what "plausible" was judged by
-            accuracy["unigram_perplexity"] = reference["reference"]["unigram_perplexity"]
-    return {"name": FP32, "recipe": "fp32", "backend": "onnxruntime", "format": "onnx",
-            "status": "scored", "precision": "fp32", "size_bytes": size_bytes,
-            "model": str(model), "accuracy": accuracy,
-            "speed": {"ratio_p50": 1.0, "ci95": [1.0, 1.0], "verdict": "baseline"},
-            "verified": None, "bundle": None}
+        extra = ({"unigram_perplexity": reference["reference"]["unigram_perplexity"]}
+                 if "unigram_perplexity" in reference["reference"] else {})  # "plausible" by
+        accuracy = Scores(metric=metric, fp32=fp32, value=fp32, budget_met=True, failures=[],
+                          task=reference["task"], items=reference["items"], extra=extra)
+    return CandidateResult(name=FP32, recipe="fp32", backend="onnxruntime", format="onnx",
+                           precision="fp32", size_bytes=size_bytes, model=str(model),
+                           accuracy=accuracy, speed=dataclasses.replace(BASELINE_SPEED))
 
 
-def not_scored(spec: CandidateSpec, status: str, error: str) -> dict[str, Any]:
+def not_scored(spec: CandidateSpec, status: str, error: str) -> CandidateResult:
     """A candidate that failed (its typed error) or was skipped (the time budget ran out)."""
-    return {**spec.to_dict(), "status": status, "error": error, "precision": None,
-            "size_bytes": None, "accuracy": None,
-            "speed": {"ratio_p50": None, "ci95": None, "verdict": NOT_MEASURED},
-            "verified": None, "bundle": None}
+    return CandidateResult(**_identity(spec), status=status, error=error)
 
 
 def verification_text(check: dict[str, Any]) -> str:
@@ -100,18 +104,3 @@ def verification_text(check: dict[str, Any]) -> str:
         return f"verified: {check.get('how', 'natively')}" + (
             f" (kernels ran: {kernels})" if kernels else "")
     return f"{check.get('status', 'not verified')}: {check.get('why', '')}".rstrip(": ")
-
-
-def summary(entry: dict[str, Any]) -> str:
-    """``probe_accuracy 0.7731 (FP32 0.7750), 22.9 MB, within budget`` for progress lines."""
-    acc = entry["accuracy"]
-    fp32 = "" if acc["fp32"] is None else f" (FP32 {acc['fp32']:.4f})"
-    verdict = ("within budget" if acc["budget_met"] else
-               "over budget: " + "; ".join(acc["failures"]))
-    size = entry["size_bytes"] / 1e6
-    rise = acc.get("increase_pct_ci95")
-    if rise:
-        fp32 += f", rise 95 % CI {rise[0]:+.2f} % .. {rise[1]:+.2f} %"
-    cut = (f", scored on the first {acc['stopped_after_items']} evaluation items (the time "
-           "budget ran out)" if acc.get("stopped_after_items") else "")
-    return f"{acc['metric']} {acc['value']:.4f}{fp32}, {size:.1f} MB, {verdict}{cut}"

@@ -15,13 +15,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.deploy.result import CandidateResult
 from frugalml.errors import QuantizationError
 
 
-def searchable(spec: Any, entry: dict[str, Any], time_left: float) -> bool:
+def searchable(spec: Any, entry: CandidateResult, time_left: float) -> bool:
     """Static INT8 that missed on accuracy, not on size (float nodes only add size), with
     time left for the search."""
-    failed = [c for c in entry["accuracy"]["checks"] if not c["passed"]]
+    checks = entry.accuracy.checks if entry.accuracy else None
+    failed = [c for c in checks or () if not c["passed"]]
     return (spec.recipe == "int8" and bool(failed) and time_left > 0
             and all(c["name"] != "size vs FP32" for c in failed))
 

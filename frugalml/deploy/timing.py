@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from frugalml.deploy.select import in_budget
+from frugalml.deploy.result import CandidateResult, Speed
 from frugalml.errors import FrugalError
 
 
@@ -36,71 +36,63 @@ def measured_on(host: Any = None) -> str:
     return text
 
 
-def time_candidates(run: Any, fp32: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+def time_candidates(run: Any, fp32: CandidateResult, entries: list[CandidateResult]) -> None:
     """Fill each in-budget candidate's ``speed`` with its verdict against FP32.
 
     Candidates run interleaved with FP32 in this process at the deploy's threads, spinning
     off, until the 95 % interval decides or ``speed_cap_s``. When the time budget is gone the
     rest are left "not measured" (and so cannot ship), with the reason.
     """
-    if fp32["bundle"] is None:
+    if fp32.bundle is None:
         return
     for entry in entries:
-        if not in_budget(entry):
+        if not entry.in_budget:
             continue
         if run.time_left() <= 0:
-            entry["speed"]["why"] = "not timed: the time budget ran out"
+            entry.speed = Speed.not_measured("not timed: the time budget ran out")
             continue
-        with run.steps.step(f"{entry['name']}: time against FP32 (speed protocol)"):
+        with run.steps.step(f"{entry.name}: time against FP32 (speed protocol)"):
             try:
-                verdict = against_fp32(Path(fp32["bundle"]), Path(entry["bundle"]),
+                verdict = against_fp32(Path(fp32.bundle), Path(str(entry.bundle)),
                                        threads=run.options.threads,
                                        time_cap_s=run.options.speed_cap_s,
                                        workload=run.options.workload)
             except FrugalError as e:
-                entry["speed"]["why"] = f"not timed: {type(e).__name__}: {e}"
+                entry.speed = Speed.not_measured(f"not timed: {type(e).__name__}: {e}")
                 continue
-        entry["speed"] = _speed_fields(verdict)
-        run.steps.note(f"  {entry['name']}: {verdict.why}"
+        entry.speed = Speed.of(verdict)
+        run.steps.note(f"  {entry.name}: {verdict.why}"
                        + (f" ({verdict.busy_warning()})" if verdict.busy_warning() else ""))
         if not run.options.workload.is_default:
-            entry["speed_at_batch_1"] = _at_batch_1(run, fp32, entry)
+            entry.speed_at_batch_1 = _at_batch_1(run, fp32, entry)
 
 
-def _speed_fields(verdict: Any) -> dict[str, Any]:
-    """What deploy.json keeps of a speed verdict."""
-    return {k: verdict.to_dict()[k] for k in
-            ("ratio_p50", "ci95", "verdict", "why", "rounds", "repeated_rounds",
-             "baseline_p50_ms", "candidate_p50_ms", "settings")}
-
-
-def _at_batch_1(run: Any, fp32: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def _at_batch_1(run: Any, fp32: CandidateResult, entry: CandidateResult) -> Speed:
     """The same candidate timed at batch 1 on the data's shapes, for the report's ranking by
     workload (the choice is made at the user's workload; this only says whether batch 1
     would have ranked the candidates otherwise)."""
-    with run.steps.step(f"{entry['name']}: time at batch 1 too (ranking by workload)"):
+    with run.steps.step(f"{entry.name}: time at batch 1 too (ranking by workload)"):
         try:
-            return _speed_fields(against_fp32(
-                Path(fp32["bundle"]), Path(entry["bundle"]), threads=run.options.threads,
+            return Speed.of(against_fp32(
+                Path(str(fp32.bundle)), Path(str(entry.bundle)), threads=run.options.threads,
                 time_cap_s=run.options.speed_cap_s))
         except FrugalError as e:
-            return {"ratio_p50": None, "why": f"not timed: {type(e).__name__}: {e}"}
+            return Speed.not_measured(f"not timed: {type(e).__name__}: {e}")
 
 
-def workload_ranking(entries: list[dict[str, Any]], workload: Any) -> dict[str, Any] | None:
+def workload_ranking(entries: list[CandidateResult], workload: Any) -> dict[str, Any] | None:
     """The fastest candidate at the user's workload and at batch 1, when both were timed:
     on an AMX Xeon MiniLM's fastest was int8-dynamic-fused at batch 1 (2.5x) and
     bf16-openvino at 8 x 128 (4.3x), so a ranking measured at one shape is not another's."""
-    timed = [e for e in entries if (e.get("speed") or {}).get("ratio_p50")
-             and (e.get("speed_at_batch_1") or {}).get("ratio_p50")]
+    timed = [(e.name, e.speed.ratio_p50, e.speed_at_batch_1.ratio_p50) for e in entries
+             if e.speed.ratio_p50 and e.speed_at_batch_1 and e.speed_at_batch_1.ratio_p50]
     if not timed:
         return None
-    here = max(timed, key=lambda e: e["speed"]["ratio_p50"])
-    one = max(timed, key=lambda e: e["speed_at_batch_1"]["ratio_p50"])
-    return {"workload": workload.describe(), "fastest": here["name"],
-            "ratio_p50": here["speed"]["ratio_p50"], "fastest_at_batch_1": one["name"],
-            "ratio_p50_at_batch_1": one["speed_at_batch_1"]["ratio_p50"],
-            "differs": here["name"] != one["name"]}
+    here = max(timed, key=lambda t: t[1])
+    one = max(timed, key=lambda t: t[2])
+    return {"workload": workload.describe(), "fastest": here[0], "ratio_p50": here[1],
+            "fastest_at_batch_1": one[0], "ratio_p50_at_batch_1": one[2],
+            "differs": here[0] != one[0]}
 
 
 def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float,
@@ -134,7 +126,7 @@ def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None =
 DECODE_OPTIONS = ("--prompt-tokens", "128", "--new-tokens", "128", "--generations", "2")
 
 
-def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any], *,
+def profile_pair(run: Any, fp32: CandidateResult, chosen: CandidateResult, *,
                  decoding: bool = False) -> dict[str, Any]:
     """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report;
     with ``decoding``, their generation profiles instead (a decoder's prefill latency says
@@ -142,21 +134,21 @@ def profile_pair(run: Any, fp32: dict[str, Any], chosen: dict[str, Any], *,
     from frugalml.runtime.profile import profile_in_fresh_process
 
     profiles = {}
-    for entry in {e["name"]: e for e in (fp32, chosen)}.values():
-        if entry["bundle"] is None:
+    for entry in {e.name: e for e in (fp32, chosen)}.values():
+        if entry.bundle is None:
             continue
         what = "generation" if decoding else "profile"
         if run.time_left() <= 0:
-            run.steps.note(f"  {what} of {entry['name']}: not measured, the time budget ran out")
+            run.steps.note(f"  {what} of {entry.name}: not measured, the time budget ran out")
             continue
-        with run.steps.step(f"{entry['name']}: {what} in a fresh process"):
+        with run.steps.step(f"{entry.name}: {what} in a fresh process"):
             try:
-                profiles[entry["name"]] = profile_in_fresh_process(
-                    Path(entry["bundle"]), [*DECODE_OPTIONS, "--threads",
-                                            str(run.options.threads or 1)],
+                profiles[entry.name] = profile_in_fresh_process(
+                    Path(entry.bundle), [*DECODE_OPTIONS, "--threads",
+                                         str(run.options.threads or 1)],
                     module="frugalml.runtime.decode_profile") if decoding else fresh_profile(
-                    Path(entry["bundle"]), runs=run.options.profile_runs,
+                    Path(entry.bundle), runs=run.options.profile_runs,
                     threads=run.options.threads)
             except FrugalError as e:
-                run.steps.note(f"  {what} of {entry['name']} failed: {e}")
+                run.steps.note(f"  {what} of {entry.name} failed: {e}")
     return profiles

@@ -16,6 +16,7 @@ import pytest
 
 from frugalml.cli import main
 from frugalml.deploy.families.decoder import GGUF_MAX_PPL_RISE_PCT
+from frugalml.deploy.result import CandidateResult
 from frugalml.deploy.select import select_native
 
 
@@ -84,7 +85,7 @@ def test_gguf_decoder_with_running_text(tmp_path: Path, capsys: pytest.CaptureFi
         assert limit == GGUF_MAX_PPL_RISE_PCT == 2.0
     awq = next(c for c in quantized if c["name"] == "w4a8-awq")
     assert not awq["accuracy"]["budget_met"] and awq["bundle"] is None
-    shipped, why = select_native(quantized)
+    shipped, why = select_native([CandidateResult.from_dict(c) for c in quantized])
     assert target["shipped"] == shipped and target["why"].startswith(why)
     # The report profiles how FP32 and the shipped bundle serve tokens (fresh processes).
     decoding = target["decode_profiles"]

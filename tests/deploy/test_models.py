@@ -13,6 +13,7 @@ import pytest
 
 from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
 from frugalml.cli import main
+from frugalml.deploy.result import CandidateResult
 from frugalml.deploy.select import select_elsewhere, select_native
 
 
@@ -28,7 +29,8 @@ def _deploy_cli(capsys: pytest.CaptureFixture, *argv: str) -> dict:
 def _check_choice(record: dict) -> dict:
     """The one target's result, after checking its choice follows its numbers."""
     (target,) = record["targets"].values()
-    quantized = [c for c in target["candidates"] if c["name"] != "fp32"]
+    quantized = [CandidateResult.from_dict(c) for c in target["candidates"]
+                 if c["name"] != "fp32"]
     if target["native"]:
         shipped, why = select_native(quantized)
         assert target["why"].startswith(why)

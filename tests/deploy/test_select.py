@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from frugalml.deploy.candidates import CNN, DECODER, TRANSFORMER, candidates_for, parse_choice
+from frugalml.deploy.result import CandidateResult, Scores, Search
 from frugalml.deploy.select import select_elsewhere, select_native
 from frugalml.errors import FrugalError
 from frugalml.runtime.speed import from_rounds
@@ -14,16 +15,19 @@ from frugalml.targets import get_target
 
 
 def _entry(name: str, *, met: bool = True, ratio_rounds: tuple | None = None,
-           size: int = 100, status: str = "scored") -> dict:
+           size: int = 100, status: str = "scored") -> CandidateResult:
     speed = {"ratio_p50": None, "ci95": None, "verdict": "not measured"}
     if ratio_rounds is not None:
         speed = from_rounds(*ratio_rounds).to_dict()
-    return {"name": name, "status": status, "size_bytes": size, "bundle": f"/b/{name}",
-            "precision": "fp32" if name.startswith("fp32") else "int8",
-            "error": "QuantizationError: boom", "verified": "verified: natively",
-            "accuracy": {"budget_met": met, "failures": [] if met else
-                         ["probe accuracy drop (points) 2.1000 (limit 1.0)"]},
-            "speed": speed}
+    return CandidateResult.from_dict({
+        "name": name, "recipe": "int8", "backend": "onnxruntime", "format": "onnx",
+        "status": status, "size_bytes": size, "bundle": f"/b/{name}",
+        "precision": "fp32" if name.startswith("fp32") else "int8",
+        "error": "QuantizationError: boom", "verified": "verified: natively",
+        "accuracy": {"metric": "probe_accuracy", "fp32": 0.8, "value": 0.79, "task": "embedding",
+                     "items": 100, "budget_met": met, "failures": [] if met else
+                     ["probe accuracy drop (points) 2.1000 (limit 1.0)"]},
+        "speed": speed})
 
 
 FASTER = ([10.0, 10.1, 10.2, 10.0, 10.1, 10.0], [5.0, 5.1, 5.0, 5.05, 5.0, 5.1])
@@ -48,7 +52,9 @@ def test_fp32_ships_when_nothing_in_budget_is_measured_faster() -> None:
     assert name == "fp32" and "no candidate was both within its budget and measured faster" in why
     assert "int8-static 1.00x FP32" in why and "inconclusive" in why
     assert "int8-dynamic missed its budget" in why and "w4a8 failed: QuantizationError" in why
-    repaired = {**_entry("int8-static", met=False), "repaired": True, "float_nodes": ["a", "b"]}
+    missed = _entry("int8-static", met=False)
+    repaired = dataclasses.replace(missed, search=Search(before=missed.accuracy, curve={},
+                                                         float_nodes=["a", "b"]))
     assert ("int8-static missed its budget even after the mixed-precision search kept 2 nodes "
             "in float (probe accuracy drop") in select_native([repaired])[1]
     assert select_native([]) == ("fp32", "FP32: no quantized candidate applies to this model "
@@ -118,9 +124,13 @@ def test_every_accuracy_miss_of_static_int8_gets_the_search_and_a_size_miss_does
     from frugalml.deploy.candidates import CANDIDATES
     from frugalml.deploy.search import searchable
 
-    def entry(*checks: tuple[str, float, float, bool]) -> dict:
-        return {"accuracy": {"checks": [{"name": n, "value": v, "limit": lim, "passed": ok}
-                                        for n, v, lim, ok in checks]}}
+    def entry(*checks: tuple[str, float, float, bool]) -> CandidateResult:
+        return CandidateResult(name="int8-static", recipe="int8", backend="onnxruntime",
+                               format="onnx", accuracy=Scores(
+                                   metric="mean_cosine_to_fp32", fp32=1.0, value=0.9,
+                                   budget_met=False, failures=[], task="embedding", items=10,
+                                   checks=[{"name": n, "value": v, "limit": lim, "passed": ok}
+                                           for n, v, lim, ok in checks]))
 
     far = entry(("mean cosine to FP32", 0.90, 0.995, False))  # far below: searched too now
     static, dynamic = CANDIDATES["int8-static"], CANDIDATES["int8-dynamic"]

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+from frugalml.deploy.result import CandidateResult
 from frugalml.deploy.select import select_native
 from frugalml.report.deploy_md import decision_line
 from frugalml.runtime.cpuload import LoadMeter
@@ -147,9 +148,12 @@ def test_a_verdict_has_one_text_everywhere_it_is_shown() -> None:
                       rounds=8, repeated_rounds=0, load={}, seconds=1.0, baseline_p50_ms=2.0,
                       candidate_p50_ms=0.95, why="")
     assert verdict.describe() == describe(measured)
-    shipped = {"name": "int8-static", "status": "scored", "bundle": "b", "size_bytes": 1e6,
-               "accuracy": {"budget_met": True, "metric": "top1", "delta": -0.2},
+    shipped = {"name": "int8-static", "recipe": "int8", "backend": "onnxruntime",
+               "format": "onnx", "status": "scored", "bundle": "b", "size_bytes": 1e6,
+               "accuracy": {"budget_met": True, "metric": "top1", "fp32": 0.8, "value": 0.798,
+                            "delta": -0.2, "failures": [], "task": "classification",
+                            "items": 10},
                "speed": measured}
-    assert describe(measured) in select_native([shipped])[1]
+    assert describe(measured) in select_native([CandidateResult.from_dict(shipped)])[1]
     assert describe(measured) in decision_line("x86-amx", {
         "shipped": "int8-static", "native": True, "candidates": [shipped]})
