@@ -25,15 +25,19 @@ def ov_names(model: Any, nodes: tuple[str, ...], source: Path, *,
 
     OpenVINO keeps an ONNX node's name for the operation that produces its output and names
     the parts it splits off ``NAME/...`` (a Conv becomes ``NAME/WithoutBiases`` plus ``NAME``,
-    the bias Add), so one ONNX name maps to all of them.
+    the bias Add), so one ONNX name maps to all of them; except a node whose output is a
+    graph output, whose operation takes that output's name (an MLP's last MatMul ``fc2``
+    became ``logits``): it is found by its output names too.
 
     Raises:
         QuantizationError: a name matches no operation.
     """
     friendly = [op.get_friendly_name() for op in model.get_ops()]
+    outputs = _outputs_of(source) if set(nodes) - set(friendly) else {}
     found, missing = [], []
     for node in (*nodes, *optional):
-        matches = [f for f in friendly if f == node or f.startswith(node + "/")]
+        names = (node, *outputs.get(node, ()))
+        matches = [f for f in friendly if any(f == n or f.startswith(n + "/") for n in names)]
         if matches:
             found.extend(matches)
         elif node in nodes:
@@ -42,6 +46,19 @@ def ov_names(model: Any, nodes: tuple[str, ...], source: Path, *,
         raise QuantizationError(f"Nodes to keep in float not found in {source}: {missing[:5]}. "
                                 "Use the node names `frugal diagnose` printed for this model.")
     return tuple(found)
+
+
+def _outputs_of(source: Path) -> dict[str, tuple[str, ...]]:
+    """ONNX node name -> its output names, read from ``source`` without its weights (an IR
+    source has no ONNX names to map: nothing)."""
+    import onnx
+
+    from frugalml.runtime.formats import is_onnx
+
+    if not is_onnx(source):
+        return {}
+    graph = onnx.load(str(source), load_external_data=False).graph
+    return {n.name: tuple(n.output) for n in graph.node}
 
 
 def _weight_type(port: Any, depth: int = 6) -> str | None:

@@ -32,6 +32,7 @@ from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.accuracy import batches, open_model, task_of
 from frugalml.quantize.parts import OutputParts
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
+from frugalml.runtime.formats import is_onnx
 
 DIAGNOSIS_NAME = "diagnosis.json"
 
@@ -164,7 +165,8 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
              recipe: Recipe | str = "int8",
              backend: str = "onnxruntime", target: Any = "auto", eval_items: int = 300,
              probe_items: int = 64, task: str | None = None, steps: Steps | None = None,
-             deadline: float | None = None, first: Any = None) -> Diagnosis:
+             deadline: float | None = None, first: Any = None,
+             output_format: str = "onnx") -> Diagnosis:
     """Find the culprit layers, keep the fewest in float that meet the budget, write ``out_dir``.
 
     ``out_dir`` gets the fixed model and ``quantize.json`` (as `frugal quantize` writes them)
@@ -172,6 +174,10 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     fewest-float passing point found so far is kept, and the diagnosis says it stopped early.
     ``first``: the all-INT8 point when the caller built and scored it already (a deploy's
     first try of the candidate, the same recipe and data), so it is not built again.
+
+    ``output_format="openvino"`` (NNCF): each point an IR, its float nodes at the recipe's
+    ``float_precision`` (bf16 where native), ranked on the backend's ONNX twin (Q/DQ pairs
+    can be taken out one at a time; the IR keeps the ONNX node names).
 
     Raises:
         QuantizationError: the recipe is not INT8, or the budget is not met even with every
@@ -194,10 +200,11 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.diag-") as tmp:
-        def attempt(ignored: tuple[str, ...], dest: Path) -> Any:
+        def attempt(ignored: tuple[str, ...], dest: Path, fmt: str = output_format,
+                    base: Recipe = recipe) -> Any:
             return quantize(model, data, dest, recipe=dataclasses.replace(
-                recipe, ignored_nodes=recipe.ignored_nodes + ignored), backend=backend,
-                target=target, output_format="onnx", eval_items=eval_items,
+                base, ignored_nodes=base.ignored_nodes + ignored), backend=backend,
+                target=target, output_format=fmt, eval_items=eval_items,
                 allow_over_budget=True, task=task, steps=steps)
 
         full = first or attempt((), Path(tmp) / "full")
@@ -205,7 +212,10 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
         ranking: tuple[Sensitivity, ...] = ()
         chosen, stopped = full, ""
         if not full.accuracy["within_budget"]:
-            ranking = rank_layers(full.path, source, data, items=probe_items, task=task,
+            probed = full if is_onnx(full.path) else attempt(
+                (), Path(tmp) / "onnx-twin", "onnx", dataclasses.replace(
+                    recipe, float_precision="fp32"))  # only OpenVINO computes bf16
+            ranking = rank_layers(probed.path, source, data, items=probe_items, task=task,
                                   steps=steps)
             chosen, stopped = _search(ranking, lambda k: attempt(
                 tuple(s.node for s in ranking[:k]), Path(tmp) / f"k{k}"), tries, deadline)

@@ -86,7 +86,8 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 
     result = diagnose(args.model, _data(args.data), args.out, recipe=_recipe(args),
                       backend=args.backend, target=args.target, eval_items=args.eval_items,
-                      probe_items=args.probe_items, task=args.task, steps=Steps(quiet=args.json))
+                      probe_items=args.probe_items, task=args.task, steps=Steps(quiet=args.json),
+                      output_format=args.format)
     lines = [f"all {result.layers} layers INT8: " + ", ".join(
         f"{c['name']} {c['value']:.4f}" for c in result.baseline["checks"])]
     lines += [f"  {s.node}: +{s.recovered:.5f} cosine in float" for s in result.ranking[:10]]
@@ -137,3 +138,6 @@ def add_arguments(quantize: argparse.ArgumentParser, diagnose: argparse.Argument
                           help="keep a result over budget, marked as such")
     diagnose.add_argument("--probe-items", type=int, default=64,
                           help="items used to rank layers")
+    diagnose.add_argument("--format", choices=("onnx", "openvino"), default="onnx",
+                          help="what each point is built as: openvino (with --backend nncf) "
+                          "searches IRs, their float nodes at --float-precision")

@@ -46,7 +46,8 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str, start: Any
     def build(tmp: Path) -> Any:
         diagnose(run.model, run.data, tmp / "quantized", recipe=recipe,
                  backend=spec.backend, target=target, eval_items=run.eval_items,
-                 task=run.task, steps=run.steps, deadline=run.deadline, first=start)
+                 task=run.task, steps=run.steps, deadline=run.deadline, first=start,
+                 output_format=spec.output_format)
         return read_record(tmp / "quantized")
 
     run.steps.note(f"  {spec.name}: mixed-precision search (nodes ranked by sensitivity, the "

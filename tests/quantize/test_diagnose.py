@@ -4,6 +4,7 @@ outputs in float, for this reason). The exclusion list it finds must work in bot
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,45 @@ def test_the_search_finds_the_fewest_float_nodes_and_stops_at_its_deadline(
     tried.clear()
     with pytest.raises(QuantizationError, match="before any met the budget"):
         module._search(ranking, attempt, [], deadline=-1.0)
+
+
+@pytest.mark.parametrize("float_precision", ["fp32", "bf16"])
+def test_an_openvino_candidate_is_searched_as_irs_with_its_float_nodes_at_its_precision(
+        float_precision: str, tmp_path: Path) -> None:
+    """NNCF -> OpenVINO INT8 (deploy's int8-openvino, int8-bf16-openvino) searched as it
+    ships: every point an IR scored by OpenVINO, the nodes kept out of INT8 computed at the
+    recipe's float precision (bf16 where native: kept in bf16, not f32), ranked on the ONNX
+    twin. The MLP's last MatMul writes the graph output, so OpenVINO names it after the
+    output (``logits``), not ``fc2``: it is still found. Before, an IR's search opened the
+    .xml as ONNX and the deploy crashed."""
+    import numpy as np
+
+    from frugalml.calibration import from_items, make_set
+    from frugalml.runtime.host import read_host
+    from tests.quantize.test_contract import mlp_onnx
+
+    if float_precision == "bf16" and not read_host().capabilities.bf16:
+        pytest.skip("this host has no native bf16 (avx512_bf16 / amx_bf16) to search at")
+    rng = np.random.default_rng(3)
+    items = [{"x": rng.normal(0, 1, 64).astype(np.float32)} for _ in range(160)]
+    data = make_set(from_items(items, labels=[i % 10 for i in range(160)]), calibration_size=64)
+    recipe = get_recipe("int8", calibration_items=64, float_precision=float_precision,
+                        budget=Budget(min_mean_cosine=0.9999, max_accuracy_drop_points=100.0,
+                                      max_size_ratio=2.0))  # a 2-layer IR is mostly its XML
+    target = "x86-amx" if float_precision == "bf16" else "x86-avx2"
+    result = diagnose(mlp_onnx(tmp_path / "model.onnx"), data, tmp_path / "out", recipe=recipe,
+                      backend="nncf", target=target, eval_items=96, probe_items=32,
+                      output_format="openvino")
+    cosines = {t["float_layers"]: next(c["value"] for c in t["checks"]
+                                       if c["name"] == "mean cosine to FP32")
+               for t in result.tries}
+    assert cosines[0] < cosines[1] < 0.9999 <= cosines[2], cosines  # INT8 misses; 2 float
+    assert set(result.ignored_nodes) == {"fc1", "fc2"}
+    record = json.loads((tmp_path / "out" / "quantize.json").read_text())
+    assert record["path"].endswith("model.xml") and record["precision"] == "int8"
+    assert record["accuracy"]["scored_with"] == (
+        f"OpenVINO at {'bf16' if float_precision == 'bf16' else 'f32'} on this host")
+    if float_precision == "bf16":  # bf16 really ran on the float nodes: close, not equal
+        assert 1.0 - 1e-4 <= cosines[2] < 1.0 - 1e-7, cosines
+    else:
+        assert cosines[2] == pytest.approx(1.0, abs=1e-6)
