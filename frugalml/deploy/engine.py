@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.core.progress import Steps
-from frugalml.deploy import outcome
+from frugalml.core.records import digest, write_json_atomic
+from frugalml.deploy import outcome, plan
 from frugalml.deploy.candidates import (
     FP32,
     FUSED,
@@ -26,13 +27,35 @@ from frugalml.deploy.candidates import (
     not_applicable,
     parse_choice,
 )
+from frugalml.deploy.data import model_file, open_data, signature_of
 from frugalml.deploy.families import Family, get_family
-from frugalml.deploy.plan import DeployOptions
+from frugalml.deploy.plan import DeployOptions, resolve_targets, source_format
 from frugalml.deploy.result import FAILED, SCORED, SKIPPED, CandidateResult, Search
 from frugalml.deploy.search import curve, searchable
 from frugalml.deploy.search import search as mixed_precision
+from frugalml.deploy.select import select_elsewhere, select_native
+from frugalml.deploy.stages import (
+    export_cached,
+    export_key,
+    fuse_cached,
+    quantize_cached,
+    quantize_key,
+    source_digest,
+)
+from frugalml.deploy.timing import (
+    measured_on,
+    native_here,
+    profile_pair,
+    time_candidates,
+    workload_ranking,
+)
 from frugalml.errors import CalibrationError, FrugalError, QuantizationError
 from frugalml.export.model_info import ModelInfo
+from frugalml.report.deploy_html import write_html
+from frugalml.report.deploy_md import write_markdown
+from frugalml.runtime.host import read_host
+from frugalml.targets.compile import build_bundle, fp32_record
+from frugalml.targets.samples import bundle_samples
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "deploy.json"
@@ -123,8 +146,6 @@ def deploy(model: Any, data: Any, out_dir: Path, options: DeployOptions | None =
             stage every target needs (data, export) failed; QuantizationError with
             ``require_quantized`` when a target ships FP32.
     """
-    from frugalml.deploy.plan import resolve_targets
-
     options = options or DeployOptions()
     steps, out = Steps(quiet=quiet), Path(out_dir).resolve()
     targets = resolve_targets(options.targets)
@@ -139,10 +160,6 @@ def deploy(model: Any, data: Any, out_dir: Path, options: DeployOptions | None =
 def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str, Any] | None,
              steps: Steps, out: Path) -> _Run:
     """Data, export, task and family: what every target's candidates start from."""
-    from frugalml.deploy import plan
-    from frugalml.deploy.data import model_file, open_data, signature_of
-    from frugalml.deploy.stages import export_cached, export_key, source_digest
-
     started = time.monotonic()
     signature = signature_of(model)  # one session on the source: inputs, then the data check
     inputs = [n for n, _, _ in signature] if signature else plan.input_names(model, example)
@@ -176,24 +193,11 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
 def _samples(model: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
     """The bundles' sample inputs: evaluation items, or for a KV-cache decoder the first
     window continued after a cache (see :mod:`frugalml.targets.samples`)."""
-    from frugalml.targets.samples import bundle_samples
-
     return bundle_samples(model, feeds)
 
 
 def _deploy_target(run: _Run, target: Any) -> dict[str, Any]:
     """Candidates for one target: built, scored, bundled, timed; then the choice."""
-    from frugalml.deploy.plan import source_format
-    from frugalml.deploy.select import select_elsewhere, select_native
-    from frugalml.deploy.timing import (
-        measured_on,
-        native_here,
-        profile_pair,
-        time_candidates,
-        workload_ranking,
-    )
-    from frugalml.targets.compile import fp32_record
-
     choice = parse_choice(run.options.candidates)
     fmt = source_format(run.model)
     specs = candidates_for(run.family, target, choice, source_format=fmt)
@@ -290,11 +294,6 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, start: Any = None
               ) -> tuple[Any, bool]:
     """The candidate's quantized model (given its first build, ``start``, the mixed-precision
     search's from it), from the cache when the same inputs built it."""
-    from frugalml.core.records import digest
-    from frugalml.deploy.plan import source_format
-    from frugalml.deploy.stages import quantize_cached, quantize_key
-    from frugalml.deploy.timing import native_here
-
     budgets = run.family_spec.budgets_for(source_format(run.model))
     recipe = spec.recipe_for({**budgets, **run.options.budget})
     scoring = "native" if native_here(target) else "unfused"
@@ -318,8 +317,6 @@ def _quantize(run: _Run, spec: CandidateSpec, target: Any, *, start: Any = None
 def _fused(run: _Run) -> Any:
     """The export with ORT transformer fusions, built once per deploy (a failure too: every
     fused candidate then fails with the same reason)."""
-    from frugalml.deploy.stages import fuse_cached
-
     if run.fused is None:
         try:
             with run.steps.step("fuse attention, layer norm and GELU for ONNX Runtime"):
@@ -336,8 +333,6 @@ def _bundle(run: _Run, target: Any, entry: CandidateResult, model_dir: Path,
             record: dict[str, Any] | None = None) -> None:
     """Bundle one candidate for ``target`` and verify it here; a bundle that fails
     verification is not kept and the candidate says why."""
-    from frugalml.targets.compile import build_bundle
-
     dest = run.out / "bundles" / f"{run.name}-{target.name}-{entry.name}"
     backend = "openvino" if entry.format == "openvino" else None
     try:
@@ -354,11 +349,6 @@ def _bundle(run: _Run, target: Any, entry: CandidateResult, model_dir: Path,
 
 def _finish(run: _Run, results: dict[str, dict[str, Any]]) -> DeployResult:
     """deploy.json, report.md and report.html; the --require-quantized refusal."""
-    from frugalml.core.records import write_json_atomic
-    from frugalml.report.deploy_html import write_html
-    from frugalml.report.deploy_md import write_markdown
-    from frugalml.runtime.host import read_host
-
     record = {"schema_version": SCHEMA_VERSION, "host": read_host().to_dict(),
               "model": run.name, "source": str(run.exported.source) if hasattr(
                   run.exported, "source") else None,

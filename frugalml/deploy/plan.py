@@ -7,14 +7,24 @@ Every bad option fails here with advice, so no export runs for a deploy that can
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from frugalml.deploy.candidates import parse_choice
+from frugalml.deploy.families import GraphFacts, family_of
 from frugalml.errors import FrugalError, InputError, TargetError
+from frugalml.export.gguf import gguf_model_dir
+from frugalml.export.huggingface import INPUT_NAMES, WITH_PAST, infer_task
+from frugalml.export.model_info import read_model_info
+from frugalml.quantize.accuracy import filled_by_prefill, open_model, task_of
+from frugalml.quantize.recipe import Budget
 from frugalml.runtime.formats import GGUF, ONNX, OPENVINO, is_gguf, model_format
+from frugalml.runtime.generate import LAYOUT_FILE
 from frugalml.runtime.workload import Workload
+from frugalml.targets import detect, get_target
 
 # Budget fields a deploy may set (the rest keep each recipe's defaults).
 BUDGET_FIELDS = ("max_accuracy_drop_points", "min_mean_cosine", "min_top1_agreement",
@@ -58,7 +68,6 @@ class DeployOptions:
         unknown = sorted(set(self.budget) - set(BUDGET_FIELDS))
         if unknown:
             raise FrugalError(f"Unknown budget fields {unknown}; use {', '.join(BUDGET_FIELDS)}.")
-        from frugalml.quantize.recipe import Budget
 
         Budget(**self.budget)  # an impossible limit fails now (QuantizationError)
         parse_choice(self.candidates)
@@ -74,8 +83,6 @@ def resolve_targets(names: tuple[str, ...]) -> list[Any]:
         TargetError: an unknown target, a malformed target file, or ``auto`` on a host no
             built-in target fits.
     """
-    from frugalml.targets import detect, get_target
-
     resolved = {}
     for name in names:
         target = detect() if name == "auto" else get_target(name)
@@ -106,7 +113,6 @@ def input_names(model: Any, example: Mapping[str, Any] | None) -> list[str]:
                              "example={'input_name': array}).")
         return list(example)
     path = Path(model)
-    from frugalml.export.huggingface import INPUT_NAMES, infer_task
 
     if language_model_source(path):
         return ["input_ids", "attention_mask"]
@@ -122,7 +128,6 @@ def language_model_source(model: Any) -> bool:
     path = Path(model)
     if is_gguf(path):
         return True
-    from frugalml.export.huggingface import infer_task
 
     return (path / "config.json").is_file() and infer_task(path) == "text-generation"
 
@@ -131,8 +136,6 @@ def export_task(model: Any, language_model: bool | None = None) -> str | None:
     """The export deploy asks of ``model``: a decoder from its weights (a GGUF, a causal LM
     directory; ``language_model`` when the user said so) with its KV cache, fused, for
     generation; None for everything else (the exporter infers it)."""
-    from frugalml.export.huggingface import WITH_PAST
-
     if language_model is None:
         language_model = language_model_source(model)
     return WITH_PAST if language_model and tokenizer_dir(model) else None
@@ -144,16 +147,12 @@ def tokenizer_dir(model: Any) -> Path | None:
         return None
     path = Path(model)
     if is_gguf(path):
-        from frugalml.export.gguf import gguf_model_dir
-
         return gguf_model_dir(path)
     return path if (path / "config.json").is_file() else None
 
 
 def scoring_task(model: Path, data: Any, given: str | None) -> str:
     """The task scoring will use, from one evaluation item through FP32."""
-    from frugalml.quantize.accuracy import open_model, task_of
-
     session = open_model(model)
     try:
         return str(task_of(session, data, given)[0])
@@ -167,15 +166,6 @@ def describe(exported: Any, data: Any, given_task: str | None, model: Any,
     evaluation item through FP32), its graph read once without weights, its family (the
     first of the registry that claims it) and where it came from (``model``: the user's
     source, by kind and ``origin_digest``). Every later stage takes this record."""
-    import dataclasses
-    import json
-    from collections import Counter
-
-    from frugalml.deploy.families import GraphFacts, family_of
-    from frugalml.export.model_info import read_model_info
-    from frugalml.quantize.accuracy import filled_by_prefill
-    from frugalml.runtime.generate import LAYOUT_FILE
-
     task = scoring_task(exported.path, data, given_task)
     layout = exported.path.parent / LAYOUT_FILE
     info = read_model_info(

@@ -15,8 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.core.cache import cached_stage
 from frugalml.deploy.result import CandidateResult
 from frugalml.errors import QuantizationError
+from frugalml.quantize import QuantizedModel
+from frugalml.quantize.api import read_record
+from frugalml.quantize.diagnose import DIAGNOSIS_NAME, diagnose
 
 
 def searchable(spec: Any, entry: CandidateResult, time_left: float) -> bool:
@@ -38,11 +42,6 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str, start: Any
         QuantizationError: no point met the budget (every ranked node in float, or none
             before the time budget ran out).
     """
-    from frugalml.core.cache import cached_stage
-    from frugalml.quantize import QuantizedModel
-    from frugalml.quantize.api import read_record
-    from frugalml.quantize.diagnose import diagnose
-
     def build(tmp: Path) -> Any:
         diagnose(run.model, run.data, tmp / "quantized", recipe=recipe,
                  backend=spec.backend, target=target, eval_items=run.eval_items,
@@ -64,8 +63,6 @@ def search(run: Any, spec: Any, target: Any, recipe: Any, key: str, start: Any
 def _searched_whole(record: dict[str, Any]) -> bool:
     """False for a cached search the time budget stopped early: a later run with more time
     searches again rather than keep its point."""
-    from frugalml.quantize.diagnose import DIAGNOSIS_NAME
-
     try:
         diagnosis = json.loads((Path(record["path"]).parent / DIAGNOSIS_NAME).read_text())
     except (OSError, ValueError):
@@ -76,8 +73,6 @@ def _searched_whole(record: dict[str, Any]) -> bool:
 def curve(record: Any) -> dict[str, Any]:
     """What deploy.json says of the search behind ``record``: every point tried (float nodes,
     in budget or not, each check's value) and whether it stopped early."""
-    from frugalml.quantize.diagnose import DIAGNOSIS_NAME
-
     diagnosis = json.loads((Path(record.path).parent / DIAGNOSIS_NAME).read_text())
     points = [{"float_nodes": t["float_layers"], "within_budget": t["within_budget"],
                "checks": {c["name"]: c["value"] for c in t["checks"]}}

@@ -5,14 +5,23 @@ them reuses the finished entry (see ``_cache.cached_stage``)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from frugalml import __version__
 from frugalml.core.cache import cached_stage
 from frugalml.core.records import digest, file_sha256, tree_digest
+from frugalml.export import ExportedModel, export
+from frugalml.export.fusion import fuse_for_onnxruntime
+from frugalml.export.huggingface import OPSET
+from frugalml.export.records import SCHEMA_VERSION
+from frugalml.quantize import QuantizedModel
+from frugalml.quantize.api import quantize
 from frugalml.runtime.formats import is_ir, model_files
 
 
@@ -37,8 +46,6 @@ def export_cached(model: Any, cache: Path, key: str | None, *,
     Returns:
         (ExportedModel, True when it came from the cache)
     """
-    from frugalml.export import ExportedModel, export
-
     # An IR stays IR (it has no way back to ONNX); everything else becomes ONNX.
     ir = isinstance(model, (str, Path)) and is_ir(model)
 
@@ -53,8 +60,6 @@ def export_cached(model: Any, cache: Path, key: str | None, *,
 
 def build_uncached(cache: Path, build: Any) -> Any:
     """A torch module's export: into a fresh folder under ``cache`` named by time."""
-    import tempfile
-
     cache.mkdir(parents=True, exist_ok=True)
     return build(Path(tempfile.mkdtemp(prefix="export-module-", dir=cache)))
 
@@ -62,10 +67,6 @@ def build_uncached(cache: Path, build: Any) -> Any:
 def toolchain(*distributions: str) -> tuple[str, ...]:
     """``name==version`` of frugalml and each installed distribution: a cache entry built by
     another ONNX Runtime, NNCF or torch is not the one this install would build."""
-    from importlib import metadata
-
-    from frugalml import __version__
-
     def version(name: str) -> str:
         try:
             return metadata.version(name)
@@ -78,9 +79,6 @@ def toolchain(*distributions: str) -> tuple[str, ...]:
 def export_key(source: str, data_fingerprint: str, task: str | None = None) -> str:
     """Export entries depend on the source bytes, the validation data, the exporter (and the
     libraries it runs) and the task asked for (a decoder with or without its cache)."""
-    from frugalml.export.huggingface import OPSET
-    from frugalml.export.records import SCHEMA_VERSION
-
     return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION,
                   *toolchain("torch", "transformers", "onnx", "onnxscript", "onnxruntime"),
                   *([task] if task else []))
@@ -109,9 +107,6 @@ def quantize_cached(cache: Path, key: str, exported: Any, data: Any, *, recipe: 
     Returns:
         (QuantizedModel, True when it came from the cache)
     """
-    from frugalml.quantize import QuantizedModel
-    from frugalml.quantize.api import quantize
-
     return cached_stage(
         cache, "quantize", key,
         lambda tmp: quantize(exported, data, tmp / "quantized", recipe=recipe, backend=backend,
@@ -137,9 +132,6 @@ def fuse_cached(cache: Path, exported: Any, feeds: Sequence[Mapping[str, np.ndar
         ExportError: nothing fused, or the fused graph's outputs differ.
     """
     import onnxscript
-
-    from frugalml.export import ExportedModel
-    from frugalml.export.fusion import fuse_for_onnxruntime
 
     key = digest("fuse", exported.digest, onnxscript.__version__)
     return cached_stage(cache, "fuse", key,

@@ -10,22 +10,22 @@ from typing import Any
 
 from frugalml.deploy.result import CandidateResult, Speed
 from frugalml.errors import FrugalError
+from frugalml.runtime.bundle import read_manifest
+from frugalml.runtime.host import describe_host, read_host
+from frugalml.runtime.profile import profile_in_fresh_process
+from frugalml.runtime.speed import Plan, measure_bundles, measure_decoding
+from frugalml.targets.detect import status
+from frugalml.targets.support import Probes, Runs
 
 
 def native_here(target: Any) -> bool:
     """True when this host runs ``target`` natively (so its speed can be measured here)."""
-    from frugalml.runtime.host import read_host
-    from frugalml.targets.detect import status
-    from frugalml.targets.support import Probes, Runs
-
     return status(target, read_host(), Probes.read()).runs is Runs.NATIVE
 
 
 def measured_on(host: Any = None) -> str:
     """Where the verdicts were measured, and what the CPU's INT8 support implies: the same
     model's INT8 speed-up depends on the microarchitecture, not only the ISA."""
-    from frugalml.runtime.host import describe_host, read_host
-
     host = host or read_host()
     text = f"measured on {describe_host(host.to_dict())}"
     if not {"avx512_vnni", "avx_vnni"} & set(host.flags) and host.machine == "x86_64":
@@ -102,9 +102,6 @@ def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float,
     the user's ``workload`` (a :class:`~frugalml.runtime.workload.Workload`; default batch 1);
     decoders by the time of their cached decode steps. Deploy and the sweep's device nodes
     both judge "faster" by this call."""
-    from frugalml.runtime.bundle import read_manifest
-    from frugalml.runtime.speed import Plan, measure_bundles, measure_decoding
-
     plan = Plan(time_cap_s=time_cap_s)
     if read_manifest(bundle).generation is not None:  # a decoder: judged by decode speed
         return measure_decoding(fp32, bundle, threads=threads or 1, plan=plan)
@@ -114,8 +111,6 @@ def against_fp32(fp32: Path, bundle: Path, *, threads: int, time_cap_s: float,
 def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None = None
                   ) -> dict[str, Any]:
     """A Profile of ``bundle`` measured in a fresh process (cold start and RSS are its own)."""
-    from frugalml.runtime.profile import profile_in_fresh_process
-
     extra = [] if warmup is None else ["--warmup", str(warmup)]
     return profile_in_fresh_process(bundle, ["--runs", str(runs), "--threads", str(threads),
                                              *extra])
@@ -131,8 +126,6 @@ def profile_pair(run: Any, fp32: CandidateResult, chosen: CandidateResult, *,
     """Profiles of FP32 and the shipped bundle, each in a fresh process, for the report;
     with ``decoding``, their generation profiles instead (a decoder's prefill latency says
     little of how fast it serves tokens)."""
-    from frugalml.runtime.profile import profile_in_fresh_process
-
     profiles = {}
     for entry in {e.name: e for e in (fp32, chosen)}.values():
         if entry.bundle is None:
