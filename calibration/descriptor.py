@@ -10,9 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.calibration.arrays import read_arrays
 from frugalml.calibration.dataset import CalibrationSet, Source, make_set
+from frugalml.calibration.images import ImageFolder
+from frugalml.calibration.streams import stream_set
+from frugalml.calibration.textfile import TextSource
+from frugalml.calibration.windows import TokenWindows
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import CalibrationError
+from frugalml.runtime.roles import InputRoles
 
 DESCRIPTOR_NAME = "calibration.json"
 _TEXT_SUFFIXES = (".csv", ".jsonl", ".txt")
@@ -33,9 +39,6 @@ def open_set(data: Path, options: dict[str, Any], *, calibration_size: int | Non
     if options.get("roles") is None:
         return make_set(open_source(data, options), calibration_size=calibration_size,
                         calibration_fraction=calibration_fraction, salt=salt)
-    from frugalml.calibration.streams import stream_set
-    from frugalml.runtime.roles import InputRoles
-
     unknown = sorted(set(options) - set(STREAM_OPTIONS))
     if unknown:
         raise CalibrationError(f"Options {unknown} do not apply to stream data {data}.")
@@ -60,10 +63,6 @@ def open_source(data: Path, options: dict[str, Any]) -> Source:
         CalibrationError: the path is missing or of an unsupported kind, or an option is
             unknown for that kind.
     """
-    from frugalml.calibration.arrays import read_arrays
-    from frugalml.calibration.images import ImageFolder
-    from frugalml.calibration.textfile import TextSource
-
     data = Path(data)
     opts = {k: v for k, v in options.items() if v is not None}
     try:
@@ -77,8 +76,6 @@ def open_source(data: Path, options: dict[str, Any]) -> Source:
                 raise CalibrationError(f"Text data {data} needs the model's tokenizer: pass "
                                        "--tokenizer DIR (or a Hugging Face model as --model).")
             if "window" in opts:
-                from frugalml.calibration.windows import TokenWindows
-
                 return TokenWindows(data, Path(tokenizer), **opts)
             return TextSource(data, Path(tokenizer), **opts)
     except TypeError as e:  # an option the chosen reader does not take

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.metrics import drop_points
 from frugalml.errors import CalibrationError, require
 from frugalml.runtime.numerics import row_cosine
 
@@ -34,8 +35,6 @@ class EmbeddingScore:
     @property
     def accuracy_drop_points(self) -> float:
         """Reference minus candidate probe accuracy, in percentage points (positive = worse)."""
-        from frugalml.calibration.metrics import drop_points
-
         return drop_points(self.reference_accuracy, self.candidate_accuracy)
 
     def to_dict(self) -> dict[str, Any]:

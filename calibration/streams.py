@@ -28,7 +28,9 @@ from frugalml.calibration.audio import RecordingStreams
 from frugalml.calibration.dataset import CalibrationSet, make_set
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError, InputError
+from frugalml.runtime.backends import backend_for, get_backend
 from frugalml.runtime.formats import is_onnx
+from frugalml.runtime.manifest import onnx_dtype
 from frugalml.runtime.roles import InputRoles, Signature, resolve_roles
 from frugalml.runtime.stream import StreamSession
 
@@ -205,8 +207,6 @@ class StreamSet:
                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """Steps of ``part``'s streams as FP32 runs them (chunk, constants, carried state),
         ``batch_size`` steps joined on their batch axes; ``limit`` counts steps."""
-        from frugalml.runtime.backends import backend_for, get_backend
-
         if batch_size < 1:
             raise CalibrationError(f"batch_size must be at least 1, got {batch_size}.")
         session = get_backend(backend_for(self.model)).open(self.model, threads=0)
@@ -330,8 +330,6 @@ def model_io(model: Path) -> tuple[list[tuple[str, str, tuple[Any, ...]]], list[
         raise CalibrationError(f"Stream data needs the model as an .onnx file; {model} is not "
                                "one. Export it first (frugal export).")
     import onnxruntime as ort
-
-    from frugalml.runtime.manifest import onnx_dtype
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     return ([(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()],

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.images import natural_key
+from frugalml.calibration.text import _tokenizer, tree_digest_of_tokenizer
 from frugalml.errors import CalibrationError
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open}
@@ -36,8 +38,6 @@ class TextSource:
         Raises:
             CalibrationError: missing or unreadable file, or a column that does not exist.
         """
-        from frugalml.calibration.text import _tokenizer, tree_digest_of_tokenizer
-
         self.path, self.column, self.label_column = Path(path), column, label_column
         self.max_length, self.input_names = max_length, tuple(input_names)
         self.tokenizer_dir = Path(tokenizer_dir)
@@ -75,8 +75,6 @@ class TextSource:
     def _label_ids(self, values: list[str]) -> list[int]:
         """Integer labels as they are; names (``fresh``, ``rotten``) as indices into their
         natural order, kept in ``label_names``."""
-        from frugalml.calibration.images import natural_key
-
         if all(v.strip().lstrip("-").isdigit() for v in values):
             return [int(v) for v in values]
         self.label_names = tuple(sorted(set(values), key=natural_key))

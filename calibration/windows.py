@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.text import _tokenizer, tree_digest_of_tokenizer
 from frugalml.errors import CalibrationError
 from frugalml.runtime.prompt import special_prefix
 
@@ -36,8 +37,6 @@ class TokenWindows:
             CalibrationError: missing or unreadable file, a window under 2 tokens, or a file
                 too short for one window.
         """
-        from frugalml.calibration.text import _tokenizer, tree_digest_of_tokenizer
-
         if int(window) < 2:
             raise CalibrationError(f"A token window needs at least 2 tokens (perplexity scores "
                                    f"each next token); got {window}.")

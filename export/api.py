@@ -18,8 +18,14 @@ import numpy as np
 
 from frugalml.core.atomic import staged
 from frugalml.errors import ExportError
+from frugalml.export import huggingface as hf
+from frugalml.export.decoder import export_decoder
 from frugalml.export.exporters import DEFAULT_OPSET, GraphSpec
+from frugalml.export.gguf import gguf_model_dir
+from frugalml.export.openvino import check_ir_pair, import_ir, to_openvino
+from frugalml.export.passthrough import import_onnx
 from frugalml.export.records import ExportedModel
+from frugalml.export.torch_module import count_outputs, export_module
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
 from frugalml.runtime.formats import OPENVINO, is_gguf, is_onnx, model_format
 
@@ -57,8 +63,6 @@ def export(
                                  tolerance=tolerance, simplify_graph=simplify_graph,
                                  repro_dir=out_dir.with_name(f"{out_dir.name}-repro"))
         if format == "openvino":
-            from frugalml.export.openvino import to_openvino
-
             ov_tolerance = _fp16_tolerance(tolerance) if fp16 else tolerance
             record = to_openvino(record.path, stage, reference=record, feeds=feeds, fp16=fp16,
                                  tolerance=ov_tolerance)
@@ -69,8 +73,6 @@ def export(
 def _export_ir(path: Path, out_dir: Path, format: str, validation: Sequence[Feeds],
                tolerance: Tolerance, started: float) -> ExportedModel:
     """An existing OpenVINO IR: checked, read and copied (there is no way back to ONNX)."""
-    from frugalml.export.openvino import check_ir_pair, import_ir
-
     check_ir_pair(path)
     if format != "openvino":
         raise ExportError(f"{path} is an OpenVINO IR, which cannot be converted to ONNX. Pass "
@@ -110,22 +112,15 @@ def _to_onnx(model: Any, stage: Path, *, opset: int, task: str | None, example: 
              images: Sequence[Any] | None, tolerance: Tolerance, simplify_graph: bool,
              repro_dir: Path) -> tuple[ExportedModel, list[Feeds]]:
     """Dispatch on the kind of source; returns the ONNX record and the feeds it was checked on."""
-    from frugalml.export import huggingface as hf
-
     if isinstance(model, (str, Path)):
         path = Path(model)
         if is_gguf(path):
-            from frugalml.export.gguf import gguf_model_dir
-
             path = gguf_model_dir(path)
         if is_onnx(path) or path.is_file():
-            from frugalml.export.passthrough import import_onnx
-
             return import_onnx(path, stage, validation=validation, tolerance=tolerance,
                                simplify_graph=simplify_graph), list(validation)
         task = task or hf.infer_task(path)
         if task == hf.WITH_PAST:  # checked token by token against torch, not on feeds
-            from frugalml.export.decoder import export_decoder
 
             if hf.infer_task(path) != "text-generation":
                 raise ExportError(f"--task {hf.WITH_PAST} exports a causal language model "
@@ -152,8 +147,6 @@ def _export_torch(module: Any, stage: Path, example: Feeds | None, spec: GraphSp
                   validation: Sequence[Feeds], opset: int, tolerance: Tolerance,
                   simplify_graph: bool, repro_dir: Path) -> tuple[ExportedModel, list[Feeds]]:
     import torch
-
-    from frugalml.export.torch_module import count_outputs, export_module
 
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"Cannot export a {type(module).__name__}: pass a torch.nn.Module, a "

@@ -24,10 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.core.records import tree_digest, write_json_atomic
 from frugalml.errors import ExportError
+from frugalml.export.exporters import quiet_exporter
 from frugalml.export.fused_attention import attention_settings, set_attention
+from frugalml.export.gguf import gguf_source
+from frugalml.export.huggingface import load_model, load_tokenizer
 from frugalml.export.records import ExportedModel, OutputCheck
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
+from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
 from frugalml.runtime.generate import CopiedCache, DecoderLayout, Sampling, decode
 
 MODEL_NAME = "model.onnx"
@@ -97,7 +102,6 @@ def _export(model: Any, layout: DecoderLayout, path: Path, opset: int) -> None:
     b, s, p, t = (torch.export.Dim(n) for n in ("batch", "sequence", "past", "total"))
     shapes = ({0: b, 1: s}, {0: b, 1: t}, {0: b, 1: s}, tuple({0: b, 2: p}
                                                            for _ in layout.past_inputs))
-    from frugalml.export.exporters import quiet_exporter
 
     try:
         with torch.no_grad(), quiet_exporter():
@@ -132,8 +136,6 @@ def onnx_greedy(path: Path, layout: DecoderLayout, prompt: Sequence[int], steps:
     """The same through the exported graph, by the runtime's own cache loop (the cache kept
     in place when the layout says the graph allows it, as the runtime will)."""
     import onnxruntime as ort
-
-    from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -206,10 +208,6 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     Raises:
         ExportError: the model cannot be exported, or the graph disagrees with torch.
     """
-    from frugalml.core.records import tree_digest, write_json_atomic
-    from frugalml.export.gguf import gguf_source
-    from frugalml.export.huggingface import load_model, load_tokenizer
-
     started = time.perf_counter()
     model = load_model(Path(model_dir), "text-generation")
     tokenizer = load_tokenizer(Path(model_dir))

@@ -8,6 +8,7 @@ quantizations start from that directory like any other Hugging Face model.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,6 @@ def _source_record(model_dir: Path) -> Path:
 
 def gguf_source(model_dir: Path) -> dict[str, str] | None:
     """``{"path", "sha256"}`` of the GGUF a cached model directory came from, else None."""
-    import json
-
     record = _source_record(Path(model_dir))
     return json.loads(record.read_text()) if record.is_file() else None
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.core.records import digest, file_sha256
 from frugalml.errors import ExportError, one_line, require
 from frugalml.export.records import ExportedModel, items_in
+from frugalml.export.simplify import run_onnx
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
 from frugalml.runtime.formats import ir_pair, ir_weights, model_files
 
@@ -82,8 +84,6 @@ def to_openvino(
     checks: tuple[Any, ...] = ()
     if feeds:
         if not expected and is_onnx:
-            from frugalml.export.simplify import run_onnx
-
             expected = run_onnx(source, feeds, names)
         checks = compare_outputs(expected, run_openvino(xml, feeds, names), tolerance, feeds)
     return ExportedModel(
@@ -131,8 +131,6 @@ def import_ir(path: Path, out_dir: Path, *, validation: Sequence[Feeds] = (),
     """
     require("openvino", extra="openvino")
     import openvino as ov
-
-    from frugalml.core.records import digest, file_sha256
 
     started = time.perf_counter()
     xml = check_ir_pair(path)

@@ -3,8 +3,10 @@ deployed by the engine for this host's best target."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from frugalml.calibration import rotten_tomatoes_file
 from frugalml.deploy import DeployOptions, DeployResult, deploy
 from frugalml.errors import FrugalError
 
@@ -30,9 +32,5 @@ def default_model_dir() -> Path:
 def run_demo(out_dir: Path = Path("frugal-out"), *, options: DeployOptions | None = None,
              quiet: bool = False) -> DeployResult:
     """`deploy` on the default model and data for this host's best target."""
-    import dataclasses
-
-    from frugalml.calibration import rotten_tomatoes_file
-
     options = dataclasses.replace(options or DeployOptions(), name=DEMO_NAME)
     return deploy(default_model_dir(), rotten_tomatoes_file(), out_dir, options, quiet=quiet)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import QuantizationError
+from frugalml.quantize._attention import MS_DOMAIN, prepare_attention
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Recipe
 from frugalml.targets.profiles import QuantFormat, Target
@@ -67,8 +68,6 @@ def _prepare_attention(pre: Path, data: CalibrationData) -> list[str] | None:
         QuantizationError: the rewrite changed the outputs.
     """
     import onnx
-
-    from frugalml.quantize._attention import MS_DOMAIN, prepare_attention
 
     model = onnx.load(str(pre))
     if not any(n.domain == MS_DOMAIN and n.op_type == "Attention" for n in model.graph.node):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.quantize._gguf_blocks import Blocks
+from frugalml.quantize._graph import drop_unused
 
 MS = "com.microsoft"
 
@@ -16,8 +17,6 @@ def rewrite(graph: Any, tensors: list[Any], match: Callable[..., Any]) -> dict[s
     """Replace every MatMul and Gather whose constant weight is exactly a GGUF tensor by the
     nodes that compute with its blocks; in place. What was done, and what was not and why."""
     from onnx import numpy_helper
-
-    from frugalml.quantize._graph import drop_unused
 
     inits = {i.name: i for i in graph.initializer}
     done: dict[str, str] = {}

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.quantize._graph import drop_unused
+
 MS = "com.microsoft"
 _SAME = ("K", "bits", "block_size", "accuracy_level")
 
@@ -65,8 +67,6 @@ def merge_sibling_matmulnbits(graph: Any) -> int:
     """Merge every group of sibling 4-bit layers (see the module docstring), in place; the
     number of MatMulNBits nodes removed."""
     from onnx import helper, numpy_helper
-
-    from frugalml.quantize._graph import drop_unused
 
     inits = {i.name: i for i in graph.initializer}
     removed = 0

@@ -11,9 +11,12 @@ artifact itself says how it runs (as the onnxruntime backend's W4A8 does, see
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
+
+from frugalml.quantize._graph import drop_unused
 
 MS = "com.microsoft"
 _INT4, _UINT4 = 22, 21  # onnx.TensorProto.INT4 / UINT4
@@ -59,11 +62,7 @@ def blockwise_to_matmulnbits(model: Any) -> tuple[str, ...]:
 
     A DequantizeLinear that other nodes also read is left as it is (nothing is duplicated).
     """
-    from collections import Counter
-
     from onnx import helper, numpy_helper
-
-    from frugalml.quantize._graph import drop_unused
 
     inits = {i.name: i for i in model.graph.initializer}
     producer = {out: node for node in model.graph.node for out in node.output}

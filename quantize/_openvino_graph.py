@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import QuantizationError
+from frugalml.runtime.formats import is_onnx
 
 _LINEAR = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
 # Recurrent cells and the input index of their input weights W. Measured on the tests' tiny
@@ -52,8 +53,6 @@ def _outputs_of(source: Path) -> dict[str, tuple[str, ...]]:
     """ONNX node name -> its output names, read from ``source`` without its weights (an IR
     source has no ONNX names to map: nothing)."""
     import onnx
-
-    from frugalml.runtime.formats import is_onnx
 
     if not is_onnx(source):
         return {}

@@ -9,6 +9,7 @@ agreement with FP32), anything else is compared by output cosine.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,9 @@ from frugalml.quantize.checks import AccuracyReport, Check, Task
 from frugalml.quantize.detection import nms_outputs, yolo_layout
 from frugalml.quantize.recipe import Budget
 from frugalml.quantize.scoring import TaskScorer
+from frugalml.quantize.streaming import measure_streams, stream_task
+from frugalml.runtime.backends import backend_for, get_backend
+from frugalml.runtime.generate import DecoderLayout, layout_beside, prefill_feeds
 from frugalml.runtime.roles import InputRoles
 
 _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
@@ -31,8 +35,6 @@ _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
 
 def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None) -> Any:
     """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``."""
-    from frugalml.runtime.backends import backend_for, get_backend
-
     session = get_backend(backend_for(path)).open(Path(path), threads=threads, hints=hints)
     layout = Path(path).parent / "decoder.json"
     return _Prefill(session, layout) if layout.is_file() else session
@@ -41,8 +43,6 @@ def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = N
 def filled_by_prefill(path: Path) -> frozenset[str]:
     """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
     empty for every other model."""
-    from frugalml.runtime.generate import layout_beside
-
     layout = layout_beside(path)
     return frozenset() if layout is None else frozenset({"position_ids", *layout.past_inputs})
 
@@ -53,16 +53,10 @@ class _Prefill:
     The present outputs are dropped: scores read logits only."""
 
     def __init__(self, session: Any, layout_file: Path) -> None:
-        import json
-
-        from frugalml.runtime.generate import DecoderLayout
-
         self._session = session
         self.layout = DecoderLayout.from_dict(json.loads(layout_file.read_text()))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from frugalml.runtime.generate import prefill_feeds
-
         full = prefill_feeds(self.layout, feeds["input_ids"], feeds.get("attention_mask"))
         return {"logits": self._session.run(full)["logits"]}
 
@@ -108,7 +102,6 @@ def task_of(session: Any, data: CalibrationData, given: Task | str | None = None
         QuantizationError: ``given`` is not a task, or the model's outputs do not fit it.
     """
     if hasattr(data, "streams"):  # a stream set: scored over streams carrying state
-        from frugalml.quantize.streaming import stream_task
 
         return stream_task(session, data, given)
     first = next(_batches(data, 1, 1), None)
@@ -182,8 +175,6 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
     ref, cand = open_model(reference, threads), open_model(candidate, threads, candidate_hints)
     try:
         if hasattr(data, "streams"):
-            from frugalml.quantize.streaming import measure_streams
-
             return measure_streams(ref, cand, data, budget, items=items, deadline=deadline)
         task, output = task_of(ref, data, task)
         key = _reference_key(reference, data, items, task)

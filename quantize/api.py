@@ -10,24 +10,36 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.export.model_info import ModelInfo, read_ops, structure_of
 from frugalml.quantize._calibration import calibration_feeds
+from frugalml.quantize._exact_integer import (
+    exact_integer_copy,
+    has_integer_matmuls,
+    integer_kernels_left,
+)
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._registry import get_quantizer
-from frugalml.quantize.accuracy import measure, size_check
+from frugalml.quantize.accuracy import filled_by_prefill, measure, open_model, size_check, task_of
 from frugalml.quantize.range_safety import RangeSafety, analyse, graph_only
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.quantize.records import QuantizedModel
+from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
+from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
 from frugalml.runtime.formats import is_ir, is_onnx, model_files
+from frugalml.runtime.host import describe_capabilities, read_host
+from frugalml.runtime.manifest import onnx_dtype
+from frugalml.targets import detect, get_target, missing_for
 
 RECORD_NAME = "quantize.json"
 
@@ -68,9 +80,6 @@ def signature(path: Path) -> list[tuple[str, str, tuple[Any, ...]]]:
                 for i in model.inputs]
     import onnxruntime as ort
 
-    from frugalml.quantize.accuracy import filled_by_prefill
-    from frugalml.runtime.manifest import onnx_dtype
-
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     filled = filled_by_prefill(Path(path))  # a decoder's cache: not the data's to give
     return [(i.name, onnx_dtype(i.type), tuple(i.shape)) for i in session.get_inputs()
@@ -98,9 +107,6 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
         CalibrationError: the data does not fit the model.
         TargetError: unknown target.
     """
-    from frugalml.core.atomic import staged
-    from frugalml.targets import detect, get_target
-
     steps, source = steps or Steps(quiet=True), model_file(model)
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     quantizer = get_quantizer(backend)
@@ -145,8 +151,6 @@ SIDECARS = ("decoder.json", "tokenizer.json", "gguf_source.json")
 
 
 def _carry_sidecars(source: Path, stage: Path) -> None:
-    import shutil
-
     for name in SIDECARS:
         if (source.parent / name).is_file():
             shutil.copyfile(source.parent / name, stage / name)
@@ -178,8 +182,6 @@ def _check_fits(source: Path, data: CalibrationData, task: str | None) -> None:
         CalibrationError: the data does not fit the inputs.
         QuantizationError: unknown task, or outputs that do not fit it.
     """
-    from frugalml.quantize.accuracy import open_model, task_of
-
     _check_inputs(data, signature(source))
     if task is None:
         return
@@ -295,8 +297,6 @@ def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None
     Raises:
         QuantizationError: naming what is missing and what to do.
     """
-    from frugalml.runtime.host import describe_capabilities, read_host
-
     if fmt not in getattr(quantizer, "formats", ("onnx",)):
         raise QuantizationError(f"The {quantizer.name} backend cannot write {fmt}; it writes "
                                 f"{', '.join(quantizer.formats)}.")
@@ -324,11 +324,6 @@ def _scoring_for(target: Any, fmt: str, bf16: bool = False) -> tuple[dict[str, s
     which would misstate the target's accuracy). An OpenVINO IR is scored at the float
     precision its bundle runs at on a CPU (``bf16`` for a recipe that computes in it, else
     f32; as ``targets.bundle.assemble_ir`` records it)."""
-    from frugalml.runtime.backends.onnxruntime import OPTIMIZATION_HINT
-    from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
-    from frugalml.runtime.host import read_host
-    from frugalml.targets import missing_for
-
     if fmt == "openvino":
         hint = HINT_OF_PRECISION[BF16 if bf16 else FP32]
         return {"INFERENCE_PRECISION_HINT": hint}, f"OpenVINO at {hint} on this host"
@@ -345,12 +340,6 @@ def _scoring(out: Path, target: Any, fmt: str, recipe: Recipe
     ``out`` itself, or for a model scored off its CPU class that holds MatMulInteger, a copy
     beside it whose integer products are exact (see :mod:`._exact_integer`), removed after;
     a copy with no integer kernel left runs with all graph optimizations, as on the target."""
-    from frugalml.quantize._exact_integer import (
-        exact_integer_copy,
-        has_integer_matmuls,
-        integer_kernels_left,
-    )
-
     hints, how = _scoring_for(target, fmt, recipe.computes_bf16)
     if not hints or not is_onnx(out) or not has_integer_matmuls(out):
         yield out, hints, how

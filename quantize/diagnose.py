@@ -14,6 +14,7 @@ The exclusion list is ONNX node names, which both backends accept.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
@@ -30,6 +32,7 @@ from frugalml.quantize._dequantize import dequantize_layers
 from frugalml.quantize._graph import LINEAR_OPS, summarize
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.accuracy import batches, open_model, task_of
+from frugalml.quantize.api import RECORD_NAME, model_file, quantize
 from frugalml.quantize.parts import OutputParts
 from frugalml.quantize.recipe import Precision, Recipe, get_recipe
 from frugalml.runtime.formats import is_onnx
@@ -183,8 +186,6 @@ def diagnose(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
         QuantizationError: the recipe is not INT8, or the budget is not met even with every
             ranked layer in float (or by any point tried before the deadline).
     """
-    from frugalml.quantize.api import model_file, quantize
-
     steps = steps or Steps(quiet=True)
     start = time.perf_counter()
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -299,11 +300,6 @@ def _with_size_budget(record: Any, size_limit: float) -> Any:
 def _write(out_dir: Path, chosen: Any, full: Any, source: Path, data: CalibrationData,
            ranking: tuple[Sensitivity, ...], tries: list[dict[str, Any]], backend: str,
            recipe: Recipe, size_limit: float, seconds: float, stopped: str = "") -> Diagnosis:
-    import shutil
-
-    from frugalml.core.atomic import staged
-    from frugalml.quantize.api import RECORD_NAME
-
     feeds = next(data.batches("evaluation", batch_size=1))[0]
     chosen = _with_size_budget(chosen, size_limit)
     ignored = tuple(n for n in chosen.recipe["ignored_nodes"] if n not in recipe.ignored_nodes)

@@ -43,8 +43,11 @@ import numpy as np
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.quantize._gguf_blocks import KINDS, Blocks, decode, read
+from frugalml.quantize._gguf_nodes import rewrite
+from frugalml.quantize._graph import summarize, untie_transposed_matmuls
+from frugalml.quantize._merge import merge_sibling_matmulnbits
 from frugalml.quantize._protocol import CalibrationData
-from frugalml.quantize.recipe import Recipe
+from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.targets.profiles import Target
 
@@ -121,11 +124,6 @@ class GgufGridQuantizer:
                 export is on its grid.
         """
         import onnx
-
-        from frugalml.quantize._gguf_nodes import rewrite
-        from frugalml.quantize._graph import summarize, untie_transposed_matmuls
-        from frugalml.quantize._merge import merge_sibling_matmulnbits
-        from frugalml.quantize.recipe import Precision
 
         if recipe.precision is not Precision.W4A8:
             raise QuantizationError(

@@ -32,11 +32,13 @@ from frugalml.quantize._graph import (
     untie_transposed_matmuls,
 )
 from frugalml.quantize._nbits import blockwise_to_matmulnbits
+from frugalml.quantize._openvino_graph import ov_names, summarize_ov
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.runtime.formats import is_ir, is_onnx, model_files, model_format
+from frugalml.runtime.generate import layout_beside, prefill_feeds
 from frugalml.targets.profiles import QuantFormat, Target
 
 
@@ -62,8 +64,6 @@ def _dataset(data: CalibrationData, recipe: Recipe, fill: Any = None) -> Any:
 
 def _prefill(source: Path) -> Any:
     """How a KV-cache decoder's calibration items are completed (None for other models)."""
-    from frugalml.runtime.generate import layout_beside, prefill_feeds
-
     layout = layout_beside(source)
     if layout is None:
         return None
@@ -255,8 +255,6 @@ class NncfQuantizer:
                   out: Path, structure: str) -> dict[str, Any]:
         require("openvino", extra="openvino")
         import openvino as ov
-
-        from frugalml.quantize._openvino_graph import ov_names, summarize_ov
 
         graph = ov.Core().read_model(str(model)) if is_ir(model) else (
             ov.convert_model(str(model)))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.evaluate import score_embeddings
 from frugalml.calibration.metrics import (
     drop_points,
     paired_ratio_interval,
@@ -173,8 +174,6 @@ class TaskScorer:
 
     def _embedding(self, labels: np.ndarray, budget: Budget
                    ) -> tuple[dict[str, float], dict[str, float], list[Check]]:
-        from frugalml.calibration.evaluate import score_embeddings
-
         score = score_embeddings(np.concatenate(self.ref), np.concatenate(self.cand), labels)
         drop = score.accuracy_drop_points
         return ({"probe_accuracy": score.reference_accuracy},

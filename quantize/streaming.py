@@ -11,12 +11,14 @@ end of each stream, per slice of its leading axis (a layer's state may differ in
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from frugalml.errors import CalibrationError, QuantizationError
 from frugalml.quantize.checks import AccuracyReport, Check, Task
 from frugalml.quantize.recipe import Budget
 from frugalml.runtime.numerics import row_cosine
@@ -156,8 +158,6 @@ def stream_task(session: Any, data: Any, given: Task | str | None) -> tuple[Task
         QuantizationError: another task was asked for a stream set.
         CalibrationError: the evaluation part is empty.
     """
-    from frugalml.errors import CalibrationError, QuantizationError
-
     if given not in (None, Task.STREAMING, str(Task.STREAMING)):
         raise QuantizationError(f"Stream data is scored as --task {Task.STREAMING}, not "
                                 f"{given}; leave --task out or drop the stream roles.")
@@ -175,8 +175,6 @@ def measure_streams(ref: Any, cand: Any, data: Any, budget: Budget, *, items: in
     evaluation streams of ``data`` (a :class:`~frugalml.calibration.streams.StreamSet`),
     each model carrying its own state. At ``deadline`` scoring stops after the stream in hand.
     """
-    import dataclasses
-
     scorer = StreamScorer(data.roles.states, data.threshold, data.decision)
     stopped = False
     for chunks in data.streams("evaluation"):

@@ -1,4 +1,8 @@
-"""Load, verify, run and profile a bundle with numpy and one backend (never torch, onnx or nncf)."""
+"""Load, verify, run and profile a bundle with numpy and one backend (never torch, onnx or nncf).
+
+An app embeds this package, so a module here imports the parts it needs only for optional
+work (profiling, generation, streams, OpenVINO) inside the functions that do it: loading and
+running a bundle pulls in numpy and the bundle's one backend, nothing more."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Mapping
@@ -12,12 +13,14 @@ import numpy as np
 
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
+from frugalml.runtime.backends import get_backend
 from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
 from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
 from frugalml.runtime.formats import ir_weights
 from frugalml.runtime.host import library_versions, read_host
 from frugalml.runtime.manifest import MANIFEST_NAME, Manifest, TensorSpec, onnx_dtype
-from frugalml.targets.kernels import kernel_counts
+from frugalml.runtime.numerics import max_abs_error, row_cosine
+from frugalml.targets.kernels import ir_kernel_counts, kernel_counts
 from frugalml.targets.profiles import Target
 
 MODEL_NAME = "model.onnx"
@@ -123,9 +126,6 @@ def assemble_ir(
     """
     import openvino as ov
 
-    from frugalml.runtime.backends import get_backend
-    from frugalml.targets.kernels import ir_kernel_counts
-
     files = {"model.xml": model_file, "model.bin": ir_weights(model_file)}
     for rel, path in files.items():
         shutil.copyfile(path, staging / rel)
@@ -185,8 +185,6 @@ def _check_samples(samples: Mapping[str, np.ndarray], inputs: tuple[TensorSpec, 
 def _write_manifest(staging: Path, manifest: Manifest, samples: dict[str, np.ndarray],
                     expected: list[np.ndarray], files: Mapping[str, Path]) -> Manifest:
     """Samples with their expected outputs, the file hashes and the manifest, into staging."""
-    import dataclasses
-
     arrays = {f"input.{k}": v for k, v in samples.items()}
     arrays |= {f"output.{s.name}": v for s, v in zip(manifest.outputs, expected, strict=True)}
     np.savez(staging / SAMPLES_NAME, **arrays)
@@ -203,9 +201,6 @@ def _openvino_expected(model_file: Path, samples: dict[str, np.ndarray], outputs
                        ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The IR's outputs in OpenVINO, opened as the runtime opens it (same hints), and their
     distance from ONNX Runtime's."""
-    from frugalml.runtime.backends import get_backend
-    from frugalml.runtime.numerics import max_abs_error, row_cosine
-
     session = get_backend("openvino").open(model_file, threads=1, hints=dict(hints or {}))
     try:
         got = session.run(samples)

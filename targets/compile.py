@@ -19,17 +19,25 @@ from typing import Any
 
 import numpy as np
 
+from frugalml import runtime
 from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.errors import BundleError, FrugalError, TargetError
+from frugalml.runtime.backends import get_backend
+from frugalml.runtime.bundle import read_manifest, verify_files
 from frugalml.runtime.formats import is_ir, is_onnx, model_files
 from frugalml.runtime.host import Host, read_host
+from frugalml.runtime.model import Model
+from frugalml.runtime.opstats import kernels_ran
+from frugalml.runtime.roles import InputRoles
 from frugalml.runtime.speed import Plan as SpeedPlan
 from frugalml.targets.bundle import MODEL_NAME, assemble, assemble_ir, update_metrics
 from frugalml.targets.detect import status
+from frugalml.targets.emulation import verify_emulated
 from frugalml.targets.kinds import get_kind
 from frugalml.targets.profiles import Target, get_target
 from frugalml.targets.samples import bundle_samples
+from frugalml.targets.speed_gate import measure_speed
 from frugalml.targets.support import Probes, Runs
 
 COMPILE_RECORD = "compile.json"
@@ -89,12 +97,6 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
     """Run the bundle's samples with whatever runs ``target`` here (natively, under QEMU for
     arm64, desktop ONNX Runtime for phone files), or say why nothing can. ``backend``
     overrides the target's for native and emulated runs."""
-    from frugalml import runtime
-    from frugalml.runtime.backends import get_backend
-    from frugalml.runtime.bundle import read_manifest, verify_files
-    from frugalml.runtime.model import Model
-    from frugalml.runtime.opstats import kernels_ran
-
     support = status(target, host or read_host(), probes or Probes.read())
     if support.runs is Runs.NATIVE:
         with runtime.load(bundle, threads=1, host=host, backend=backend, profile=True) as model:
@@ -111,8 +113,6 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
                     **model.self_check()}
     why = f"missing {'; '.join(support.missing)}"
     if support.runs is Runs.EMULATED:
-        from frugalml.targets.emulation import verify_emulated
-
         try:
             return verify_emulated(bundle, target, backend=backend, steps=steps)
         except TargetError as e:  # emulation unavailable here; a drifting bundle still raises
@@ -126,10 +126,6 @@ def verify_here(bundle: Path, target: Target, host: Host | None = None,
 def _ir_on_cpu(bundle: Path) -> dict[str, Any]:
     """Run a GPU bundle's IR on OpenVINO's CPU device: its numerics (FP16 weights), not the
     GPU's kernels; recorded beside "not verified here", never instead of it."""
-    from frugalml.runtime.backends import get_backend
-    from frugalml.runtime.bundle import read_manifest
-    from frugalml.runtime.model import Model
-
     manifest = read_manifest(bundle)
     session = get_backend("openvino").open(bundle / manifest.model_file, threads=1,
                                            hints={"INFERENCE_PRECISION_HINT": "f32"})
@@ -282,10 +278,6 @@ def _build(onnx_file: Path, dest: Path, target: Target, precision: str, record: 
 def _gate(bundles: dict[str, str], precision: str, samples: Mapping[str, np.ndarray],
           target: Target, threads: int, plan: SpeedPlan, host: Host) -> dict[str, Any]:
     """Time both bundles' model files by the speed protocol; record it in both manifests."""
-    from frugalml.runtime.bundle import read_manifest
-    from frugalml.runtime.roles import InputRoles
-    from frugalml.targets.speed_gate import measure_speed
-
     manifests = {p: read_manifest(Path(d)) for p, d in bundles.items()}
     files = {p: Path(bundles[p]) / m.model_file for p, m in manifests.items()}
     one = InputRoles.from_dict(manifests[precision].roles or {}).head(samples, 1)

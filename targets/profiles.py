@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import TargetError
+from frugalml.runtime.backends import names as backend_names
 from frugalml.runtime.capabilities import Capabilities
 from frugalml.runtime.manifest import TargetRequirements
+from frugalml.targets.kinds import names as kinds
 
 
 class QuantFormat(StrEnum):
@@ -181,8 +183,6 @@ def load_target_file(path: Path) -> Target:
 
 def _target_problem(data: Any) -> str:
     """What is wrong with a parsed target file, or '' when nothing is."""
-    from frugalml.runtime.backends import names as backend_names
-
     if not isinstance(data, dict):
         return f"expected a JSON object, found {type(data).__name__}"
     fields = {f.name for f in dataclasses.fields(Target)}
@@ -207,7 +207,6 @@ def _target_problem(data: Any) -> str:
         return f"int8_format {data['int8_format']!r} is unknown"
     if data.get("device", "CPU") not in _DEVICES:
         return f"device {data.get('device')!r} is not one of {', '.join(_DEVICES)}"
-    from frugalml.targets.kinds import names as kinds
 
     if data.get("artifact", "onnx") not in kinds():
         return f"artifact {data.get('artifact')!r} is not one of {', '.join(kinds())}"

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from frugalml.errors import InputError
+from frugalml.runtime.backends import backend_for, get_backend
+from frugalml.runtime.generate import continued_feeds, layout_beside
 
 _TOKENS = 32
 
@@ -28,9 +30,6 @@ def bundle_samples(model: Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np
     Raises:
         InputError: a decoder's first window has fewer than 2 unmasked tokens.
     """
-    from frugalml.runtime.backends import backend_for, get_backend
-    from frugalml.runtime.generate import continued_feeds, layout_beside
-
     layout = layout_beside(Path(model))
     if layout is None or set(layout.past_inputs) <= set(feeds):
         return dict(feeds)

@@ -1,4 +1,9 @@
-"""The `frugal` command line: each stage callable alone, plus `deploy` and `demo` for the path."""
+"""The `frugal` command line: each stage callable alone, plus `deploy` and `demo` for the path.
+
+The command modules import the stages inside their functions, on purpose: `frugal --help`,
+`frugal targets` and a mistyped option must answer without loading torch, NNCF, OpenVINO and
+the exporters behind every other command (the one place first-party imports stay lazy, with
+the runtime's)."""
 
 from __future__ import annotations
 

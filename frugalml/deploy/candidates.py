@@ -22,6 +22,8 @@ from frugalml.deploy.families import (  # noqa: F401 - the family names, re-expo
     get_family,
 )
 from frugalml.errors import QuantizationError
+from frugalml.quantize.recipe import get_recipe
+from frugalml.targets.kinds import get_kind
 
 FP32 = "fp32"
 # The FP32 graph a candidate starts from: the export, or the export with ORT fusions.
@@ -50,8 +52,6 @@ class CandidateSpec:
 
     def recipe_for(self, budget: Mapping[str, Any]) -> Any:
         """The recipe with the user's budget limits over the candidate's and recipe's own."""
-        from frugalml.quantize.recipe import get_recipe
-
         recipe = get_recipe(self.recipe, **self.options)
         limits = {**self.budget_defaults, **budget}  # budget: the family's, then the user's
         if not limits:
@@ -175,7 +175,6 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
     if source_format == "openvino":  # whatever the family
         pool = [dataclasses.replace(CANDIDATES["int8-openvino"], default=True)]
         suits = CANDIDATES.__contains__
-    from frugalml.targets.kinds import get_kind
 
     have, kind = target_capabilities(target), get_kind(target.artifact)
     applies = [c for c in pool

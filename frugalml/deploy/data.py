@@ -11,8 +11,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalml.calibration.descriptor import DESCRIPTOR_NAME
+from frugalml.calibration.descriptor import (
+    DESCRIPTOR_NAME,
+    open_descriptor,
+    open_set,
+    write_descriptor,
+)
+from frugalml.calibration.streams import has_roles
+from frugalml.quantize.api import signature
 from frugalml.runtime.formats import is_ir, is_onnx
+from frugalml.runtime.roles import parse_roles
 
 # The reader options each kind of data takes (the rest of a CLI's flags do not apply to it).
 _IMAGE = frozenset({"preset", "layout", "color", "mean", "std", "scale", "size", "resize",
@@ -64,9 +72,6 @@ def stream_options(data: Path, given: dict[str, Any], model: Path | None) -> dic
     Raises:
         InputError: a role flag is malformed.
     """
-    from frugalml.calibration.streams import has_roles
-    from frugalml.runtime.roles import parse_roles
-
     roles = parse_roles(state=given.get("state") or (), constant=given.get("constant") or (),
                         batch_axis=given.get("batch_axis") or ())
     if not roles and not (data.suffix == ".npz" and has_roles(data)) and not data.is_dir():
@@ -98,8 +103,6 @@ def open_data(data: Any, inputs: Sequence[str], given: Mapping[str, Any], *,
         CalibrationError: the data cannot be read, is too small to split, or needs options
             (a tokenizer for text) the model does not provide.
     """
-    from frugalml.calibration.descriptor import open_descriptor, open_set, write_descriptor
-
     if hasattr(data, "batches") and hasattr(data, "fingerprint"):
         return data, None
     if is_descriptor(data):
@@ -117,7 +120,6 @@ def signature_of(model: Any) -> list[tuple[str, str, tuple[Any, ...]]] | None:
     """The inputs of an ONNX or IR model file, to check the data against before any work."""
     if not isinstance(model, (str, Path)) or not (is_onnx(model) or is_ir(model)):
         return None
-    from frugalml.quantize.api import signature
 
     return signature(Path(model))
 

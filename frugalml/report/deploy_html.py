@@ -9,6 +9,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from frugalml.core.records import write_text_atomic
 from frugalml.errors import require
 from frugalml.report.bench_html import decode_plot, latency_plot, svg, top_ops
 from frugalml.report.deploy_md import (
@@ -124,8 +125,6 @@ family {host.get('family')}, model {host.get('model')}, stepping {host.get('step
 
 def write_html(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write report.html atomically; return its path."""
-    from frugalml.core.records import write_text_atomic
-
     path = Path(out_dir) / "report.html"
     write_text_atomic(path, render_html(record))
     return path

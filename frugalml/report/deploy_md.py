@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from frugalml.report.bench import decode_lines
+from frugalml.core.records import write_text_atomic
+from frugalml.report.bench import against_fp32, decode_lines
 from frugalml.runtime.host import describe_host
 from frugalml.runtime.speed import describe
+from frugalml.runtime.workload import Workload
 
 COLUMNS = ("candidate", "backend", "size MB", "metric", "FP32", "value", "delta", "budget",
            "speed vs FP32", "verified")
@@ -58,9 +60,6 @@ def cells(c: dict[str, Any]) -> list[str]:
 def decode_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """A decoder target's generation profiles (FP32 and the shipped bundle, each in a fresh
     process) as rows of the benchmark report's decoding table."""
-    from frugalml.report.bench import against_fp32
-    from frugalml.runtime.host import describe_host
-
     return against_fp32([{**p, "label": name, "host": describe_host(p["host"])}
                          for name, p in result.get("decode_profiles", {}).items()])
 
@@ -86,8 +85,6 @@ def search_lines(candidate: dict[str, Any]) -> list[str]:
 def workload_text(record: dict[str, Any]) -> str:
     """``batch 8 x 128 tokens`` (the workload every candidate was timed at); records written
     before workloads existed were timed at batch 1 on the data's shapes."""
-    from frugalml.runtime.workload import Workload
-
     workload = Workload.from_dict(record.get("workload") or {})
     return workload.describe() + ("" if workload.sequence_length or workload.shapes
                                   else " at the data's natural shapes")
@@ -127,8 +124,6 @@ def render_markdown(record: dict[str, Any]) -> str:
 
 def write_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write report.md atomically; return its path."""
-    from frugalml.core.records import write_text_atomic
-
     path = Path(out_dir) / "report.md"
     write_text_atomic(path, render_markdown(record))
     return path

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from frugalml.errors import SweepError, one_line, require
+from frugalml.runtime.host import read_host
 from frugalml.sweep import stages
 from frugalml.sweep.plan import MEASURED, NOT_APPLICABLE, CellPlan, CellStore
 from frugalml.sweep.spec import SweepSpec
+from frugalml.targets import get_target
+from frugalml.targets.detect import status
+from frugalml.targets.support import Probes, Runs
 
 RESOURCE_PREFIX = "target:"
 STAGES = ("export", "quantize", "compile", "bench")
@@ -50,11 +55,6 @@ def connect(address: str | None, workers: int | None, targets: Sequence[str],
     """
     require("ray", extra="cluster")
     import ray
-
-    from frugalml.runtime.host import read_host
-    from frugalml.targets import get_target
-    from frugalml.targets.detect import status
-    from frugalml.targets.support import Probes, Runs
 
     host, probes = read_host(), Probes.read()
     try:
@@ -95,7 +95,6 @@ def _bench_on_device(archive: bytes, compiled: dict[str, Any], threads: int,
     bundle and compile record; when they failed, the cell is still profiled, its speed "not
     measured"."""
     import platform
-    import time
 
     import ray
 

@@ -16,8 +16,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frugalml.calibration.descriptor import open_descriptor
 from frugalml.core.records import digest, file_sha256, tree_digest, write_json_atomic
+from frugalml.deploy.candidates import EXPORTED
+from frugalml.deploy.plan import export_task
+from frugalml.deploy.stages import export_key as deploy_export_key
+from frugalml.deploy.stages import quantize_key as deploy_quantize_key
+from frugalml.deploy.timing import native_here
 from frugalml.sweep.spec import Cell, SweepSpec
+from frugalml.targets import detect, get_target
 
 MEASURED = "measured"
 # A settled outcome too: deploy would not try the cell's candidate for its model and target.
@@ -44,8 +51,6 @@ def _model_digest(path: Path) -> str:
 @functools.cache
 def data_fingerprint(path: Path) -> str:
     """The calibration set's fingerprint, re-checked against its data (read_descriptor)."""
-    from frugalml.calibration.descriptor import open_descriptor
-
     return str(open_descriptor(path).fingerprint)
 
 
@@ -71,13 +76,6 @@ def _stage_keys(cell: Cell, data: str, eval_items: int) -> tuple[str, str]:
     The export's key stands for the export's digest, which a plan made before exporting
     cannot know (and for the fused graph's, the key marked as fused); scoring is native or
     unfused as the target runs here or not."""
-    from frugalml.deploy.candidates import EXPORTED
-    from frugalml.deploy.plan import export_task
-    from frugalml.deploy.stages import export_key as deploy_export_key
-    from frugalml.deploy.stages import quantize_key as deploy_quantize_key
-    from frugalml.deploy.timing import native_here
-    from frugalml.targets import detect, get_target
-
     target = detect() if cell.target == "auto" else get_target(cell.target)
     candidate = cell.candidate.spec
     export = deploy_export_key(_model_digest(cell.model.model), data,

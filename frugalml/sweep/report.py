@@ -9,10 +9,12 @@ devices' latencies, do not compete.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from frugalml.core.records import write_text_atomic
 from frugalml.report.bench import build_bench_report, mark_pareto
 from frugalml.report.bench_files import write_bench_report
 from frugalml.report.compare import compare_pair
@@ -121,8 +123,6 @@ def _front(row: dict[str, Any]) -> str:
 def write_reports(records: Sequence[dict[str, Any]], out: Path, title: str
                   ) -> dict[str, Path]:
     """``sweep.md`` and, when any cell was measured, ``report/`` (the benchmark report)."""
-    from frugalml.core.records import write_text_atomic
-
     rows = table_rows(records)
     written = {"table": out / "sweep.md"}
     write_text_atomic(written["table"], render_table(rows, title))
@@ -147,8 +147,6 @@ def _against_fp32(records: Sequence[dict[str, Any]], runs: dict[str, Run]
 
 
 def _manifest(record: dict[str, Any]) -> dict[str, Any] | None:
-    import json
-
     path = Path(record["compile"]["bundle"]) / "manifest.json"
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())

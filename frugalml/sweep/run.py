@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.core.records import write_json_atomic
+from frugalml.runtime.host import read_host
+from frugalml.sweep.cluster import connect, disconnect, run_cells
 from frugalml.sweep.plan import CellStore, plan_cells
 from frugalml.sweep.report import table_rows, write_reports
 from frugalml.sweep.spec import load_spec
@@ -63,8 +65,6 @@ def run_sweep(spec_path: Path, out: Path | None = None, *, address: str | None =
         SweepError: a bad spec, or Ray cannot start or connect; CalibrationError: a model's
             data is not a calibration descriptor or changed since; FrugalError: Ray missing.
     """
-    from frugalml.runtime.host import read_host
-
     spec = load_spec(spec_path)
     out = Path(out or f"sweep-{spec.name}").resolve()
     store = CellStore(out)
@@ -97,8 +97,6 @@ def _baselines(plans: list[Any], todo: list[Any]) -> list[Any]:
 
 def _run(todo: list[Any], spec: Any, store: CellStore, address: str | None,
          workers: int | None, build_here: bool, quiet: bool, baselines: list[Any]) -> None:
-    from frugalml.sweep.cluster import connect, disconnect, run_cells
-
     fleet = connect(address, workers, spec.targets, build_here)
     try:
         totals = {"export": len({p.export_key for p in todo}),

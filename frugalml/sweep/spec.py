@@ -16,6 +16,9 @@ from typing import Any
 
 from frugalml.deploy.candidates import CANDIDATES, FP32, FUSED, CandidateSpec
 from frugalml.errors import FrugalError, SweepError
+from frugalml.quantize import get_quantizer
+from frugalml.quantize.recipe import get_recipe
+from frugalml.targets import detect, get_target
 
 BACKENDS = ("onnxruntime", "openvino")
 _TOP_KEYS = {"name", "models", "candidates", "recipes", "backends", "targets", "settings",
@@ -234,9 +237,6 @@ def _named(name: Any, path: Path) -> CandidateEntry:
 
 def _recipe(entry: Any, path: Path) -> CandidateEntry:
     """A ``recipes`` entry: a recipe name, or {recipe, quantizer, label, recipe fields}."""
-    from frugalml.quantize import get_quantizer
-    from frugalml.quantize.recipe import get_recipe
-
     if isinstance(entry, str):
         entry = {"recipe": entry}
     entry = dict(_mapping(entry, "each recipes entry", path))
@@ -261,8 +261,6 @@ def _backend(name: Any, path: Path) -> str:
 
 
 def _target(name: Any, path: Path) -> str:
-    from frugalml.targets import detect, get_target
-
     try:
         return detect().name if name == "auto" else get_target(str(name)).name
     except FrugalError as e:

@@ -23,12 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.calibration.descriptor import open_descriptor
+from frugalml.core.records import write_json_atomic
 from frugalml.deploy.candidates import CANDIDATES, FUSED, CandidateSpec, candidates_for
+from frugalml.deploy.families import get_family, names
 from frugalml.deploy.plan import describe, export_task, source_format
 from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached, source_digest
+from frugalml.deploy.timing import against_fp32, fresh_profile
 from frugalml.errors import BundleError, SweepError
+from frugalml.export import ExportedModel
 from frugalml.export.model_info import ModelInfo
+from frugalml.runtime import manifest_digest
 from frugalml.runtime.formats import is_onnx
+from frugalml.targets import get_target
+from frugalml.targets.compile import build_bundle
 
 _VALIDATION_ITEMS = 4
 _COMPILED = "compiled.json"  # a finished compile stage: its bundle and verification
@@ -60,8 +67,6 @@ def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str
     evaluation split; a model over its budget is kept (the sweep reports it) rather than
     failing the cell. A candidate of the fused graph is built from the export with ONNX
     Runtime's fusions (cached beside it) and scored against the export, as deploy does."""
-    from frugalml.export import ExportedModel
-
     started = time.perf_counter()
     spec, data_set = candidate_spec(candidate), open_descriptor(Path(data))
     info, reference = ModelInfo.from_dict(exported["model_info"]), None
@@ -92,9 +97,6 @@ def _check_applies(spec: CandidateSpec, info: ModelInfo, target: str) -> None:
     Raises:
         DoesNotApply: with what the model is and what the candidate is for.
     """
-    from frugalml.deploy.families import get_family, names
-    from frugalml.targets import get_target
-
     if CANDIDATES.get(spec.name) is not spec:  # FP32 and recipe entries: every model
         return
     chosen = get_target(target)
@@ -143,11 +145,6 @@ def compile_stage(artifacts: str, key: str, quantized: dict[str, Any], data: str
     """Bundle the quantized model for ``target`` and ``backend`` as deploy does
     (``targets.compile.build_bundle``), verified here however this host can run it
     (natively, under emulation, desktop check, or "not verified here")."""
-    from frugalml.core.records import write_json_atomic
-    from frugalml.runtime import manifest_digest
-    from frugalml.targets import get_target
-    from frugalml.targets.compile import build_bundle
-
     started = time.perf_counter()
     if backend == "openvino":
         _check_openvino_reads(Path(quantized["path"]))
@@ -182,8 +179,6 @@ def pack_bundle(compiled: dict[str, Any]) -> bytes:
 def _unpack(archive: bytes, compiled: dict[str, Any], into: Path) -> Path:
     """Unpack a bundle shipped to this node; refuse it unless its manifest has the sha256
     recorded at build time (the runtime then checks every file against the manifest)."""
-    from frugalml.runtime import manifest_digest
-
     try:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(into, filter="data")
@@ -204,8 +199,6 @@ def bench_stage(archive: bytes, compiled: dict[str, Any], threads: int,
     FP32 sibling's bundle as ``baseline``, also judge it against FP32 by the speed protocol
     (both in one process here, interleaved), the verdict the report's "x FP32" reads. The
     measurements are deploy's own (``deploy.timing``)."""
-    from frugalml.deploy.timing import against_fp32, fresh_profile
-
     with tempfile.TemporaryDirectory(prefix="frugal-sweep-") as tmp:
         bundle = _unpack(archive, compiled, Path(tmp) / "candidate")
         result: dict[str, Any] = {"profile": fresh_profile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from frugalml.targets.mobile import CONFIG_NAME, ORT_NAME, to_ort
 from frugalml.targets.profiles import Target
 from frugalml.targets.support import Probes, Runs, Support
 
@@ -18,8 +19,6 @@ class OrtMobileKind:
     def build(self, onnx_file: Path, target: Target, precision: str, work: Path
               ) -> tuple[dict[str, Path], dict[str, str]]:
         """Convert with ONNX Runtime's tool (``targets.mobile``)."""
-        from frugalml.targets.mobile import CONFIG_NAME, ORT_NAME, to_ort
-
         mobile = to_ort(onnx_file, work)
         return {ORT_NAME: mobile.ort_file, CONFIG_NAME: mobile.operators_config}, {}
 

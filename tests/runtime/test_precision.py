@@ -101,9 +101,9 @@ def test_bf16_is_refused_where_it_cannot_be_computed_or_scored(
         quantize(model, data, tmp_path / "b", recipe="bf16", backend="onnxruntime",
                  target="x86-amx")
     # A host without bf16 cannot score it (OpenVINO would ignore the hint: FP32's scores).
-    import frugalml.runtime.host as host_module
+    import frugalml.quantize.api as quantize_api
 
-    monkeypatch.setattr(host_module, "read_host", lambda *a, **k: _zen3_like())
+    monkeypatch.setattr(quantize_api, "read_host", lambda *a, **k: _zen3_like())
     with pytest.raises(QuantizationError, match="cannot be scored on this host.*no native bf16"):
         quantize(model, data, tmp_path / "c", recipe="bf16", backend="nncf", target="x86-amx",
                  output_format="openvino")
