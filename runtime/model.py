@@ -94,6 +94,8 @@ class Model:
         self.backend = backend
         self.load_ms = dict(load_ms or {})
         self._session: Session | None = session
+        self._input_names = tuple(spec.name for spec in manifest.inputs)
+        self._input_set = frozenset(self._input_names)
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
 
@@ -110,7 +112,7 @@ class Model:
     @property
     def input_names(self) -> tuple[str, ...]:
         """Names the model expects, in signature order."""
-        return tuple(spec.name for spec in self.manifest.inputs)
+        return self._input_names
 
     def check_inputs(self, feeds: Mapping[str, object]) -> None:
         """Validate names, ranks, fixed dimensions and dtypes before anything runs.
@@ -118,6 +120,10 @@ class Model:
         Raises:
             InputError: a name is missing or unknown, or a shape or dtype is wrong.
         """
+        if type(feeds) is dict and feeds.keys() == self._input_set:  # the common call, fast
+            for spec in self.manifest.inputs:
+                _check_input(spec, feeds[spec.name])
+            return
         if not isinstance(feeds, Mapping):
             raise InputError(f"Inputs are a {type(feeds).__name__}; pass a dict of numpy arrays "
                              f"by input name: {_signature(self.manifest.inputs)}.")
@@ -155,7 +161,8 @@ class Model:
             inputs = {self.input_names[0]: inputs}
         self.check_inputs(inputs)
         # np.require, not ascontiguousarray: that makes a 0-d input (a sample rate) 1-D
-        feeds = {k: np.require(v, requirements="C") for k, v in inputs.items()}
+        feeds = {k: v if v.flags.c_contiguous else np.require(v, requirements="C")
+                 for k, v in inputs.items()}
         try:
             return self._session.run(feeds)
         except Exception as e:  # backends raise untyped errors for values they cannot run
