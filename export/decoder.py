@@ -218,8 +218,8 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     if getattr(tokenizer, "backend_tokenizer", None) is not None:  # what the runtime reads
         tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_NAME))
     gguf = gguf_source(Path(model_dir))
-    if gguf is not None:  # the gguf quantize backend keeps that file's own blocks
-        write_json_atomic(out_dir / GGUF_SOURCE, gguf)
+    if gguf is not None:  # the gguf backend keeps that file's blocks: named by digest, no path
+        write_json_atomic(out_dir / GGUF_SOURCE, {"sha256": gguf["sha256"]})
     plain = out_dir / "unfused.onnx"
     _export(model, layout, plain, opset)
     checks = check_greedy(model, plain, layout, prompt, decode_steps + 1, tolerance)

@@ -65,6 +65,20 @@ def gguf_source(model_dir: Path) -> dict[str, str] | None:
     return json.loads(record.read_text()) if record.is_file() else None
 
 
+def gguf_file(sha256: str, cache_root: Path | None = None) -> Path | None:
+    """Where this machine last saw the GGUF file whose content is ``sha256`` (the record its
+    conversion left in the cache), if it is still there with that content; else None.
+
+    An export names its GGUF by digest only, so an export moved or shared elsewhere carries
+    no machine path; the location lives in this machine's cache, and is checked again."""
+    root = cache_root or default_cache_root()
+    for record in sorted(root.glob(f"{sha256[:24]}-*.source.json")):
+        path = Path(json.loads(record.read_text()).get("path", ""))
+        if path.is_file() and file_sha256(path) == sha256:
+            return path
+    return None
+
+
 def _check_magic(path: Path) -> None:
     try:
         with path.open("rb") as f:

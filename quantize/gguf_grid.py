@@ -42,6 +42,7 @@ import numpy as np
 
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
+from frugalml.export.gguf import gguf_file
 from frugalml.quantize._gguf_blocks import KINDS, Blocks, decode, read
 from frugalml.quantize._gguf_nodes import rewrite
 from frugalml.quantize._graph import summarize, untie_transposed_matmuls
@@ -51,15 +52,18 @@ from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.targets.profiles import Target
 
-SOURCE_NAME = "gguf_source.json"   # beside an export from a GGUF: {"path", "sha256"}
+SOURCE_NAME = "gguf_source.json"   # beside an export from a GGUF: {"sha256"}
 REPORT_NAME = "gguf_grid.json"     # beside the model written: which weights kept their blocks
 
 
 def source_gguf(model: Path) -> Path:
-    """The GGUF file an export came from (its ``gguf_source.json`` sidecar).
+    """The GGUF file an export came from: its ``gguf_source.json`` names it by digest, found
+    where this machine's GGUF cache last saw it (:func:`frugalml.export.gguf.gguf_file`; an
+    export written before this kept a path, still read).
 
     Raises:
-        QuantizationError: the model did not come from a GGUF, or the file is gone.
+        QuantizationError: the model did not come from a GGUF, or no file with that content
+            is where this machine saw it.
     """
     record = Path(model).parent / SOURCE_NAME
     if not record.is_file():
@@ -67,11 +71,15 @@ def source_gguf(model: Path) -> Path:
             f"{model} did not come from a GGUF file (no {SOURCE_NAME} beside it): the gguf "
             "backend keeps a llama.cpp file's own 4- and 8-bit weights. Export the .gguf, or "
             "use --backend onnxruntime or nncf.")
-    path = Path(json.loads(record.read_text())["path"])
-    if not path.is_file():
-        raise QuantizationError(f"The GGUF file {path} this model came from is gone; the gguf "
-                                "backend reads its quantized blocks. Put it back, or export "
-                                "again.")
+    source = json.loads(record.read_text())
+    path = gguf_file(source["sha256"])
+    if path is None and Path(source.get("path", "")).is_file():
+        path = Path(source["path"])
+    if path is None:
+        raise QuantizationError(
+            f"The GGUF file this model came from (sha256 {source['sha256'][:16]}...) is not "
+            "where this machine last saw it, or has changed; the gguf backend reads its "
+            "quantized blocks. Export the .gguf again from where it is now.")
     return path
 
 
@@ -133,15 +141,17 @@ class GgufGridQuantizer:
         started = time.perf_counter()
         graph = onnx.load(str(model))
         untie_transposed_matmuls(graph)  # a tied output layer: a MatMul reading the table
-        tensors = read_tensors(source_gguf(model))
-        kept = rewrite(graph.graph, tensors, _match)
+        gguf = source_gguf(model)  # verified against its digest once, read once
+        kept = rewrite(graph.graph, read_tensors(gguf), _match)
         if not kept["transcoded"]:
             raise QuantizationError(
                 f"No MatMul weight of {model} is exactly a {'/'.join(KINDS)} tensor of "
-                f"{source_gguf(model).name}: the export did not come from this file's weights.")
+                f"{gguf.name}: the export did not come from this file's weights.")
         kept["merged_siblings"] = merge_sibling_matmulnbits(graph.graph)
         onnx.save(graph, str(out))
-        write_json_atomic(out.parent / REPORT_NAME, {"gguf": str(source_gguf(model)), **kept})
+        digest = json.loads((Path(model).parent / SOURCE_NAME).read_text())["sha256"]
+        write_json_atomic(out.parent / REPORT_NAME,
+                          {"gguf": gguf.name, "gguf_sha256": digest, **kept})
         return QuantizedModel(
             path=out, backend=self.name, precision="w4a8", format="onnx",
             int8_format=target.int8_format.value, source_digest=source_digest,
