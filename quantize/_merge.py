@@ -33,7 +33,7 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _offset(graph: Any, node: Any, inits: dict[str, Any]) -> tuple[Any, Any] | None:
+def offset_of(graph: Any, node: Any, inits: dict[str, Any]) -> tuple[Any, Any] | None:
     """(Add, offset MatMul) when ``node``'s only reader adds a constant-weight MatMul's
     output to it (a Q4_1 offset), else None."""
     readers = [n for n in graph.node if node.output[0] in n.input]
@@ -56,7 +56,7 @@ def _groups(graph: Any, inits: dict[str, Any]) -> list[list[tuple[Any, Any]]]:
                 i not in inits for i in node.input[1:]):
             continue
         attrs = _attrs(node)
-        offset = _offset(graph, node, inits)
+        offset = offset_of(graph, node, inits)
         sums = offset[1].input[0] if offset else None
         key = (node.input[0], len(node.input), sums, *(attrs.get(k) for k in _SAME))
         found[key].append((node, offset))

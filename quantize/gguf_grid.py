@@ -28,6 +28,11 @@ dequantized), so llama.cpp's row order for attention (permuted for its rotary la
 knowledge of the model. Other block types (Q2_K, Q3_K, the IQ types) and F16/BF16 tensors are
 left as the export has them, and the record says which.
 
+Storage: an offset table is kept as the file's float16 ``m`` and the table's scales as
+float16 where that is exact, widened by ONNX Runtime when it loads the model
+(:mod:`._halves`): SmolLM2-135M's Q4_1 model 116.7 -> 108.4 MB (the file: 98.4 MB), the
+same logits.
+
 Activations: int8 per block inside the kernels (``accuracy_level`` 4): the A8 of W4A8.
 """
 
@@ -46,6 +51,7 @@ from frugalml.export.gguf import gguf_file
 from frugalml.quantize._gguf_blocks import KINDS, Blocks, decode, read
 from frugalml.quantize._gguf_nodes import rewrite
 from frugalml.quantize._graph import summarize, untie_transposed_matmuls
+from frugalml.quantize._halves import store_halves
 from frugalml.quantize._merge import merge_sibling_matmulnbits
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.recipe import Precision, Recipe
@@ -148,6 +154,7 @@ class GgufGridQuantizer:
                 f"No MatMul weight of {model} is exactly a {'/'.join(KINDS)} tensor of "
                 f"{gguf.name}: the export did not come from this file's weights.")
         kept["merged_siblings"] = merge_sibling_matmulnbits(graph.graph)
+        kept["float16_storage"] = store_halves(graph.graph)
         onnx.save(graph, str(out))
         digest = json.loads((Path(model).parent / SOURCE_NAME).read_text())["sha256"]
         write_json_atomic(out.parent / REPORT_NAME,
