@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -308,9 +309,18 @@ def main() -> None:
                                "--new-tokens", str(a.new_tokens)],
                               capture_output=True, text=True)
         rows[name] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
-                      else {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:200]})
+                      else {"error": _failure(done)})
         print(name, rows[name], flush=True)
     _print(rows, a)
+
+
+def _failure(done: subprocess.CompletedProcess) -> str:
+    """Why a route's process failed: its last line of stderr, or the signal that killed it
+    (a llama.cpp built for another CPU dies of SIGILL without a word)."""
+    last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+    if done.returncode < 0:
+        return f"killed by {signal.Signals(-done.returncode).name} {last}".strip()
+    return last or f"exit code {done.returncode}"
 
 
 def _print(rows: dict, a: argparse.Namespace) -> None:
