@@ -172,8 +172,9 @@ def candidates_for(family: str, target: Any, choice: Sequence[str], *,
     """
     pool: Sequence[CandidateSpec] = list(CANDIDATES.values())
     suits = get_family(family).suits
-    if source_format == "openvino":  # whatever the family
-        pool = [dataclasses.replace(CANDIDATES["int8-openvino"], default=True)]
+    if source_format == "openvino":  # whatever the family, whatever the CPU: the only one
+        pool = [dataclasses.replace(CANDIDATES["int8-openvino"], default=True,
+                                    default_needs=frozenset())]
         suits = CANDIDATES.__contains__
 
     have, kind = target_capabilities(target), get_kind(target.artifact)

@@ -62,6 +62,10 @@ def test_saved_cpuinfo_decides_capabilities_target_and_candidates(fixture: str,
     assert chosen.name == target
     assert [c.name for c in candidates_for(CNN, chosen, ("default",))] == cnn
     assert [c.name for c in candidates_for(TRANSFORMER, chosen, ("default",))] == transformer
+    # a model that came as OpenVINO IR has one candidate, NNCF's IR to IR, on every CPU (it
+    # was offered only where int8-openvino is a default for ONNX sources: AMX)
+    assert [c.name for c in candidates_for(CNN, chosen, ("default",),
+                                           source_format="openvino")] == ["int8-openvino"]
     # bf16 (a bf16 IR, or INT8 with its float ops at bf16) is offered exactly where every
     # CPU of the target computes it natively
     for name in ("bf16-openvino", "int8-bf16-openvino"):
