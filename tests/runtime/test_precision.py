@@ -16,12 +16,15 @@ from frugalml.calibration import from_items, make_set
 from frugalml.errors import QuantizationError, TargetError
 from frugalml.quantize.api import quantize
 from frugalml.runtime.host import read_host
-from frugalml.targets import get_target
+from frugalml.targets import detect, get_target
 from frugalml.targets.compile import build_bundle
 from tests.quantize.test_contract import mlp_onnx
 
 HOST = read_host()
 NO_BF16 = "this host has no native bf16 (avx512_bf16 / amx_bf16): the bf16 path is refused"
+# The bf16 target this host runs natively, so its bundles verify here: x86-amx on an AMX Xeon,
+# x86-avx512-bf16 on a Zen 4 (a bundle for x86-amx is "not verified here" on the Zen 4).
+BF16_TARGET = detect(HOST).name if HOST.capabilities.bf16 else "x86-amx"
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +76,19 @@ def test_an_f32_ir_bundle_runs_at_f32_and_a_bf16_request_is_refused_without_bf16
 def test_a_bf16_candidate_is_scored_bundled_and_run_at_bf16(
         mlp: tuple[Path, object, dict[str, np.ndarray]], tmp_path: Path) -> None:
     model, data, samples = mlp
-    q = quantize(model, data, tmp_path / "q", recipe="bf16", backend="nncf", target="x86-amx",
-                 output_format="openvino", eval_items=96)
+    q = quantize(model, data, tmp_path / "q", recipe="bf16", backend="nncf",
+                 target=BF16_TARGET, output_format="openvino", eval_items=96)
     assert q.precision == "bf16" and q.accuracy["scored_with"] == "OpenVINO at bf16 on this host"
     cosine = q.accuracy["candidate"]["mean_cosine_to_fp32"]
     assert 0.999 <= cosine < 1.0 - 1e-7, cosine  # bf16 really ran: close to FP32, not equal
-    amx = get_target("x86-amx")
-    precision, check = build_bundle(tmp_path / "q", tmp_path / "b", target=amx, samples=samples)
+    precision, check = build_bundle(tmp_path / "q", tmp_path / "b",
+                                    target=get_target(BF16_TARGET), samples=samples)
     assert precision == "bf16" and check["status"] == "verified"
     assert check["max_abs_error"] <= 1e-6  # expected outputs were computed at bf16 too
     with rt.load(tmp_path / "b") as model_bf16:
         assert model_bf16.inference_precision == "bf16"
         assert model_bf16.manifest.runtime_hints["INFERENCE_PRECISION_HINT"] == "bf16"
-    with pytest.raises(TargetError, match="amx_bf16"):
+    with pytest.raises(TargetError, match="amx_bf16|avx512_bf16"):  # what the CPU lacks
         rt.load(tmp_path / "b", host=_zen3_like())
 
 
@@ -124,7 +127,7 @@ def test_int8_with_its_float_ops_at_bf16_is_scored_bundled_and_run_at_bf16(
         runs[floats] = quantize(model, data, tmp_path / floats, backend="nncf",
                                 recipe=get_recipe("int8", float_precision=floats,
                                                   ignored_nodes=("logits",)),
-                                target="x86-amx", output_format="openvino", eval_items=96,
+                                target=BF16_TARGET, output_format="openvino", eval_items=96,
                                 allow_over_budget=True)  # a 17 KB toy: IR text is most of it
     f32, bf16 = runs["fp32"], runs["bf16"]
     assert (f32.precision, bf16.precision) == ("int8", "int8")
@@ -134,12 +137,12 @@ def test_int8_with_its_float_ops_at_bf16_is_scored_bundled_and_run_at_bf16(
     cosines = [r.accuracy["candidate"]["mean_cosine_to_fp32"] for r in (f32, bf16)]
     assert cosines[1] >= 0.99 and abs(cosines[0] - cosines[1]) > 1e-7, cosines  # bf16 ran
     precision, check = build_bundle(tmp_path / "bf16", tmp_path / "b",
-                                    target=get_target("x86-amx"), samples=samples)
+                                    target=get_target(BF16_TARGET), samples=samples)
     assert precision == "int8" and check["status"] == "verified"
     with rt.load(tmp_path / "b") as bundle:
         assert bundle.manifest.runtime_hints["INFERENCE_PRECISION_HINT"] == "bf16"
         assert bundle.inference_precision == "bf16"
-    build_bundle(tmp_path / "fp32", tmp_path / "f", target=get_target("x86-amx"),
+    build_bundle(tmp_path / "fp32", tmp_path / "f", target=get_target(BF16_TARGET),
                  samples=samples)
     with rt.load(tmp_path / "f") as bundle:
         assert bundle.inference_precision == "fp32"  # an INT8 IR's float ops at f32
