@@ -24,12 +24,11 @@ from frugalml.export.exporters import DEFAULT_OPSET, GraphSpec
 from frugalml.export.gguf import gguf_model_dir
 from frugalml.export.openvino import check_ir_pair, import_ir, to_openvino
 from frugalml.export.passthrough import import_onnx
-from frugalml.export.records import ExportedModel
+from frugalml.export.records import RECORD_NAME, ExportedModel
 from frugalml.export.torch_module import count_outputs, export_module
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance
 from frugalml.runtime.formats import OPENVINO, is_gguf, is_onnx, model_format
 
-RECORD_NAME = "export.json"
 FORMATS = ("onnx", "openvino")
 Feeds = Mapping[str, np.ndarray]
 

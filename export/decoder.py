@@ -24,21 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from frugalml.core.records import tree_digest, write_json_atomic
+from frugalml.core.records import to_jsonable, tree_digest, write_json_atomic
 from frugalml.errors import ExportError
 from frugalml.export.exporters import quiet_exporter
 from frugalml.export.fused_attention import attention_settings, set_attention
 from frugalml.export.gguf import gguf_source
 from frugalml.export.huggingface import load_model, load_tokenizer
-from frugalml.export.records import ExportedModel, OutputCheck
+from frugalml.export.records import RECORD_NAME, ExportedModel, OutputCheck
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
 from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
 from frugalml.runtime.generate import CopiedCache, DecoderLayout, Sampling, decode
 
 MODEL_NAME = "model.onnx"
-LAYOUT_NAME = "decoder.json"      # the cache layout, read by bundling and scoring
 TOKENIZER_NAME = "tokenizer.json"  # the model's tokenizer, for the runtime's `tokenizers`
-GGUF_SOURCE = "gguf_source.json"   # the GGUF the model came from (export.gguf), if any
 EXPORTER = "torch.onnx dynamo + KV cache"
 PROMPT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
           "First Citizen: You are all resolved rather to die than to famish?")
@@ -201,9 +199,11 @@ def check_greedy(model: Any, path: Path, layout: DecoderLayout, prompt: Sequence
 def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | None = None,
                    decode_steps: int = 16, opset: int = 21, fuse: bool = True,
                    tolerance: Tolerance = DEFAULT_TOLERANCE) -> ExportedModel:
-    """Export the causal LM in ``model_dir`` to ``out_dir/model.onnx`` with a KV cache, and
-    ``out_dir/decoder.json`` (its cache layout), checked over a prefill of ``prompt`` (default:
-    a line of tiny-shakespeare through the model's tokenizer) and ``decode_steps`` greedy steps.
+    """Export the causal LM in ``model_dir`` to ``out_dir/model.onnx`` with a KV cache, checked
+    over a prefill of ``prompt`` (default: a line of tiny-shakespeare through the model's
+    tokenizer) and ``decode_steps`` greedy steps. ``out_dir/export.json`` records it with its
+    cache layout and, for a model converted from a GGUF, that file's digest (what bundling,
+    scoring and the gguf backend read).
 
     Raises:
         ExportError: the model cannot be exported, or the graph disagrees with torch.
@@ -217,9 +217,7 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     out_dir.mkdir(parents=True, exist_ok=True)
     if getattr(tokenizer, "backend_tokenizer", None) is not None:  # what the runtime reads
         tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_NAME))
-    gguf = gguf_source(Path(model_dir))
-    if gguf is not None:  # the gguf backend keeps that file's blocks: named by digest, no path
-        write_json_atomic(out_dir / GGUF_SOURCE, {"sha256": gguf["sha256"]})
+    gguf = gguf_source(Path(model_dir))  # the gguf backend keeps its blocks: by digest only
     plain = out_dir / "unfused.onnx"
     _export(model, layout, plain, opset)
     checks = check_greedy(model, plain, layout, prompt, decode_steps + 1, tolerance)
@@ -236,14 +234,16 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
             fusions = ()
     if not path.is_file() or not fusions:
         plain.replace(path)
-    write_json_atomic(out_dir / LAYOUT_NAME, layout.to_dict())
-    return ExportedModel(
+    record = ExportedModel(
         path=path, source=str(model_dir), source_digest=tree_digest(Path(model_dir)),
         exporter=EXPORTER + (" + ort_fusions" if fusions else ""), opset=opset,
         input_names=("input_ids", "attention_mask", "position_ids", *layout.past_inputs),
         output_names=("logits", *layout.present_outputs), checks=checks,
         inputs_used=decode_steps + 1, attempts=tuple(attempts), fusions=fusions,
-        size_bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3))
+        size_bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
+        decoder=to_jsonable(layout), gguf_sha256=gguf["sha256"] if gguf else None)
+    write_json_atomic(out_dir / RECORD_NAME, record.to_dict())
+    return record
 
 
 def _fuse(plain: Path, fused: Path, attention: list[dict[str, float | int]]

@@ -14,6 +14,7 @@ machine path: ``path`` is where this process found the model, and is left out of
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +22,13 @@ from typing import Any
 
 from frugalml.core.records import check_schema, digest, file_sha256, to_jsonable
 from frugalml.runtime.formats import is_ir, model_files
+from frugalml.runtime.generate import DecoderLayout
 from frugalml.runtime.manifest import TensorSpec
 
 SCHEMA_VERSION = 1
+# The stage records that can sit beside a model file and carry what the graph does not say:
+# the export's (export.records.RECORD_NAME) and the quantize stage's, which copies it on.
+STAGE_RECORDS = ("export.json", "quantize.json")
 
 # What a graph's compute is made of, as the quantizers choose their modes by it.
 CONVOLUTIONAL, ATTENTION, PLAIN = "convolutional", "attention", "plain"
@@ -105,6 +110,38 @@ class ModelInfo:
         for name in ("inputs", "outputs"):
             fields[name] = tuple(TensorSpec.from_dict(t) for t in data[name])
         return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a stage record says of its model beyond the graph: a KV-cache decoder's cache
+    layout (None for other models) and the GGUF file it came from, by sha256 (else None)."""
+
+    decoder: Mapping[str, Any] | None = None
+    gguf_sha256: str | None = None
+
+
+def recorded(model_file: Path) -> Recorded:
+    """The :class:`Recorded` facts of the export or quantize record beside ``model_file``;
+    empty for a model no stage wrote (a user's own .onnx is neither a decoder nor from a GGUF).
+
+    This is the one reader of those facts: a decoder's layout once travelled as a
+    ``decoder.json`` and a GGUF origin as a ``gguf_source.json`` beside the model, each read
+    by its own stage.
+    """
+    folder = Path(model_file).parent
+    for name in STAGE_RECORDS:
+        if (folder / name).is_file():
+            data = json.loads((folder / name).read_text())
+            return Recorded(decoder=data.get("decoder"), gguf_sha256=data.get("gguf_sha256"))
+    return Recorded()
+
+
+def recorded_layout(model_file: Path) -> DecoderLayout | None:
+    """The cache layout of the KV-cache decoder at ``model_file`` (its stage record's), else
+    None: every other model."""
+    layout = recorded(model_file).decoder
+    return None if layout is None else DecoderLayout.from_dict(dict(layout))
 
 
 def read_model_info(model_file: Path, *, task: str, family: str, origin: str,

@@ -98,6 +98,8 @@ def to_openvino(
         attempts=reference.attempts if reference else (), fp16_weights=fp16,
         size_bytes=sum(p.stat().st_size for p in model_files(xml)),
         seconds=round(time.perf_counter() - started, 3),
+        decoder=reference.decoder if reference else None,  # the same graph, driven the same way
+        gguf_sha256=reference.gguf_sha256 if reference else None,
     )
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from frugalml.core.records import check_schema, digest, to_jsonable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3   # 3: a decoder's cache layout and a GGUF origin live in the record
+RECORD_NAME = "export.json"   # beside the exported model
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +32,10 @@ class ExportedModel:
     """An exported model (ONNX, or OpenVINO IR) plus the evidence that it matches the source.
 
     ``attempts`` lists exporters that failed before ``exporter`` succeeded, as
-    ``"name: reason"`` lines, so a fallback is never silent.
+    ``"name: reason"`` lines, so a fallback is never silent. ``decoder`` is a KV-cache
+    decoder's cache layout (:class:`~frugalml.runtime.generate.DecoderLayout` as a dict) and
+    ``gguf_sha256`` the GGUF file the model came from, by content (never a machine path): the
+    facts later stages need to drive and to requantize the model travel in this record.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -51,6 +55,8 @@ class ExportedModel:
     fusions: tuple[str, ...] = ()       # "attention x6", ... when the graph was fused
     size_bytes: int = 0
     seconds: float = 0.0
+    decoder: dict[str, Any] | None = None
+    gguf_sha256: str | None = None
 
     @property
     def digest(self) -> str:

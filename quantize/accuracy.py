@@ -9,7 +9,6 @@ agreement with FP32), anything else is compared by output cosine.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import CalibrationError, InputError, QuantizationError
+from frugalml.export.model_info import recorded_layout
 from frugalml.quantize._protocol import CalibrationData
 from frugalml.quantize.checks import AccuracyReport, Check, Task
 from frugalml.quantize.detection import nms_outputs, yolo_layout
@@ -25,7 +25,7 @@ from frugalml.quantize.recipe import Budget
 from frugalml.quantize.scoring import TaskScorer
 from frugalml.quantize.streaming import measure_streams, stream_task
 from frugalml.runtime.backends import backend_for, get_backend
-from frugalml.runtime.generate import DecoderLayout, layout_beside, prefill_feeds
+from frugalml.runtime.generate import DecoderLayout, prefill_feeds
 from frugalml.runtime.roles import InputRoles
 
 _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
@@ -33,17 +33,19 @@ _BATCH = {Task.CLASSIFICATION: 32, Task.EMBEDDING: 32, Task.LANGUAGE_MODEL: 2,
           Task.STREAMING: 16}  # steps from FP32's state (scoring itself runs whole streams)
 
 
-def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None) -> Any:
-    """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``."""
+def open_model(path: Path, threads: int = 0, hints: Mapping[str, str] | None = None,
+               layout: DecoderLayout | None = None) -> Any:
+    """A runtime session for an ONNX or OpenVINO model file, with backend ``hints``; a
+    KV-cache decoder (``layout``, else its stage record's) is run as a whole-window prefill."""
     session = get_backend(backend_for(path)).open(Path(path), threads=threads, hints=hints)
-    layout = Path(path).parent / "decoder.json"
-    return _Prefill(session, layout) if layout.is_file() else session
+    layout = layout or recorded_layout(path)
+    return _Prefill(session, layout) if layout is not None else session
 
 
 def filled_by_prefill(path: Path) -> frozenset[str]:
     """Inputs of a KV-cache decoder that scoring fills itself (positions, the empty cache);
     empty for every other model."""
-    layout = layout_beside(path)
+    layout = recorded_layout(path)
     return frozenset() if layout is None else frozenset({"position_ids", *layout.past_inputs})
 
 
@@ -52,9 +54,9 @@ class _Prefill:
     cached (positions from the mask, empty past), so perplexity is the cached graph's own.
     The present outputs are dropped: scores read logits only."""
 
-    def __init__(self, session: Any, layout_file: Path) -> None:
+    def __init__(self, session: Any, layout: DecoderLayout) -> None:
         self._session = session
-        self.layout = DecoderLayout.from_dict(json.loads(layout_file.read_text()))
+        self.layout = layout
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         full = prefill_feeds(self.layout, feeds["input_ids"], feeds.get("attention_mask"))
@@ -158,7 +160,8 @@ def _run(session: Any, feeds: dict[str, np.ndarray], which: str) -> dict[str, np
 def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Budget, *,
             items: int = 500, threads: int = 0, task: Task | str | None = None,
             candidate_hints: Mapping[str, str] | None = None,
-            deadline: float | None = None) -> AccuracyReport:
+            deadline: float | None = None,
+            layout: DecoderLayout | None = None) -> AccuracyReport:
     """Run both models on up to ``items`` evaluation items and check ``budget``.
 
     Every output is scored, and every channel group of an output whose FP32 channel ranges
@@ -166,13 +169,16 @@ def measure(reference: Path, candidate: Path, data: CalibrationData, budget: Bud
     ``candidate_hints`` open the candidate differently from a deployed one, e.g. unfused for
     a target that is not this CPU (see :func:`frugalml.quantize.api.quantize`). At
     ``deadline`` (``time.monotonic()``) scoring stops after the batch in hand, and the report
-    says how many items it scored (``stopped_after_items``).
+    says how many items it scored (``stopped_after_items``). ``layout``: the candidate's
+    decoder layout while it has no stage record yet (the quantize stage scores before it
+    writes one); the reference's is its record's.
 
     Raises:
         CalibrationError: the evaluation part is empty or does not fit the models.
         QuantizationError: ``task`` does not fit the model's outputs.
     """
-    ref, cand = open_model(reference, threads), open_model(candidate, threads, candidate_hints)
+    ref = open_model(reference, threads)
+    cand = open_model(candidate, threads, candidate_hints, layout)
     try:
         if hasattr(data, "streams"):
             return measure_streams(ref, cand, data, budget, items=items, deadline=deadline)

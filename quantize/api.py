@@ -21,7 +21,7 @@ from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
-from frugalml.export.model_info import ModelInfo, read_ops, structure_of
+from frugalml.export.model_info import ModelInfo, read_ops, recorded, recorded_layout, structure_of
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._exact_integer import (
     exact_integer_copy,
@@ -117,7 +117,8 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     task, structure = _model_facts(model, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
-        _carry_sidecars(source, stage)  # scoring drives a decoder by its layout
+        _carry_sidecars(source, stage)  # the runtime tokenizes a decoder's text with it
+        carried = recorded(source)
         safety = _range_safety(source, data, recipe, steps)
         counted = CountedData(data)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
@@ -127,14 +128,16 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
         with _scoring(out, target, fmt, recipe) as (scored, hints, how), steps.step(
                 f"score against FP32 on up to {eval_items} evaluation items ({how})"):
             report = measure(reference or source, scored, data, recipe.budget, items=eval_items,
-                             task=task, candidate_hints=hints, deadline=deadline)
+                             task=task, candidate_hints=hints, deadline=deadline,
+                             layout=recorded_layout(source))
         report = report.with_check(size_check(model_bytes(reference or source),
                                               model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
                                      calibration_items_used=counted.used,
                                      range_safety=safety.to_dict() if safety else None,
-                                     input_roles=_roles(data), accuracy={
+                                     input_roles=_roles(data), decoder=carried.decoder,
+                                     gguf_sha256=carried.gguf_sha256, accuracy={
                                          **report.to_dict(), "scored_with": how,
                                          "over_budget_kept": not report.within_budget})
         if not report.within_budget and not allow_over_budget:
@@ -145,9 +148,10 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     return record
 
 
-# Files beside a model that describe how to drive it (a decoder's cache layout and
-# tokenizer): the quantized model is driven the same way, so they travel with it.
-SIDECARS = ("decoder.json", "tokenizer.json", "gguf_source.json")
+# Files beside a model that the runtime needs to drive it (a decoder's tokenizer): the
+# quantized model is driven the same way, so they travel with it. (Facts that are not files,
+# such as a decoder's cache layout, travel in the record: export.model_info.Recorded.)
+SIDECARS = ("tokenizer.json",)
 
 
 def _carry_sidecars(source: Path, stage: Path) -> None:

@@ -38,7 +38,6 @@ Activations: int8 per block inside the kernels (``accuracy_level`` 4): the A8 of
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ import numpy as np
 from frugalml.core.records import write_json_atomic
 from frugalml.errors import QuantizationError
 from frugalml.export.gguf import gguf_file
+from frugalml.export.model_info import recorded
 from frugalml.quantize._gguf_blocks import KINDS, Blocks, decode, read
 from frugalml.quantize._gguf_nodes import rewrite
 from frugalml.quantize._graph import summarize, untie_transposed_matmuls
@@ -58,34 +58,29 @@ from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.targets.profiles import Target
 
-SOURCE_NAME = "gguf_source.json"   # beside an export from a GGUF: {"sha256"}
 REPORT_NAME = "gguf_grid.json"     # beside the model written: which weights kept their blocks
 
 
 def source_gguf(model: Path) -> Path:
-    """The GGUF file an export came from: its ``gguf_source.json`` names it by digest, found
-    where this machine's GGUF cache last saw it (:func:`frugalml.export.gguf.gguf_file`; an
-    export written before this kept a path, still read).
+    """The GGUF file an export came from: its stage record names it by sha256, found where
+    this machine's GGUF cache last saw it (:func:`frugalml.export.gguf.gguf_file`).
 
     Raises:
         QuantizationError: the model did not come from a GGUF, or no file with that content
             is where this machine saw it.
     """
-    record = Path(model).parent / SOURCE_NAME
-    if not record.is_file():
+    sha256 = recorded(model).gguf_sha256
+    if sha256 is None:
         raise QuantizationError(
-            f"{model} did not come from a GGUF file (no {SOURCE_NAME} beside it): the gguf "
+            f"{model} did not come from a GGUF file (its export record names none): the gguf "
             "backend keeps a llama.cpp file's own 4- and 8-bit weights. Export the .gguf, or "
             "use --backend onnxruntime or nncf.")
-    source = json.loads(record.read_text())
-    path = gguf_file(source["sha256"])
-    if path is None and Path(source.get("path", "")).is_file():
-        path = Path(source["path"])
+    path = gguf_file(sha256)
     if path is None:
         raise QuantizationError(
-            f"The GGUF file this model came from (sha256 {source['sha256'][:16]}...) is not "
-            "where this machine last saw it, or has changed; the gguf backend reads its "
-            "quantized blocks. Export the .gguf again from where it is now.")
+            f"The GGUF file this model came from (sha256 {sha256[:16]}...) is not where this "
+            "machine last saw it, or has changed; the gguf backend reads its quantized blocks. "
+            "Export the .gguf again from where it is now.")
     return path
 
 
@@ -156,9 +151,8 @@ class GgufGridQuantizer:
         kept["merged_siblings"] = merge_sibling_matmulnbits(graph.graph)
         kept["float16_storage"] = store_halves(graph.graph)
         onnx.save(graph, str(out))
-        digest = json.loads((Path(model).parent / SOURCE_NAME).read_text())["sha256"]
-        write_json_atomic(out.parent / REPORT_NAME,
-                          {"gguf": gguf.name, "gguf_sha256": digest, **kept})
+        write_json_atomic(out.parent / REPORT_NAME, {
+            "gguf": gguf.name, "gguf_sha256": recorded(model).gguf_sha256, **kept})
         return QuantizedModel(
             path=out, backend=self.name, precision="w4a8", format="onnx",
             int8_format=target.int8_format.value, source_digest=source_digest,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from frugalml.errors import QuantizationError, require
-from frugalml.export.model_info import ATTENTION
+from frugalml.export.model_info import ATTENTION, recorded_layout
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._graph import (
     constants_as_initializers,
@@ -38,7 +38,7 @@ from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
 from frugalml.runtime.formats import is_ir, is_onnx, model_files, model_format
-from frugalml.runtime.generate import layout_beside, prefill_feeds
+from frugalml.runtime.generate import prefill_feeds
 from frugalml.targets.profiles import QuantFormat, Target
 
 
@@ -64,7 +64,7 @@ def _dataset(data: CalibrationData, recipe: Recipe, fill: Any = None) -> Any:
 
 def _prefill(source: Path) -> Any:
     """How a KV-cache decoder's calibration items are completed (None for other models)."""
-    layout = layout_beside(source)
+    layout = recorded_layout(source)
     if layout is None:
         return None
     return lambda feeds: prefill_feeds(layout, feeds["input_ids"], feeds.get("attention_mask"))

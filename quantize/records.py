@@ -20,7 +20,7 @@ class QuantizedModel:
     against FP32 on the evaluation part (None straight from a backend).
     """
 
-    schema_version: int = 2
+    schema_version: int = 3   # 3: decoder and gguf_sha256, copied from the source's record
     path: Path
     backend: str
     precision: str
@@ -45,6 +45,10 @@ class QuantizedModel:
     accuracy: dict[str, Any] | None = None
     # A streaming model's input roles (runtime.roles.InputRoles), for its bundles' manifests.
     input_roles: dict[str, Any] | None = None
+    # The source's stage-record facts, carried on (export.model_info.Recorded): a KV-cache
+    # decoder's layout, and the GGUF file the model came from by sha256.
+    decoder: dict[str, Any] | None = None
+    gguf_sha256: str | None = None
 
     @property
     def digest(self) -> str:
@@ -61,7 +65,7 @@ class QuantizedModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuantizedModel:
         """Inverse of :meth:`to_dict`."""
-        check_schema(data, "QuantizedModel", 2)
+        check_schema(data, "QuantizedModel", 3)
         values = {k: v for k, v in data.items() if k != "schema_version"}
         values["path"] = Path(data["path"])
         for key in _LAYER_FIELDS:

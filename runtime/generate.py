@@ -16,10 +16,8 @@ tokenizer is the small ``tokenizers`` wheel (the ``runtime-text`` extra), never 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -77,16 +75,6 @@ class DecoderLayout:
         """KV-cache bytes one position takes over every layer (keys and values)."""
         itemsize = np.dtype(self.kv_dtype).itemsize
         return batch * len(self.past_inputs) * self.kv_heads * self.head_dim * itemsize
-
-
-# The KV-cache layout a decoder export writes beside its model file.
-LAYOUT_FILE = "decoder.json"
-
-
-def layout_beside(model_file: Path) -> DecoderLayout | None:
-    """The KV-cache layout written beside a decoder's model file, else None (not a decoder)."""
-    layout = Path(model_file).parent / LAYOUT_FILE
-    return DecoderLayout.from_dict(json.loads(layout.read_text())) if layout.is_file() else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

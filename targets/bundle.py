@@ -13,6 +13,7 @@ import numpy as np
 
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import BundleError
+from frugalml.export.model_info import recorded
 from frugalml.runtime.backends import get_backend
 from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
 from frugalml.runtime.capabilities import BF16, FP32, HINT_OF_PRECISION
@@ -87,7 +88,6 @@ def assemble(
         samples, expected, files)
 
 
-DECODER_LAYOUT = "decoder.json"   # written beside a KV-cache export (export.decoder)
 # A decoder's bundle lets ONNX Runtime's threads spin between operators. A decode step is ~800
 # small operators; with more than one thread the pool wakes for each, and without spinning the
 # wake-ups dominate: SmolLM2's GGUF-grid bundle decoded 65-67 tokens/s at 2 threads with
@@ -100,14 +100,14 @@ TOKENIZER = "tokenizer.json"
 
 def decoder_files(model_file: Path) -> tuple[dict[str, Any] | None, dict[str, Path]]:
     """A decoder's generation section and the files it brings (its tokenizer), from the
-    layout and tokenizer beside ``model_file``; (None, {}) for any other model."""
-    layout = Path(model_file).parent / DECODER_LAYOUT
-    if not layout.is_file():
+    layout in its stage record and the tokenizer beside ``model_file``; (None, {}) for any
+    other model."""
+    layout = recorded(model_file).decoder
+    if layout is None:
         return None, {}
-    tokenizer = layout.parent / TOKENIZER
+    tokenizer = Path(model_file).parent / TOKENIZER
     sidecars = {TOKENIZER: tokenizer} if tokenizer.is_file() else {}
-    return {**json.loads(layout.read_text()),
-            "tokenizer_file": TOKENIZER if sidecars else None}, sidecars
+    return {**layout, "tokenizer_file": TOKENIZER if sidecars else None}, sidecars
 
 
 def assemble_ir(

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from frugalml.errors import InputError
+from frugalml.export.model_info import recorded_layout
 from frugalml.runtime.backends import backend_for, get_backend
-from frugalml.runtime.generate import continued_feeds, layout_beside
+from frugalml.runtime.generate import continued_feeds
 
 _TOKENS = 32
 
@@ -30,7 +31,7 @@ def bundle_samples(model: Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np
     Raises:
         InputError: a decoder's first window has fewer than 2 unmasked tokens.
     """
-    layout = layout_beside(Path(model))
+    layout = recorded_layout(Path(model))
     if layout is None or set(layout.past_inputs) <= set(feeds):
         return dict(feeds)
     ids = np.asarray(feeds["input_ids"])[0]

@@ -7,7 +7,6 @@ Every bad option fails here with advice, so no export runs for a deploy that can
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,11 +17,10 @@ from frugalml.deploy.families import GraphFacts, family_of
 from frugalml.errors import FrugalError, InputError, TargetError
 from frugalml.export.gguf import gguf_model_dir
 from frugalml.export.huggingface import INPUT_NAMES, WITH_PAST, infer_task
-from frugalml.export.model_info import read_model_info
+from frugalml.export.model_info import read_model_info, recorded
 from frugalml.quantize.accuracy import filled_by_prefill, open_model, task_of
 from frugalml.quantize.recipe import Budget
 from frugalml.runtime.formats import GGUF, ONNX, OPENVINO, is_gguf, model_format
-from frugalml.runtime.generate import LAYOUT_FILE
 from frugalml.runtime.workload import Workload
 from frugalml.targets import detect, get_target
 
@@ -167,11 +165,10 @@ def describe(exported: Any, data: Any, given_task: str | None, model: Any,
     first of the registry that claims it) and where it came from (``model``: the user's
     source, by kind and ``origin_digest``). Every later stage takes this record."""
     task = scoring_task(exported.path, data, given_task)
-    layout = exported.path.parent / LAYOUT_FILE
     info = read_model_info(
         exported.path, task=task, family="", origin=origin_of(model),
         origin_digest=origin_digest, filled=filled_by_prefill(exported.path),
-        decoder=json.loads(layout.read_text()) if layout.is_file() else None)
+        decoder=recorded(exported.path).decoder)
     family = family_of(GraphFacts(task=task, ops=Counter(info.ops))).name
     return dataclasses.replace(info, family=family)
 

@@ -147,3 +147,26 @@ def test_nncf_gets_its_transformer_mode_from_the_same_structure(
              recipe=get_recipe("int8", budget=Budget(min_mean_cosine=0.0, max_size_ratio=5.0)),
              backend="nncf", target="x86-avx512", eval_items=24)
     assert seen == [nncf.ModelType.TRANSFORMER]
+
+
+def test_a_models_recorded_facts_come_from_the_stage_record_beside_it(tmp_path: Path) -> None:
+    """A decoder's layout and a GGUF origin live in the export record and are carried by the
+    quantize record (no ``decoder.json``/``gguf_source.json`` beside the model): one reader
+    finds them beside either stage's model, and a user's own file has none."""
+    import json
+
+    from frugalml.export.model_info import STAGE_RECORDS, Recorded, recorded, recorded_layout
+    from frugalml.export.records import RECORD_NAME as EXPORT_RECORD
+    from frugalml.quantize.api import RECORD_NAME as QUANTIZE_RECORD
+
+    assert STAGE_RECORDS == (EXPORT_RECORD, QUANTIZE_RECORD)
+    layout = {"past_inputs": ["past.0.key"], "present_outputs": ["present.0.key"],
+              "kv_heads": 2, "head_dim": 4, "max_positions": 64, "eos_token_ids": [2]}
+    for name in STAGE_RECORDS:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text(json.dumps({"decoder": layout, "gguf_sha256": "ab" * 32}))
+        assert recorded(folder / "model.onnx") == Recorded(decoder=layout, gguf_sha256="ab" * 32)
+        assert recorded_layout(folder / "model.onnx").past_inputs == ("past.0.key",)
+    assert recorded(tmp_path / "model.onnx") == Recorded()
+    assert recorded_layout(tmp_path / "model.onnx") is None

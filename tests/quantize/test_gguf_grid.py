@@ -110,8 +110,8 @@ def test_a_model_that_did_not_come_from_a_gguf_is_refused(tmp_path: Path) -> Non
 
 def test_an_export_names_its_gguf_by_digest_found_through_this_machines_cache(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No machine path in an export: `gguf_source.json` holds the file's sha256; the file is
-    found where this machine's GGUF cache last saw it, and only with that content."""
+    """No machine path in an export: its record holds the GGUF's sha256; the file is found
+    where this machine's GGUF cache last saw it, and only with that content."""
     import json
 
     from frugalml.core.records import file_sha256
@@ -128,7 +128,7 @@ def test_an_export_names_its_gguf_by_digest_found_through_this_machines_cache(
         json.dumps({"path": str(gguf), "sha256": sha}))
     export = tmp_path / "export"
     export.mkdir()
-    (export / "gguf_source.json").write_text(json.dumps({"sha256": sha}))
+    (export / "export.json").write_text(json.dumps({"gguf_sha256": sha}))
     assert source_gguf(export / "model.onnx") == gguf
     gguf.write_bytes(b"GGUF" + bytes(range(100)))  # changed since: not the file it came from
     with pytest.raises(QuantizationError, match=f"sha256 {sha[:16]}.*Export the .gguf again"):

@@ -23,6 +23,7 @@ PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
 @pytest.fixture(scope="module")
 def decoder(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model's directory, its KV-cache export, and an FP32 bundle of it."""
+    from frugalml.export.api import read_export
     from frugalml.export.decoder import export_decoder
     from frugalml.runtime.generate import DecoderLayout
     from frugalml.targets import detect
@@ -32,7 +33,8 @@ def decoder(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("decoder")
     source = tiny_llama(root / "hf")
     exported = export_decoder(source, root / "export")
-    layout = DecoderLayout.from_dict(json.loads((root / "export" / "decoder.json").read_text()))
+    layout = DecoderLayout.from_dict(exported.decoder)
+    assert read_export(root / "export").decoder == exported.decoder  # in the export record
     window = {"input_ids": np.array([[5, 6, 7, 8, 9, 10, 11, 12]], dtype=np.int64),
               "attention_mask": np.ones((1, 8), dtype=np.int64)}  # as token windows come
     build_bundle(root / "export", root / "bundle", target=detect(), samples=window)
@@ -148,8 +150,7 @@ def test_the_cache_kept_in_place_gives_the_copied_caches_logits(decoder: dict,
     for step, (kept, fed_back) in enumerate(pairs):
         np.testing.assert_allclose(kept, fed_back, atol=1e-5, err_msg=f"step {step}")
     plain = export_decoder(decoder["source"], tmp_path / "plain", fuse=False)
-    unfused = DecoderLayout.from_dict(json.loads((tmp_path / "plain" / "decoder.json")
-                                                 .read_text()))
+    unfused = DecoderLayout.from_dict(plain.decoder)
     assert not unfused.shared_buffer and "ort_fusions" not in plain.exporter
     session = OnnxRuntimeSession(ort.InferenceSession(str(plain.path)), None)
     wrong = session.shared_cache(dataclasses.replace(unfused, shared_buffer=True), 8)
@@ -355,6 +356,7 @@ def test_nncf_awq_w4a8_on_the_kv_graph(tied: tuple[Path, object], tmp_path: Path
     tokenizer and cache layout carried to the output."""
     import onnx
 
+    from frugalml.export.api import read_export
     from frugalml.quantize.api import quantize
     from frugalml.quantize.recipe import get_recipe
 
@@ -370,7 +372,8 @@ def test_nncf_awq_w4a8_on_the_kv_graph(tied: tuple[Path, object], tmp_path: Path
     accuracy = record.accuracy
     assert accuracy["task"] == "language-model"
     assert abs(accuracy["candidate"]["perplexity"] / accuracy["reference"]["perplexity"] - 1) < 0.1
-    assert {p.name for p in record.path.parent.iterdir()} >= {"decoder.json", "tokenizer.json"}
+    assert {p.name for p in record.path.parent.iterdir()} >= {"tokenizer.json"}
+    assert record.decoder == read_export(export).decoder  # the layout carried in the record
 
 
 def test_frugal_report_shows_decode_profiles(decoder: dict, tmp_path: Path,
