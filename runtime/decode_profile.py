@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.runtime.backends import names
 from frugalml.runtime.prompt import special_prefix, tokenizers_encode
 
 SCHEMA_VERSION = 1
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--backend", choices=("onnxruntime", "openvino"))
+    parser.add_argument("--backend", choices=names())
     args = parser.parse_args(argv)
     try:
         result = profile_decoding(args.bundle, prompt_tokens=args.prompt_tokens,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from frugalml.runtime.backends import names
 from frugalml.runtime.backends.onnxruntime import SPINNING_HINT
 from frugalml.runtime.host import read_host
 from frugalml.runtime.stats import summarize
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The profiler's options, shared by ``frugal bench`` and ``python -m``."""
     parser.add_argument("bundle", type=Path)
-    parser.add_argument("--backend", choices=("onnxruntime", "openvino"),
+    parser.add_argument("--backend", choices=names(),
                         help="default: the bundle's own")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: auto)")
     parser.add_argument("--streams", type=int, default=1,

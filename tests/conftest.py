@@ -1,10 +1,15 @@
 """Shared fixtures: one real deploy of the demo model on a small evaluation slice, a small
 real bundle (the MNIST CNN, FP32) for runtime tests that need thousands of calls, and a tiny
-streaming detector with its streams."""
+streaming detector with its streams. Every test that loads a real model from ../shared is
+marked ``real_model`` here, so `pytest -m "not real_model"` is the quick loop."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,32 @@ from frugalml.deploy import DeployOptions, DeployResult
 SMALL = DeployOptions(eval_items=1000, profile_runs=30,
                       budget={"max_accuracy_drop_points": 2.0})
 SMALL_FLAGS = ("--eval-items", "1000", "--profile-runs", "30", "--max-drop", "2.0")
+
+# The loaders of the real models in ../shared (bench._data; the demo's MiniLM): calling one,
+# in a test or in any fixture it uses, makes the test a real-model test.
+REAL_MODEL_LOADERS = re.compile(
+    r"\b(default_model_dir|run_demo|efficientnet_lite0|effnet_set|minilm_set|smollm2_gguf|"
+    r"smollm2_set|ppocr_cls_model|ppocr_det_model)\(")
+
+
+@functools.cache
+def _loads_a_real_model(function: Callable[..., object]) -> bool:
+    try:
+        return bool(REAL_MODEL_LOADERS.search(inspect.getsource(function)))
+    except (OSError, TypeError):  # no source (a builtin fixture)
+        return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``real_model`` each test whose function or fixtures (at any depth) call a
+    real-model loader: decided from the code, so a new test is marked without a list."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = [d.func for name in getattr(item, "fixturenames", ())
+                    for d in (info.name2fixturedefs.get(name, ()) if info else ())]
+        function = getattr(item, "function", None)
+        if any(_loads_a_real_model(f) for f in [function, *fixtures] if f is not None):
+            item.add_marker(pytest.mark.real_model)
 
 
 @pytest.fixture(scope="session")

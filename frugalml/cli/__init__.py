@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     from frugalml.cli import quantize as cli_quantize
     from frugalml.cli import sweep as cli_sweep
     from frugalml.cli import targets as cli_targets
+    from frugalml.runtime.backends import names as backend_names
 
     parser = argparse.ArgumentParser(prog="frugal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,11 +184,11 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("bundle", type=Path)
     subs["verify"].add_argument("--digest", metavar="SHA256",
                                 help="refuse the bundle unless manifest.json has this sha256")
-    subs["verify"].add_argument("--backend", choices=("onnxruntime", "openvino"),
+    subs["verify"].add_argument("--backend", choices=backend_names(),
                                 help="run the samples with this backend (default: the bundle's)")
     subs["run"].add_argument("--input", type=Path, required=True, help=".npz of inputs")
     subs["run"].add_argument("--output", type=Path, help="write outputs to this .npz")
-    subs["run"].add_argument("--backend", choices=("onnxruntime", "openvino"))
+    subs["run"].add_argument("--backend", choices=backend_names())
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from frugalml.runtime.backends import names as backend_names
 from frugalml.runtime.formats import OPENVINO, ORT, model_format
 
 
@@ -112,6 +113,6 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="bundle name prefix (default: each model's folder name)")
     p.add_argument("--samples", type=int, default=8, help="sample inputs kept in the bundle")
     p.add_argument("--threads", type=int, default=1, help="threads for the speed gate")
-    p.add_argument("--backend", choices=("onnxruntime", "openvino"),
+    p.add_argument("--backend", choices=backend_names(),
                    help="build for this backend instead of the target's (CPU targets; "
                    "openvino: an IR with a compiled-model cache)")

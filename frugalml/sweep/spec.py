@@ -18,9 +18,10 @@ from frugalml.deploy.candidates import CANDIDATES, FP32, FUSED, CandidateSpec
 from frugalml.errors import FrugalError, SweepError
 from frugalml.quantize import get_quantizer
 from frugalml.quantize.recipe import get_recipe
+from frugalml.runtime.backends import names as backend_names
 from frugalml.targets import detect, get_target
 
-BACKENDS = ("onnxruntime", "openvino")
+BACKENDS = backend_names()  # the runtime registry's
 _TOP_KEYS = {"name", "models", "candidates", "recipes", "backends", "targets", "settings",
              "eval_items", "samples", "bench"}
 # speed_cap_s: seconds the speed protocol may take for a quantized cell against its FP32 sibling.
