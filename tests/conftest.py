@@ -42,15 +42,32 @@ def _loads_a_real_model(function: Callable[..., object]) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``real_model`` each test whose function or fixtures (at any depth) call a
-    real-model loader: decided from the code, so a new test is marked without a list."""
+    """Mark ``real_model`` each test whose function or fixtures (at any depth, and those it
+    names in a parameter to fetch with ``request.getfixturevalue``) call a real-model loader:
+    decided from the code, so a new test is marked without a list."""
     for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        fixtures = [d.func for name in getattr(item, "fixturenames", ())
-                    for d in (info.name2fixturedefs.get(name, ()) if info else ())]
-        function = getattr(item, "function", None)
-        if any(_loads_a_real_model(f) for f in [function, *fixtures] if f is not None):
+        functions = _fixture_functions(item)
+        if getattr(item, "function", None) is not None:
+            functions.append(item.function)
+        if any(_loads_a_real_model(f) for f in functions):
             item.add_marker(pytest.mark.real_model)
+
+
+def _fixture_functions(item: pytest.Item) -> list[Callable[..., object]]:
+    manager = item.session._fixturemanager  # pytest's own lookup: visibility and overrides
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    todo = [*getattr(item, "fixturenames", ()), *(v for v in params.values() if isinstance(v, str))]
+    seen: set[str] = set()
+    functions = []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for definition in manager.getfixturedefs(name, item) or ():
+            functions.append(definition.func)
+            todo.extend(definition.argnames)
+    return functions
 
 
 @pytest.fixture(scope="session")

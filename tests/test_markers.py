@@ -10,14 +10,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("tests/quantize/test_smollm2.py", "tests/quantize/test_attention.py",
-         "tests/test_layering.py")
+         "tests/targets/test_mobile.py", "tests/test_layering.py")
 
 
 def _collected(marks: str) -> set[str]:
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
                           "no:cacheprovider", "-m", marks, *FILES], cwd=ROOT,
                          capture_output=True, text=True, check=False).stdout
-    return {line.split("[")[0] for line in out.splitlines() if "::" in line}
+    return {line for line in out.splitlines() if "::" in line}
 
 
 def test_real_model_tests_are_marked_through_their_fixtures() -> None:
@@ -27,6 +27,9 @@ def test_real_model_tests_are_marked_through_their_fixtures() -> None:
            "perplexity_and_beats_rounding" in real
     assert "tests/quantize/test_attention.py::test_the_fused_minilm_candidate_runs_" \
            "qattention_within_budget" in real
+    # a fixture named by a parameter and fetched with request.getfixturevalue
+    mobile = "tests/targets/test_mobile.py::test_ort_artifact_runs_in_desktop_runtime_like_its_onnx"
+    assert f"{mobile}[int8_bundle]" in real and f"{mobile}[mnist_bundle]" not in real
     quick = _collected("not real_model")
     assert not real & quick
     # tiny graphs built in the test, and tests that read no model at all, stay in the loop
