@@ -133,3 +133,45 @@ def test_an_export_names_its_gguf_by_digest_found_through_this_machines_cache(
     gguf.write_bytes(b"GGUF" + bytes(range(100)))  # changed since: not the file it came from
     with pytest.raises(QuantizationError, match=f"sha256 {sha[:16]}.*Export the .gguf again"):
         source_gguf(export / "model.onnx")
+
+
+def test_each_stage_alone_from_a_gguf_carries_its_facts_in_the_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`frugal export`, `calibrate`, `quantize --backend gguf` and `compile`, each on the folder
+    the one before wrote: the cache layout and the GGUF's digest ride in export.json and
+    quantize.json (no side file beside either model), and the bundle is a decoder's."""
+    import json
+
+    from bench._data import tiny_shakespeare
+    from frugalml.cli import main
+    from frugalml.core.records import file_sha256
+    from frugalml.runtime import load
+    from frugalml.targets import detect
+    from tests.decoders import tiny_llama_gguf
+
+    monkeypatch.setenv("FRUGALML_CACHE", str(tmp_path / "cache"))
+    gguf = tiny_llama_gguf(tmp_path / "llama.gguf")
+    text = tmp_path / "lines.txt"
+    text.write_text("\n".join(t for t in tiny_shakespeare().read_text().splitlines()[:200] if t))
+    assert main(["export", str(gguf), "--out", str(tmp_path / "export"),
+                 "--task", "text-generation-with-past", "--json"]) == 0
+    assert main(["calibrate", str(text), "--model", str(gguf), "--out", str(tmp_path / "cal"),
+                 "--num", "8", "--json"]) == 0
+    assert main(["quantize", str(tmp_path / "export"), "--data", str(tmp_path / "cal"),
+                 "--recipe", "w4a8", "--backend", "gguf", "--out", str(tmp_path / "q"),
+                 "--eval-items", "4", "--allow-over-budget", "--json"]) == 0
+    assert main(["compile", str(tmp_path / "q"), "--target", detect().name, "--data",
+                 str(tmp_path / "cal"), "--out", str(tmp_path / "bundles"), "--json"]) == 0
+    capsys.readouterr()
+    exported = json.loads((tmp_path / "export" / "export.json").read_text())
+    quantized = json.loads((tmp_path / "q" / "quantize.json").read_text())
+    assert exported["gguf_sha256"] == quantized["gguf_sha256"] == file_sha256(gguf)
+    assert exported["decoder"]["past_inputs"] and quantized["decoder"] == exported["decoder"]
+    for folder in ("export", "q"):
+        assert not {"decoder.json", "gguf_source.json"} & {
+            p.name for p in (tmp_path / folder).iterdir()}
+    assert str(tmp_path) not in json.dumps(exported["decoder"]) + exported["gguf_sha256"]
+    (bundle,) = [p for p in (tmp_path / "bundles").iterdir() if p.is_dir()]
+    with load(bundle) as model:
+        assert model.generation is not None
+        assert list(model.generation.past_inputs) == exported["decoder"]["past_inputs"]
