@@ -118,7 +118,6 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
         _carry_sidecars(source, stage)  # the runtime tokenizes a decoder's text with it
-        carried = recorded(source)
         safety = _range_safety(source, data, recipe, steps)
         counted = CountedData(data)
         with steps.step(f"quantize {recipe.precision} with {backend} for {target.name}"):
@@ -134,10 +133,11 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
                                               model_bytes(out), recipe.budget))
         record = dataclasses.replace(record, path=Path(out_dir) / out.name,
                                      recipe=recipe.to_dict(), size_bytes=model_bytes(out),
-                                     calibration_items_used=counted.used,
+                                     calibration_items_used=max(
+                                         counted.used, record.calibration_items_used),
                                      range_safety=safety.to_dict() if safety else None,
-                                     input_roles=_roles(data), decoder=carried.decoder,
-                                     gguf_sha256=carried.gguf_sha256, accuracy={
+                                     input_roles=_roles(data),  # and the source's facts:
+                                     **dataclasses.asdict(recorded(source)), accuracy={
                                          **report.to_dict(), "scored_with": how,
                                          "over_budget_kept": not report.within_budget})
         if not report.within_budget and not allow_over_budget:

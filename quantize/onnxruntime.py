@@ -36,6 +36,7 @@ from frugalml.quantize._graph import (
     untie_transposed_matmuls,
 )
 from frugalml.quantize._protocol import CalibrationData
+from frugalml.quantize._ranges import items_behind, ranges_file, remember
 from frugalml.quantize._weight_only import int8_embeddings, weight_only_int8
 from frugalml.quantize.recipe import CalibrationMethod, Precision, Recipe
 from frugalml.quantize.records import QuantizedModel
@@ -69,20 +70,20 @@ class StreamingReader:
 
     def __init__(self, items: Iterator[dict[str, Any]]) -> None:
         self._items = items
-        self._count = 0
+        self.count = 0  # items read (the repeated last one not counted)
         self._last: dict[str, Any] | None = None
         self._padded = False
 
     def get_next(self) -> dict[str, Any] | None:
         item = next(self._items, None)
         if item is not None:
-            self._count += 1
+            self.count += 1
             self._last = item
             return item
-        if self._count and self._count % MERGE_EVERY == 0 and not self._padded:
+        if self.count and self.count % MERGE_EVERY == 0 and not self._padded:
             self._padded = True
             return self._last
-        if not self._count:
+        if not self.count:
             raise QuantizationError("The calibration part is empty: static quantization needs "
                                     "real inputs. Give a larger data set or a smaller split.")
         return None
@@ -129,15 +130,22 @@ def _plan(model: Any, recipe: Recipe, target: Target, structure: str
 
 
 def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe,
-                     target: Target, op_types: list[str] | None, excluded: list[str]) -> None:
-    """Calibrate on the calibration part and write the QDQ model.
+                     target: Target, op_types: list[str] | None, excluded: list[str]) -> int:
+    """Calibrate on the calibration part (once per graph, data and operator set in this
+    process: :mod:`._ranges`) and write the QDQ model; the calibration items the ranges came
+    from.
 
     Raises:
         QuantizationError: ONNX Runtime fails during calibration or quantization.
     """
+    import onnxruntime
     from onnxruntime import quantization as q
 
     act, weight, reduce_range = _FORMATS[target.int8_format]
+    ranges = ranges_file(pre, sorted(op_types or ()), recipe.calibration_method.value,
+                         recipe.calibration_items, target.int8_format.value, data.fingerprint,
+                         MERGE_EVERY, onnxruntime.__version__)
+    calibrated = items_behind(ranges)
     reader = StreamingReader(calibration_feeds(data, recipe.calibration_items))
     # Removable activations (ReLU, Clip) stay in the file: ONNX Runtime still drops them when
     # the session loads, and `frugal diagnose` can then put one layer back in float exactly.
@@ -156,13 +164,17 @@ def _quantize_static(pre: Path, qdq: Path, data: CalibrationData, recipe: Recipe
                 calibrate_method=getattr(q.CalibrationMethod, _METHODS[recipe.calibration_method]),
                 # Bounded memory: ORT keeps every batch's calibration outputs until the end
                 # unless told to merge every N batches; min/max merge exactly.
-                extra_options=extra,
+                extra_options=extra, calibration_cache_path=ranges,
             )
     except QuantizationError:
         raise
     except Exception as e:  # ORT raises untyped errors from deep inside calibration
         raise QuantizationError(f"ONNX Runtime static quantization failed: {e}. Check that the "
                                 "calibration data matches the model's inputs.") from e
+    if calibrated is None:
+        calibrated = reader.count
+        remember(ranges, calibrated)
+    return calibrated
 
 
 def _first_layers(model: Any) -> list[str]:
@@ -286,29 +298,31 @@ class OnnxRuntimeQuantizer:
         logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            result = self._write(model, data, recipe, target, Path(tmp), structure)
+            result, calibrated = self._write(model, data, recipe, target, Path(tmp), structure)
             onnx.save(result, str(out))
         return QuantizedModel(
             path=out, backend=self.name, precision=recipe.precision.value, format="onnx",
             int8_format=target.int8_format.value, source_digest=source_digest,
             calibration_fingerprint=data.fingerprint, recipe=recipe.to_dict(),
             seconds=round(time.perf_counter() - start, 2), size_bytes=out.stat().st_size,
-            activations=_activations(recipe, result), **summarize(result),
+            activations=_activations(recipe, result), calibration_items_used=calibrated,
+            **summarize(result),
         )
 
     def _write(self, model: Path, data: CalibrationData, recipe: Recipe, target: Target,
-               tmp: Path, structure: str) -> Any:
+               tmp: Path, structure: str) -> tuple[Any, int]:
+        """The quantized graph, and the calibration items its static ranges came from."""
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         if recipe.precision is Precision.FP32:
             shutil.copyfile(model, tmp / "copy.onnx")
-            return onnx.load(str(tmp / "copy.onnx"))
+            return onnx.load(str(tmp / "copy.onnx")), 0
         if recipe.precision is Precision.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             return convert_float_to_float16(onnx.load(str(model)), keep_io_types=True,
-                                            node_block_list=list(recipe.float_nodes))
+                                            node_block_list=list(recipe.float_nodes)), 0
         pre = tmp / "pre.onnx"
         # NOTE: symbolic shape inference fails on dynamo-exported graphs; ONNX's is enough.
         # Graph optimization is skipped so node names stay the source model's (it renamed a
@@ -328,17 +342,19 @@ class OnnxRuntimeQuantizer:
         if recipe.precision is Precision.INT8 and recipe.dynamic_activations:
             quantized = quantize_dynamic_int8(pre, tmp / "dynamic.onnx", recipe, target, data)
             int8_embeddings(quantized, recipe)
-            return quantized
+            return quantized, 0
         if recipe.precision is Precision.INT8:
             op_types, excluded, weight_only = _plan(prepared, recipe, target, structure)
-            _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types, excluded)
+            calibrated = _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, op_types,
+                                          excluded)
             quantized = _widened(onnx.load(str(tmp / "qdq.onnx")), prepared, target)
             weight_only_int8(quantized, weight_only)
-            return quantized
+            return quantized, calibrated
         # W4A8: Conv/Gemm get static INT8 first; every constant-weight MatMul then gets 4 bits.
+        calibrated = 0
         if any(n.op_type in ("Conv", "Gemm") for n in prepared.graph.node):
-            _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target, ["Conv", "Gemm"],
-                             list(recipe.float_nodes))
+            calibrated = _quantize_static(pre, tmp / "qdq.onnx", data, recipe, target,
+                                          ["Conv", "Gemm"], list(recipe.float_nodes))
             prepared = _widened(onnx.load(str(tmp / "qdq.onnx")), prepared, target)
         if opset(prepared) < 21:
             raise QuantizationError(f"{model} has opset {opset(prepared)}; 4-bit weights need "
@@ -350,5 +366,5 @@ class OnnxRuntimeQuantizer:
         quantized = _int4_matmuls(prepared, recipe, set(int8))
         weight_only_int8(quantized, {n: (1, 1) for n in int8})  # W[K, N]: per output column
         int8_embeddings(quantized, recipe)
-        return quantized
+        return quantized, calibrated
 
