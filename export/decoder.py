@@ -220,9 +220,8 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
     gguf = gguf_source(Path(model_dir))  # the gguf backend keeps its blocks: by digest only
     plain = out_dir / "unfused.onnx"
     _export(model, layout, plain, opset)
-    checks = check_greedy(model, plain, layout, prompt, decode_steps + 1, tolerance)
-    path, fusions, attempts = out_dir / MODEL_NAME, (), []
-    if fuse:
+    path, fusions, attempts, checks = out_dir / MODEL_NAME, (), [], ()
+    if fuse:  # the fused graph is checked against torch; the plain one only if it is kept
         try:
             fusions = _fuse(plain, path, attention_settings(model))
             fused = dataclasses.replace(layout, shared_buffer=updates_in_place(path, layout))
@@ -232,7 +231,8 @@ def export_decoder(model_dir: Path, out_dir: Path, *, prompt: Sequence[int] | No
         except ExportError as e:
             attempts.append(f"{EXPORTER} + ort_fusions: {e}")
             fusions = ()
-    if not path.is_file() or not fusions:
+    if not fusions:
+        checks = check_greedy(model, plain, layout, prompt, decode_steps + 1, tolerance)
         plain.replace(path)
     record = ExportedModel(
         path=path, source=str(model_dir), source_digest=tree_digest(Path(model_dir)),

@@ -58,6 +58,33 @@ def test_the_export_is_fused_and_matches_torch_over_prefill_and_decode(decoder: 
     assert len(decoder["layout"].past_inputs) == 4  # 2 layers x key, value
 
 
+def test_when_fusion_fails_the_plain_graph_is_checked_against_torch_and_kept(
+        decoder: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export checks only the graph it keeps: the fused one (above), or the plain one."""
+    from frugalml.errors import ExportError
+    from frugalml.export import decoder as decoder_export
+
+    checked: list[str] = []
+    check = decoder_export.check_greedy
+
+    def counting(model, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        checked.append(Path(path).name)
+        return check(model, path, *args, **kwargs)
+
+    def refuse(*_args: object) -> tuple[str, ...]:
+        raise ExportError("ort_fusions fused no attention (forced by the test)")
+
+    monkeypatch.setattr(decoder_export, "check_greedy", counting)
+    monkeypatch.setattr(decoder_export, "_fuse", refuse)
+    record = decoder_export.export_decoder(decoder["source"], tmp_path / "out")
+    assert checked == ["unfused.onnx"] and record.fusions == ()
+    assert "ort_fusions" not in record.exporter and "forced by the test" in record.attempts[0]
+    (logits,) = record.checks
+    assert logits.passed and logits.min_cosine > 0.99999
+    assert record.path == tmp_path / "out" / "model.onnx" and record.path.is_file()
+    assert not (tmp_path / "out" / "unfused.onnx").exists()
+
+
 def test_a_decoder_bundle_is_verified_on_a_window_continued_after_a_cache(decoder: dict
                                                                           ) -> None:
     """Token windows become a sample with a past (6 of 8 tokens cached): the bundle's
