@@ -30,6 +30,7 @@ from frugalml.export.exporters import quiet_exporter
 from frugalml.export.fused_attention import attention_settings, set_attention
 from frugalml.export.gguf import gguf_source
 from frugalml.export.huggingface import load_model, load_tokenizer
+from frugalml.export.lean_rewrites import lean_rewrites
 from frugalml.export.records import RECORD_NAME, ExportedModel, OutputCheck
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
 from frugalml.runtime.backends.onnxruntime import OnnxRuntimeSession
@@ -102,7 +103,7 @@ def _export(model: Any, layout: DecoderLayout, path: Path, opset: int) -> None:
                                                            for _ in layout.past_inputs))
 
     try:
-        with torch.no_grad(), quiet_exporter():
+        with torch.no_grad(), quiet_exporter(), lean_rewrites():
             torch.onnx.export(
                 _wrapper(model, len(layout.past_inputs) // 2), args, str(path), dynamo=True,
                 dynamic_shapes=shapes, opset_version=opset, optimize=True, verbose=False,
@@ -258,7 +259,8 @@ def _fuse(plain: Path, fused: Path, attention: list[dict[str, float | int]]
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
     try:
-        model, counts = optimize_for_ort(ir.load(str(plain)))
+        with lean_rewrites():
+            model, counts = optimize_for_ort(ir.load(str(plain)))
     except Exception as e:  # the rewriter raises its own types on graphs it cannot handle
         raise ExportError(f"onnxscript ort_fusions failed: {str(e)[:300]}") from e
     made = {name: n for name, n in counts.items() if n}

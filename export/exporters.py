@@ -21,6 +21,7 @@ from typing import Any
 from frugalml.core.interrupt import reraise_if_interrupted
 from frugalml.errors import ExportError
 from frugalml.export.diagnose import ExporterFailure, diagnose
+from frugalml.export.lean_rewrites import lean_rewrites
 
 # Newest opset that both ONNX Runtime and OpenVINO run well; blockwise int4/int8 DQ needs >= 21.
 DEFAULT_OPSET = 21
@@ -121,7 +122,7 @@ def torch_exporters(module: Any, args: tuple[Any, ...], spec: GraphSpec,
     large = sum(p.numel() * p.element_size() for p in module.parameters()) > 1_800_000_000
 
     def dynamo(path: Path) -> int:
-        with quiet_exporter():
+        with quiet_exporter(), lean_rewrites():
             torch.onnx.export(
                 module, args, str(path), input_names=list(spec.input_names),
                 output_names=list(spec.output_names), opset_version=opset,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from frugalml.errors import ExportError
+from frugalml.export.lean_rewrites import lean_rewrites
 from frugalml.export.records import ExportedModel, items_in
 from frugalml.export.simplify import run_onnx
 from frugalml.export.validate import DEFAULT_TOLERANCE, Tolerance, compare_outputs
@@ -41,7 +42,8 @@ def fuse_for_onnxruntime(exported: ExportedModel, out_dir: Path,
     if not feeds:
         raise ExportError("Fusion needs real inputs to check the fused graph against the "
                           "unfused one; none were given.")
-    model, counts = optimize_for_ort(ir.load(str(exported.path)))
+    with lean_rewrites():
+        model, counts = optimize_for_ort(ir.load(str(exported.path)))
     fused = {name: n for name, n in counts.items() if n}
     if not fused:
         raise ExportError(f"No transformer pattern fused in {exported.path} (onnxscript "

@@ -2,7 +2,7 @@
 its KV cache, windows of 128 tokens scored by perplexity through the cached graph, candidates
 timed by their decode steps, held by default to the file's accuracy (+2 % perplexity); the
 shipped bundle's perplexity recomputed from the bundle on the same windows, and the bundle
-generating text (CI time: ~6 min on 2-core Zen 4, ~10 on an
+generating text (CI time: ~4 min on 2-core Zen 4, 5-6 min on an
 AVX2-only Zen 3). Rounded W4A8 is left out here (`--candidates`): test_smollm2 and the tiny
 decoder's tests cover it, and AWQ's gain over it."""
 

@@ -4,7 +4,7 @@ The GGUF's weights already sit on a 4-bit group-32 asymmetric grid, so 4-bit g32
 would be lossless; the test uses g128 symmetric (576-wide inputs fall back to g64, which
 divides them). Calibration: 64 windows of 128 tokens; evaluation: 16 other windows (2,032
 scored tokens), paired: FP32 and quantized see the same tokens (CI time: the whole test takes
-~6 min on 2 cores; bench/quantize_table.py scores 64 windows).
+~3 min on a 2-core Zen 3; bench/quantize_table.py scores 64 windows).
 """
 
 from __future__ import annotations
