@@ -28,6 +28,10 @@ from frugalml.quantize.parts import OutputParts, PartScore
 from frugalml.quantize.recipe import Budget
 from frugalml.runtime.numerics import row_cosine
 
+# The name of every cosine check ("... of <part>" for a channel group): diagnose predicts
+# where its search starts when these are all that failed.
+COSINE_CHECK = "mean cosine to FP32"
+
 
 class TaskScorer:
     """Keeps what ``task``'s metrics need, batch by batch, and turns it into a report."""
@@ -122,7 +126,7 @@ class TaskScorer:
         for p in parts:
             if not self._budgeted(p):
                 continue
-            name = "mean cosine to FP32" + ("" if p.label == self.output else f" of {p.label}")
+            name = COSINE_CHECK + ("" if p.label == self.output else f" of {p.label}")
             why = f"the whole of {p.output}" if p.channels is None else (
                 f"channels {p.label[len(p.output):]} of {p.output} (FP32 spread up to "
                 f"{p.fp32_spread:.3g}, scored apart from channels of other scales)")

@@ -72,7 +72,7 @@ def _searched_whole(record: dict[str, Any]) -> bool:
 
 def curve(record: Any) -> dict[str, Any]:
     """What deploy.json says of the search behind ``record``: every point tried (float nodes,
-    in budget or not, each check's value) and whether it stopped early."""
+    in budget or not, each check's value), where it started and whether it stopped early."""
     diagnosis = json.loads((Path(record.path).parent / DIAGNOSIS_NAME).read_text())
     points = [{"float_nodes": t["float_layers"], "within_budget": t["within_budget"],
                "checks": {c["name"]: c["value"] for c in t["checks"]}}
@@ -80,4 +80,5 @@ def curve(record: Any) -> dict[str, Any]:
     return {"points": sorted(points, key=lambda p: p["float_nodes"]),
             "ranked_nodes": len(diagnosis["ranking"]),
             "stopped_early": diagnosis.get("stopped_early", ""),
+            "first_point": diagnosis.get("first_point", 1),
             "seconds": diagnosis["seconds"]}

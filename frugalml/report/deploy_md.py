@@ -72,7 +72,8 @@ def search_lines(candidate: dict[str, Any]) -> list[str]:
         return []
     chosen = len(candidate.get("float_nodes", ()))
     lines = ["", f"{candidate['name']} mixed-precision search ({search['ranked_nodes']} nodes "
-             f"ranked by sensitivity, {search['seconds']} s"
+             f"ranked by sensitivity, {search['seconds']} s, started at "
+             f"{search.get('first_point', 1)} in float"
              + (f"; {search['stopped_early']}" if search["stopped_early"] else "") + "):", ""]
     for p in search["points"]:
         checks = ", ".join(f"{n} {v:.4f}" for n, v in p["checks"].items())

@@ -76,6 +76,53 @@ def test_the_search_finds_the_fewest_float_nodes_and_stops_at_its_deadline(
         module._search(ranking, attempt, [], deadline=-1.0)
 
 
+@pytest.mark.parametrize(("start", "points"), [
+    (5, [5, 4]),  # predicted right: the point and the one below, nothing else
+    (7, [7, 6, 4, 5]),  # too high: down by 1, 2 until a miss, then bisection
+    (3, [3, 4, 6, 5]),  # too low: up by 1, 2 until a pass, then bisection
+    (1, [1, 2, 4, 8, 6, 5]),  # no prediction: doubling
+    (40, [11, 10, 8, 4, 6, 5]),  # past the ranking: from all of it
+])
+def test_the_search_from_a_predicted_start_finds_the_same_fewest_float_nodes(
+        start: int, points: list[int]) -> None:
+    from types import SimpleNamespace
+
+    import frugalml.quantize.diagnose as module
+
+    ranking = tuple(module.Sensitivity(f"n{i}", 0.9, 0.01) for i in range(11))
+    tries: list[dict] = []
+    chosen, _ = module._search(ranking, lambda k: SimpleNamespace(
+        accuracy={"within_budget": k >= 5, "checks": [], "k": k}), tries, start=start)
+    assert chosen.accuracy["k"] == 5
+    assert [t["float_layers"] for t in tries] == points
+
+
+def test_the_start_is_predicted_only_from_failed_cosine_checks() -> None:
+    """Bisection on the probe's cosine over the ranking: the fewest top nodes reaching the
+    limit of the failed cosine checks; 1 when anything else failed (the probe does not
+    measure it)."""
+    from types import SimpleNamespace
+
+    import frugalml.quantize.diagnose as module
+
+    ranking = tuple(module.Sensitivity(f"n{i}", 0.9, 0.01) for i in range(42))
+    probed: list[int] = []
+
+    def cosine(nodes: tuple[str, ...]) -> float:
+        probed.append(len(nodes))
+        return 0.990 + 0.0003 * len(nodes)  # reaches 0.995 at 17 nodes
+
+    probe = SimpleNamespace(cosine=cosine)
+    cos = {"name": "mean cosine to FP32", "passed": False, "limit": 0.995}
+    part = dict(cos, name="mean cosine to FP32 of logits[0:4]")
+    drop = {"name": "accuracy drop (points)", "passed": False, "limit": 2.0}
+    assert module.predicted_start(probe, ranking, {"checks": [cos, part]}) == 17
+    assert len(probed) <= 6  # log2(42) probes, not 42
+    assert module.predicted_start(probe, ranking, {"checks": [cos, drop]}) == 1
+    assert module.predicted_start(probe, ranking, {"checks": [dict(drop, passed=True)]}) == 1
+    assert module.predicted_start(probe, (), {"checks": [cos]}) == 1
+
+
 @pytest.mark.parametrize("float_precision", ["fp32", "bf16"])
 def test_an_openvino_candidate_is_searched_as_irs_with_its_float_nodes_at_its_precision(
         float_precision: str, tmp_path: Path) -> None:
