@@ -91,6 +91,9 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     lines = [f"all {result.layers} layers INT8: " + ", ".join(
         f"{c['name']} {c['value']:.4f}" for c in result.baseline["checks"])]
     lines += [f"  {s.node}: +{s.recovered:.5f} cosine in float" for s in result.ranking[:10]]
+    if result.kept_in_int8:
+        lines += [f"not ranked: {len(result.kept_in_int8)} nodes {args.backend} keeps reading "
+                  "int8 when told to exclude them (their inputs' pairs are shared)"]
     lines += [f"kept in float: {', '.join(result.ignored_nodes) or 'nothing needed'}"]
     lines += _check_lines(result.final)
     lines += [f"size {result.size_bytes['all_int8'] / 1e6:.2f} -> "

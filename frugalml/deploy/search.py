@@ -79,6 +79,7 @@ def curve(record: Any) -> dict[str, Any]:
               for t in diagnosis["tries"]]
     return {"points": sorted(points, key=lambda p: p["float_nodes"]),
             "ranked_nodes": len(diagnosis["ranking"]),
+            "kept_in_int8": len(diagnosis.get("kept_in_int8", ())),
             "stopped_early": diagnosis.get("stopped_early", ""),
             "first_point": diagnosis.get("first_point", 1),
             "seconds": diagnosis["seconds"]}

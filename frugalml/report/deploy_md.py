@@ -71,8 +71,11 @@ def search_lines(candidate: dict[str, Any]) -> list[str]:
     if not search:
         return []
     chosen = len(candidate.get("float_nodes", ()))
+    kept = search.get("kept_in_int8", 0)
     lines = ["", f"{candidate['name']} mixed-precision search ({search['ranked_nodes']} nodes "
-             f"ranked by sensitivity, {search['seconds']} s, started at "
+             f"ranked by sensitivity" + (f", {kept} not: the backend keeps them int8 when "
+                                         "told to exclude them" if kept else "")
+             + f", {search['seconds']} s, started at "
              f"{search.get('first_point', 1)} in float"
              + (f"; {search['stopped_early']}" if search["stopped_early"] else "") + "):", ""]
     for p in search["points"]:

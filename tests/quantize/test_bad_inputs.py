@@ -89,7 +89,7 @@ def _gelu_mlp(path: Path) -> Path:
 def test_budget_that_float_layers_cannot_meet(tmp_path: Path) -> None:
     recipe = get_recipe("int8", budget=Budget(min_mean_cosine=0.9999999))
     with pytest.raises(QuantizationError,
-                       match="not met even with all 1 quantized nodes in float"):
+                       match="not met even with all 1 ranked nodes in float"):
         diagnose(_gelu_mlp(tmp_path / "m.onnx"), _data(labelled=False), tmp_path / "d",
                  recipe=recipe, eval_items=60, probe_items=16)
     assert not (tmp_path / "d").exists()

@@ -28,6 +28,10 @@ def test_diagnose_finds_the_layers_and_both_backends_accept_them(
     assert result.final["within_budget"]
     assert 1 <= len(result.ignored_nodes) <= 8, result.ignored_nodes
     assert result.ranking[0].recovered > 0
+    # ONNX Runtime keeps each residual Add's Q/DQ pair (shared with the next MatMul) when
+    # told to exclude it: asked once, the 12 of MiniLM's 6 layers are not ranked.
+    assert len(result.kept_in_int8) == 12 and all("add" in n for n in result.kept_in_int8)
+    assert not set(result.kept_in_int8) & {s.node for s in result.ranking}
     top = {s.node for s in result.ranking[:len(result.ignored_nodes)]}
     assert set(result.ignored_nodes) == top
     assert (tmp_path / "fixed" / "model.onnx").is_file()
@@ -38,8 +42,7 @@ def test_diagnose_finds_the_layers_and_both_backends_accept_them(
                                       ignored_nodes=result.ignored_nodes),
                     eval_items=200)
     assert set(result.ignored_nodes).isdisjoint(nncf.int8_activation_layers)
-    layers = {n for n in result.ignored_nodes if "MatMul" in n}  # Adds are no layers
-    assert layers and layers <= set(nncf.float_layers)
+    assert set(result.ignored_nodes) <= set(nncf.float_layers)
     assert nncf.accuracy["within_budget"]
 
 
