@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.core.records import check_schema, digest, file_sha256, to_jsonable
-from frugalml.runtime.formats import is_ir, model_files
+from frugalml.runtime.formats import is_ir, is_onnx, model_files
 from frugalml.runtime.generate import DecoderLayout
 from frugalml.runtime.manifest import TensorSpec
 
@@ -163,6 +163,21 @@ def read_model_info(model_file: Path, *, task: str, family: str, origin: str,
 def _files(path: Path) -> tuple[tuple[str, str], ...]:
     """(name, sha256) of each file the model file stands for (weights, external data)."""
     return tuple((f.name, file_sha256(f)) for f in model_files(path))
+
+
+def onnxruntime_operators(model_file: Path) -> tuple[str, ...]:
+    """The operators of ONNX Runtime's own domain (``com.microsoft``) in an ONNX file, sorted
+    (none in an IR). A graph holding them (a decoder's KV-cache export fused for ONNX Runtime:
+    GroupQueryAttention, RotaryEmbedding; MatMulNBits) is ONNX Runtime's to run: NNCF cannot
+    quantize it as an OpenVINO model ("not yet supported OpenVINO data type: dynamic", from the
+    empty optional inputs of GroupQueryAttention)."""
+    path = Path(model_file)
+    if not is_onnx(path):
+        return ()
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return tuple(sorted({n.op_type for n in graph.node if n.domain == "com.microsoft"}))
 
 
 def read_ops(model_file: Path) -> Counter[str]:

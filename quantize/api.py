@@ -21,7 +21,14 @@ from frugalml.core.atomic import staged
 from frugalml.core.progress import Steps
 from frugalml.core.records import file_sha256, write_json_atomic
 from frugalml.errors import QuantizationError
-from frugalml.export.model_info import ModelInfo, read_ops, recorded, recorded_layout, structure_of
+from frugalml.export.model_info import (
+    ModelInfo,
+    onnxruntime_operators,
+    read_ops,
+    recorded,
+    recorded_layout,
+    structure_of,
+)
 from frugalml.quantize._calibration import calibration_feeds
 from frugalml.quantize._exact_integer import (
     exact_integer_copy,
@@ -113,7 +120,7 @@ def quantize(model: Path | ModelInfo, data: CalibrationData, out_dir: Path, *,
     target = detect() if target == "auto" else (
         get_target(target) if isinstance(target, str) else target)
     fmt = output_format or ("openvino" if is_ir(source) else "onnx")
-    _check_output(quantizer, recipe, target, fmt)
+    _check_output(quantizer, recipe, target, fmt, source)
     task, structure = _model_facts(model, data, task)
     with staged(Path(out_dir), error=QuantizationError) as stage:
         out = stage / ("model.xml" if fmt == "openvino" else "model.onnx")
@@ -293,10 +300,12 @@ def _with_float_nodes(recipe: Recipe, safety: RangeSafety | None) -> Recipe:
     return dataclasses.replace(recipe, range_safety_nodes=safety.nodes)
 
 
-def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None:
-    """Refuse a format the backend cannot write, a float precision the target does not
-    compute natively, or one this host cannot score: OpenVINO ignores or emulates a bf16 hint
-    on a CPU without bf16 arithmetic, so its scores would be FP32's, silently.
+def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str, source: Path
+                  ) -> None:
+    """Refuse a format the backend cannot write or the source cannot be written as, a float
+    precision the target does not compute natively, or one this host cannot score: OpenVINO
+    ignores or emulates a bf16 hint on a CPU without bf16 arithmetic, so its scores would be
+    FP32's, silently.
 
     Raises:
         QuantizationError: naming what is missing and what to do.
@@ -304,6 +313,7 @@ def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None
     if fmt not in getattr(quantizer, "formats", ("onnx",)):
         raise QuantizationError(f"The {quantizer.name} backend cannot write {fmt}; it writes "
                                 f"{', '.join(quantizer.formats)}.")
+    _check_openvino_reads(source, fmt)
     if not recipe.computes_bf16:
         return
     if fmt != "openvino":
@@ -319,6 +329,23 @@ def _check_output(quantizer: Any, recipe: Recipe, target: Any, fmt: str) -> None
         raise QuantizationError(
             f"bf16 cannot be scored on this host: {why} ({describe_capabilities(host.to_dict())})."
             " Score it on a host of the target's class.")
+
+
+def _check_openvino_reads(source: Path, fmt: str) -> None:
+    """Refuse an OpenVINO IR from a graph of ONNX Runtime's own operators before any work: NNCF
+    failed on it after loading (a decoder's fused export), with advice about the data.
+
+    Raises:
+        QuantizationError: naming the operators and the ONNX output to ask for instead.
+    """
+    theirs = onnxruntime_operators(source) if fmt == "openvino" else ()
+    if theirs:
+        raise QuantizationError(
+            f"{source.name} holds ONNX Runtime's own operators ({', '.join(theirs[:4])}), "
+            "which OpenVINO does not run: an OpenVINO IR cannot be written from it (a "
+            "decoder's KV-cache export is fused for ONNX Runtime). Write ONNX instead "
+            "(--format onnx; in deploy, a candidate that writes ONNX, such as w4a8-awq for a "
+            "decoder).")
 
 
 def _scoring_for(target: Any, fmt: str, bf16: bool = False) -> tuple[dict[str, str], str]:

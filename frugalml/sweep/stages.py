@@ -31,9 +31,8 @@ from frugalml.deploy.stages import export_cached, fuse_cached, quantize_cached, 
 from frugalml.deploy.timing import against_fp32, fresh_profile
 from frugalml.errors import BundleError, SweepError
 from frugalml.export import ExportedModel
-from frugalml.export.model_info import ModelInfo
+from frugalml.export.model_info import ModelInfo, onnxruntime_operators
 from frugalml.runtime import manifest_digest
-from frugalml.runtime.formats import is_onnx
 from frugalml.targets import get_target
 from frugalml.targets.compile import build_bundle
 
@@ -116,12 +115,7 @@ def _check_openvino_reads(model: Path) -> None:
     Raises:
         DoesNotApply: naming the operators.
     """
-    import onnx
-
-    if not is_onnx(model):
-        return
-    graph = onnx.load(str(model), load_external_data=False).graph
-    theirs = sorted({n.op_type for n in graph.node if n.domain == "com.microsoft"})
+    theirs = onnxruntime_operators(model)
     if theirs:
         raise DoesNotApply(f"the graph holds ONNX Runtime operators OpenVINO does not read "
                            f"({', '.join(theirs[:4])}); run it with backend onnxruntime.")

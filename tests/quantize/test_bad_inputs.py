@@ -187,3 +187,31 @@ def test_openvino_refuses_an_unknown_node_to_keep_in_float_but_skips_fused_safet
                                       tmp_path / "ok.xml", source_digest="x",
                                       structure="plain")
     assert record.int8_activation_layers
+
+
+def test_an_openvino_ir_is_refused_from_a_graph_of_onnxruntime_operators(tmp_path: Path) -> None:
+    """A decoder's export fused for ONNX Runtime made NNCF fail after loading it, with advice
+    about the data ("not yet supported OpenVINO data type: dynamic"): refused before any work,
+    naming the operators; the same graph still quantizes to ONNX."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).normal(0, 0.1, (64, 10)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+         helper.make_node("Gelu", ["h"], ["y"], name="gelu", domain="com.microsoft")],
+        "contrib", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])], [weight])
+    model = tmp_path / "contrib.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                      helper.make_opsetid("com.microsoft", 1)]),
+              str(model))
+    data = _data(labelled=False)
+    with pytest.raises(QuantizationError, match=r"ONNX Runtime's own operators \(Gelu\).*"
+                                                r"--format onnx"):
+        quantize(model, data, tmp_path / "q", backend="nncf", output_format="openvino")
+    assert not (tmp_path / "q").exists()
+    record = quantize(model, data, tmp_path / "onnx", backend="nncf", output_format="onnx",
+                      allow_over_budget=True)
+    assert record.path.name == "model.onnx"
