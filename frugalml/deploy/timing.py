@@ -116,9 +116,14 @@ def fresh_profile(bundle: Path, *, runs: int, threads: int, warmup: int | None =
                                              *extra])
 
 
-# A decoder's generation profile in a deploy: the prompt and length `frugal bench --generate`
-# defaults to, two timed generations after a warm-up.
-DECODE_OPTIONS = ("--prompt-tokens", "128", "--new-tokens", "128", "--generations", "2")
+def decode_options(max_positions: int) -> list[str]:
+    """A decoder's generation profile in a deploy: the prompt and length `frugal bench
+    --generate` defaults to (128 + 128 tokens), two timed generations after a warm-up; a model
+    with fewer positions gets half of them as prompt and the rest as new tokens (a 128-position
+    model failed its profile with 128 + 128)."""
+    prompt = min(128, max_positions // 2)
+    new = min(128, max_positions - prompt)
+    return ["--prompt-tokens", str(prompt), "--new-tokens", str(new), "--generations", "2"]
 
 
 def profile_pair(run: Any, fp32: CandidateResult, chosen: CandidateResult, *,
@@ -137,8 +142,8 @@ def profile_pair(run: Any, fp32: CandidateResult, chosen: CandidateResult, *,
         with run.steps.step(f"{entry.name}: {what} in a fresh process"):
             try:
                 profiles[entry.name] = profile_in_fresh_process(
-                    Path(entry.bundle), [*DECODE_OPTIONS, "--threads",
-                                         str(run.options.threads or 1)],
+                    Path(entry.bundle), [*decode_options(run.model.decoder["max_positions"]),
+                                         "--threads", str(run.options.threads or 1)],
                     module="frugalml.runtime.decode_profile") if decoding else fresh_profile(
                     Path(entry.bundle), runs=run.options.profile_runs,
                     threads=run.options.threads)

@@ -163,3 +163,16 @@ def test_a_decoder_is_scored_on_64_windows_unless_told_otherwise() -> None:
     assert dc.replace(run, options=DeployOptions(eval_items=300)).eval_items == 300
     with pytest.raises(FrugalError, match="eval_items"):
         DeployOptions(eval_items=0)
+
+
+@pytest.mark.parametrize(("positions", "prompt", "new"),
+                         [(8192, 128, 128), (256, 128, 128), (128, 64, 64), (129, 64, 65)])
+def test_the_decode_profile_fits_the_models_positions(positions: int, prompt: int,
+                                                      new: int) -> None:
+    """128 + 128 tokens as `frugal bench --generate`; a 128-position decoder's profile failed
+    with them ("exceed the model's 128 positions"), so a short context is split in two."""
+    from frugalml.deploy.timing import decode_options
+
+    options = decode_options(positions)
+    assert options[:4] == ["--prompt-tokens", str(prompt), "--new-tokens", str(new)]
+    assert prompt + new <= positions
