@@ -94,6 +94,29 @@ def int8_bundle(deployed: DeployResult) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """all-MiniLM-L6-v2 exported to ONNX, with Rotten Tomatoes reviews (300 calibrating): one
+    export for the quantize and diagnose tests (it was made once per module)."""
+    from bench._data import minilm_set
+
+    return minilm_set(tmp_path_factory.mktemp("minilm"))
+
+
+@pytest.fixture(scope="session")
+def effnet_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EfficientNet-Lite0 exported to ONNX with a dynamic batch, checked against torch on 4
+    ImageNet photos: one export for the quantize and deploy tests."""
+    from bench._data import efficientnet_lite0, imagenet_batch
+    from frugalml.export import GraphSpec, export
+
+    x, _ = imagenet_batch(4)
+    return export(efficientnet_lite0(), tmp_path_factory.mktemp("effnet"),
+                  example={"image": x[:2]},
+                  spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
+                  validation=[{"image": x}]).path
+
+
+@pytest.fixture(scope="session")
 def mnist_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Exported, validated and bundled like a deploy does, with 16 real digits as samples."""
     return build_mnist_bundle(tmp_path_factory.mktemp("mnist"))

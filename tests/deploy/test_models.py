@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch, mnist_batch, mnist_net
+from bench._data import IMAGENET, mnist_batch, mnist_net
 from frugalml.cli import main
 from frugalml.deploy.result import CandidateResult
 from frugalml.deploy.select import select_elsewhere, select_native
@@ -66,16 +66,6 @@ def _recomputed(out: Path, target: dict, items: int, output: str) -> None:
             assert c["accuracy"]["metric"] == "top1_accuracy"
             assert _top1_from_bundle(Path(c["bundle"]), data, items, output) == pytest.approx(
                 value, abs=0.005), c["name"]
-
-
-@pytest.fixture(scope="module")
-def effnet_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from frugalml.export import GraphSpec, export
-
-    x, _ = imagenet_batch(4)
-    return export(efficientnet_lite0(), tmp_path_factory.mktemp("effnet"),
-                  example={"image": x[:2]},
-                  spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}})).path
 
 
 def test_onnx_image_classifier_with_an_image_folder(effnet_onnx: Path, tmp_path: Path,

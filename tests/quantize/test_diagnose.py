@@ -13,14 +13,13 @@ from frugalml.errors import QuantizationError
 from frugalml.quantize.api import quantize
 from frugalml.quantize.diagnose import diagnose
 from frugalml.quantize.recipe import Budget, get_recipe
-from tests.quantize.test_minilm import minilm  # noqa: F401  (the exported model fixture)
 
 PLAIN = get_recipe("int8", float_activations_after=(), calibration_items=100,
                    budget=Budget(min_mean_cosine=0.99, max_accuracy_drop_points=3.0))
 
 
 def test_diagnose_finds_the_layers_and_both_backends_accept_them(
-        minilm: tuple[Path, object], tmp_path: Path) -> None:  # noqa: F811
+        minilm: tuple[Path, object], tmp_path: Path) -> None:
     model, data = minilm
     result = diagnose(model, data, tmp_path / "fixed", recipe=PLAIN, target="x86-avx2",
                       eval_items=200, probe_items=32)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._data import IMAGENET, efficientnet_lite0, imagenet_batch
+from bench._data import IMAGENET
 from frugalml.calibration import ImageFolder, make_set
 from frugalml.quantize.api import quantize
 from frugalml.quantize.recipe import Budget, get_recipe
@@ -24,18 +24,6 @@ VNNI = {"avx512_vnni", "avx_vnni"}
 
 
 @pytest.fixture(scope="module")
-def effnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from frugalml.export import GraphSpec, export
-
-    x, _ = imagenet_batch(4)
-    record = export(efficientnet_lite0(), tmp_path_factory.mktemp("effnet"),
-                    example={"image": x[:2]},
-                    spec=GraphSpec(("image",), ("logits",), {"image": {0: "batch"}}),
-                    validation=[{"image": x}])
-    return record.path
-
-
-@pytest.fixture(scope="module")
 def images() -> object:
     return make_set(ImageFolder(IMAGENET, preset="tflite", input_name="image"),
                     calibration_size=200)
@@ -43,9 +31,9 @@ def images() -> object:
 
 @pytest.mark.parametrize(("backend", "fmt"), [("onnxruntime", "onnx"), ("nncf", "onnx"),
                                               ("nncf", "openvino")])
-def test_int8_keeps_top1_within_budget(effnet: Path, images: object, tmp_path: Path,
+def test_int8_keeps_top1_within_budget(effnet_onnx: Path, images: object, tmp_path: Path,
                                        backend: str, fmt: str) -> None:
-    record = quantize(effnet, images, tmp_path / "q", backend=backend, output_format=fmt,
+    record = quantize(effnet_onnx, images, tmp_path / "q", backend=backend, output_format=fmt,
                       recipe=get_recipe("int8", calibration_items=200, budget=BUDGET),
                       target="x86-avx2", eval_items=800)
     acc = record.accuracy
@@ -54,24 +42,24 @@ def test_int8_keeps_top1_within_budget(effnet: Path, images: object, tmp_path: P
     assert acc["candidate"]["top1_agreement_with_fp32"] >= 0.95
     assert acc["reference"]["top1_accuracy"] > 0.8  # the FP32 model and labels line up
     assert len(record.int8_activation_layers) >= 45  # of 50 Conv/Gemm layers
-    assert record.size_bytes < 0.3 * effnet.stat().st_size
+    assert record.size_bytes < 0.3 * effnet_onnx.stat().st_size
 
 
 @pytest.mark.skipif(bool(VNNI & set(read_host().flags)),
                     reason="S8S8 saturates only on AVX2 without VNNI; this host has VNNI")
 def test_s8s8_loses_agreement_on_avx2_where_the_avx2_format_keeps_it(
-        effnet: Path, images: object, tmp_path: Path) -> None:
+        effnet_onnx: Path, images: object, tmp_path: Path) -> None:
     """Why x86-avx2 uses U8S8 with 7-bit weights: full 8-bit weights saturate vpmaddubsw.
     And why a model for another CPU class is scored unfused: the ARM format (S8S8) is accurate
     where it is meant to run, and only this host's kernels spoil it."""
     from frugalml.quantize.accuracy import measure
 
     recipe = get_recipe("int8", calibration_items=200, budget=BUDGET)
-    s8s8 = quantize(effnet, images, tmp_path / "s8s8", recipe=recipe, target="arm64",
+    s8s8 = quantize(effnet_onnx, images, tmp_path / "s8s8", recipe=recipe, target="arm64",
                     eval_items=400, allow_over_budget=True)
-    u8s8 = quantize(effnet, images, tmp_path / "u8s8", recipe=recipe, target="x86-avx2",
+    u8s8 = quantize(effnet_onnx, images, tmp_path / "u8s8", recipe=recipe, target="x86-avx2",
                     eval_items=400)
-    on_this_cpu = measure(effnet, s8s8.path, images, BUDGET, items=400).to_dict()
+    on_this_cpu = measure(effnet_onnx, s8s8.path, images, BUDGET, items=400).to_dict()
     wrong = on_this_cpu["candidate"]["top1_agreement_with_fp32"]
     right = u8s8.accuracy["candidate"]["top1_agreement_with_fp32"]
     assert s8s8.int8_format == "s8s8" and u8s8.int8_format == "u8s8-reduce-range"

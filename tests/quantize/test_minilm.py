@@ -8,24 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from frugalml.quantize.api import model_bytes, quantize
 from frugalml.quantize.recipe import get_recipe
-
-
-@pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    from frugalml.calibration import build_text_set, rotten_tomatoes_file
-    from frugalml.demo import default_model_dir
-    from frugalml.export.huggingface import INPUT_NAMES, export_sentence_encoder
-
-    data = build_text_set(rotten_tomatoes_file(), default_model_dir(), input_names=INPUT_NAMES,
-                          calibration_size=300)
-    path = tmp_path_factory.mktemp("minilm") / "model.onnx"
-    export_sentence_encoder(default_model_dir(), path,
-                            [i.text for i in data.items("calibration", limit=8)])
-    return path, data
 
 
 def test_int8_keeps_embeddings_and_probe_accuracy(minilm: tuple[Path, object],
