@@ -10,7 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from frugalml.runtime.profile import Plan, Profile, profile_bundle, time_calls
+from frugalml.runtime.profile import (
+    Plan,
+    Profile,
+    profile_bundle,
+    profile_in_fresh_process,
+    time_calls,
+)
 from frugalml.runtime.stats import bootstrap_ci, summarize
 
 
@@ -74,7 +80,10 @@ def test_cold_start_never_enters_steady_state(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_real_int8_bundle_profile_has_per_op_and_kernel_view(int8_bundle: Path) -> None:
-    prof = profile_bundle(int8_bundle, plan=Plan(warmup_runs=2, runs=10, streams=(1, 2)))
+    # In a fresh process, as deploy profiles: in this one, after the session's deploy, loading
+    # the model reused freed pages and its RSS growth (model_mib) read 0.
+    prof = Profile.from_dict(profile_in_fresh_process(
+        int8_bundle, ["--warmup", "2", "--runs", "10", "--streams", "2"]))
     kernels = prof.ops["kernels"]
     # The manifest counted these kernels statically; the profiler saw them execute. How many
     # run int8 depends on the target's INT8 format (U8S8 on AVX2, S8S8 on VNNI).
@@ -99,3 +108,12 @@ def test_same_bundle_profiles_on_both_backends(mnist_bundle: Path) -> None:
     assert ort.ops["kernels"]["float"] == 4  # 2 Conv + 2 Gemm, FP32 bundle
     assert ov.ops["kernels"]["float"] >= 4 and ov.ops["kernels"]["quantized"] == 0
     assert ort.settings["distinct_inputs"] == 32
+
+
+def test_one_stream_alone_is_the_timed_runs_rate(mnist_bundle: Path) -> None:
+    """Alone, one stream's throughput is not measured twice: it is the timed runs' rate."""
+    prof = profile_bundle(mnist_bundle, plan=Plan(warmup_runs=2, runs=40, batch=4,
+                                                  inputs="synthetic", op_profile=False))
+    rate = 4 * 1e3 / prof.latency_ms["mean"]
+    assert prof.streams_per_s == {"1": pytest.approx(rate)}
+    assert prof.throughput_per_s == pytest.approx(rate)
