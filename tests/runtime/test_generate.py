@@ -316,6 +316,24 @@ def test_frugal_generate_and_bench_generate(decoder: dict, capsys: pytest.Captur
     assert "exceed the model's 128 positions" in capsys.readouterr().err
 
 
+def test_the_decode_profile_warms_up_short_and_times_full_generations(
+        decoder: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from frugalml.runtime.decode_profile import WARMUP_TOKENS, profile_decoding
+    from frugalml.runtime.model import Model
+
+    asked: list[int] = []
+    generate = Model.generate
+
+    def counted(self: Model, *args: object, **kwargs: object) -> object:
+        asked.append(int(kwargs["max_new_tokens"]))
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "generate", counted)
+    prof = profile_decoding(decoder["bundle"], prompt_tokens=16, new_tokens=40, runs=2)
+    assert asked == [WARMUP_TOKENS, 40, 40] and WARMUP_TOKENS < 40
+    assert prof["settings"]["new_tokens"] == 40 and prof["decode_tokens_per_s"] > 0
+
+
 @pytest.fixture(scope="module")
 def tied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """A tied tiny decoder's KV-cache export and 32-token windows of text for it."""
