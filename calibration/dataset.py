@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from frugalml.calibration.batching import batched
 from frugalml.calibration.split import Split, hashed_split
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError
@@ -85,9 +86,17 @@ class CalibrationSet:
             raise CalibrationError(f"Unknown part {part!r}; use one of {PARTS}.")
         return getattr(self.split, part)
 
-    def batches(self, part: str, *, batch_size: int, limit: int | None = None
-                ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    def size(self, part: str) -> int:
+        """How many items ``part`` holds."""
+        return len(self._indices(part))
+
+    def batches(self, part: str, *, batch_size: int, limit: int | None = None,
+                by_length: bool = False) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """Yield (inputs, labels) of ``batch_size`` items; labels are -1 where unknown.
+
+        ``by_length``: a source whose items differ in length (``lengths``: texts) yields them
+        grouped by length, so batches pad less (:mod:`frugalml.calibration.batching`); the
+        items are the same, their order is not. Sources of one shape keep their order.
 
         Raises:
             CalibrationError: unknown part, bad batch size, or ``limit`` above the part's size.
@@ -101,8 +110,8 @@ class CalibrationSet:
                 f"{len(indices)}. Ask for fewer, or change the split.")
         chosen = indices[:limit] if limit else indices
         labels = self.source.labels()
-        for start in range(0, len(chosen), batch_size):
-            batch = chosen[start:start + batch_size]
+        lengths = getattr(self.source, "lengths", None) if by_length else None
+        for batch in batched(chosen, batch_size, lengths):
             feeds = self.source.load(batch)
             yield feeds, np.array([-1 if labels[i] is None else labels[i] for i in batch])
 

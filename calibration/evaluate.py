@@ -1,8 +1,8 @@
 """Score a candidate model against the FP32 reference on the evaluation part.
 
 Two measures: cosine of the candidate's embeddings to FP32's, and a real downstream task,
-a logistic-regression probe fitted on FP32 embeddings of a training slice and applied to both
-models' embeddings of the held-out slice.
+logistic-regression probes fitted on FP32 embeddings of one half of the items and applied to
+both models' embeddings of the other half, each half in turn.
 """
 
 from __future__ import annotations
@@ -56,13 +56,20 @@ def embed(
 
 
 def score_embeddings(
-    reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, *,
-    train_fraction: float = 0.5, seed: int = 0,
+    reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, *, seed: int = 0,
 ) -> EmbeddingScore:
-    """Cosine per item plus probe accuracy of both models on the held-out slice.
+    """Cosine per item plus probe accuracy of both models, cross-fitted over two halves.
+
+    Two probes, each fitted on FP32 embeddings of one half and applied to both models'
+    embeddings of the other: every item is scored once, by a probe that never saw it. The
+    halves interleave (every other item): scoring yields texts grouped by length
+    (:mod:`frugalml.calibration.batching`), so a first-half/second-half split would train on
+    short texts and test on long ones. One split of 600 MiniLM items scored static INT8's
+    drop anywhere from -1.7 to +2.3 points over 20 random halvings (sd 1.0); both halves
+    together, every item counts.
 
     Raises:
-        CalibrationError: shapes disagree or a slice lacks one of the classes.
+        CalibrationError: shapes disagree or a half lacks one of the classes.
     """
     require("sklearn", extra="toolchain")
     from sklearn.linear_model import LogisticRegression
@@ -72,19 +79,21 @@ def score_embeddings(
             f"Reference {reference.shape}, candidate {candidate.shape} and {len(labels)} labels "
             "must describe the same items."
         )
-    n_train = int(len(labels) * train_fraction)
-    train, test = slice(0, n_train), slice(n_train, None)
-    if len(set(labels[train].tolist())) < 2 or len(labels[test]) == 0:
-        raise CalibrationError(
-            f"The probe needs both classes in its {n_train} training items and a non-empty test "
-            "slice; use a larger evaluation part."
-        )
-    probe = LogisticRegression(max_iter=2000, random_state=seed)
-    probe.fit(reference[train], labels[train])
+    odd = np.arange(len(labels)) % 2 == 1
+    right = {"reference": 0, "candidate": 0}
+    for train in (odd, ~odd):
+        if len(set(labels[train].tolist())) < 2:
+            raise CalibrationError(
+                f"The probe needs both classes in each half ({int(train.sum())} items here); "
+                "use a larger evaluation part.")
+        probe = LogisticRegression(max_iter=2000, random_state=seed)
+        probe.fit(reference[train], labels[train])
+        for name, embeddings in (("reference", reference), ("candidate", candidate)):
+            right[name] += int((probe.predict(embeddings[~train]) == labels[~train]).sum())
     cosine = row_cosine(reference, candidate)
     return EmbeddingScore(
         items=len(labels), mean_cosine=float(cosine.mean()), min_cosine=float(cosine.min()),
-        probe_train_items=n_train, probe_test_items=len(labels) - n_train,
-        reference_accuracy=float(probe.score(reference[test], labels[test])),
-        candidate_accuracy=float(probe.score(candidate[test], labels[test])),
+        probe_train_items=int(odd.sum()), probe_test_items=len(labels),
+        reference_accuracy=right["reference"] / len(labels),
+        candidate_accuracy=right["candidate"] / len(labels),
     )

@@ -203,10 +203,12 @@ class StreamSet:
                               for n in initial})
             yield stream
 
-    def batches(self, part: str, *, batch_size: int, limit: int | None = None
-                ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    def batches(self, part: str, *, batch_size: int, limit: int | None = None,
+                by_length: bool = False) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """Steps of ``part``'s streams as FP32 runs them (chunk, constants, carried state),
-        ``batch_size`` steps joined on their batch axes; ``limit`` counts steps."""
+        ``batch_size`` steps joined on their batch axes; ``limit`` counts steps. Steps keep
+        their order (a stream's state carries from one to the next): ``by_length`` is
+        accepted and changes nothing, every step has its chunk's one shape."""
         if batch_size < 1:
             raise CalibrationError(f"batch_size must be at least 1, got {batch_size}.")
         session = get_backend(backend_for(self.model)).open(self.model, threads=0)

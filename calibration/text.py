@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from frugalml.calibration.batching import batched
 from frugalml.calibration.reviews import LabelledText, read_reviews
 from frugalml.calibration.split import hashed_split
 from frugalml.core.records import digest, file_sha256, tree_digest
@@ -79,18 +80,25 @@ class TextCalibrationSet:
             if index in wanted:
                 yield item
 
+    def size(self, part: str) -> int:
+        """How many texts ``part`` holds."""
+        if part not in PARTS:
+            raise CalibrationError(f"Unknown part {part!r}; use one of {PARTS}.")
+        return len(getattr(self, part))
+
     def batches(
-        self, part: str, *, batch_size: int, limit: int | None = None
+        self, part: str, *, batch_size: int, limit: int | None = None, by_length: bool = False
     ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        """Yield (model inputs padded to the batch's longest text, labels) for one part."""
+        """Yield (model inputs padded to the batch's longest text, labels) for one part;
+        ``by_length`` groups texts of similar length (:mod:`frugalml.calibration.batching`)."""
         tokenizer = _tokenizer(str(self.tokenizer_dir))
-        chunk: list[LabelledText] = []
-        for item in self.items(part, limit):
-            chunk.append(item)
-            if len(chunk) == batch_size:
-                yield self._encode(tokenizer, chunk)
-                chunk = []
-        if chunk:
+
+        def lengths(chunk: Sequence[LabelledText]) -> list[int]:
+            enc = tokenizer([c.text for c in chunk], truncation=True, max_length=self.max_length)
+            return [len(ids) for ids in enc["input_ids"]]
+
+        for chunk in batched(self.items(part, limit), batch_size,
+                             lengths if by_length else None):
             yield self._encode(tokenizer, chunk)
 
     def _encode(

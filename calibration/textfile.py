@@ -99,6 +99,12 @@ class TextSource:
         """sha256 of the texts and labels in order."""
         return hashlib.sha256(json.dumps([self.texts, self._labels]).encode()).hexdigest()
 
+    def lengths(self, indices: Sequence[int]) -> list[int]:
+        """Each text's token count after truncation: what its batch pads to."""
+        enc = self._tokenizer([self.texts[i] for i in indices], truncation=True,
+                              max_length=self.max_length)
+        return [len(ids) for ids in enc["input_ids"]]
+
     def load(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """Tokenize these texts, padded to the longest of them."""
         enc = self._tokenizer([self.texts[i] for i in indices], padding=True, truncation=True,

@@ -20,8 +20,11 @@ class CalibrationData(Protocol):
     def fingerprint(self) -> str: ...
 
     def batches(
-        self, part: str, *, batch_size: int, limit: int | None = None
-    ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]: ...
+        self, part: str, *, batch_size: int, limit: int | None = None, by_length: bool = False
+    ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """``batch_size`` items of ``part`` at a time, at most ``limit``; ``by_length``: items
+        of similar length together (fewer padded positions; scoring asks for it)."""
+        ...
 
 
 @runtime_checkable

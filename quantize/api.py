@@ -244,10 +244,10 @@ class CountedData:
     def fingerprint(self) -> str:
         return self._data.fingerprint
 
-    def batches(self, part: str, *, batch_size: int, limit: int | None = None
+    def batches(self, part: str, **options: Any
                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         seen = 0
-        for feeds, labels in self._data.batches(part, batch_size=batch_size, limit=limit):
+        for feeds, labels in self._data.batches(part, **options):
             if part == "calibration":
                 seen += len(labels)
                 self.used = max(self.used, seen)  # NNCF reads the part once per pass

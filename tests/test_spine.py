@@ -89,7 +89,7 @@ def test_shipped_bundle_accuracy_recomputed_from_the_bundles(deployed: DeployRes
     shipped = candidate(deployed, target["shipped"])
     data = open_descriptor(deployed.out_dir / "calibration")
     assert data.fingerprint == deployed.record["calibration"]["fingerprint"]
-    batches = list(data.batches("evaluation", batch_size=32, limit=1000))
+    batches = list(data.batches("evaluation", batch_size=32, limit=1000, by_length=True))
     labels = np.concatenate([lab for _, lab in batches])
     ref = _embed(Path(candidate(deployed, "fp32")["bundle"]), batches)
     got = _embed(Path(shipped["bundle"]), batches)
