@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from frugalml.calibration.batching import batched
-from frugalml.calibration.split import Split, hashed_split
+from frugalml.calibration.split import ORDER, Split, hashed_split
 from frugalml.core.records import digest
 from frugalml.errors import CalibrationError
 
@@ -174,7 +174,7 @@ def make_set(source: Source, *, calibration_size: int | None = None,
     split = hashed_split(keys, calibration_size=calibration_size,
                          calibration_fraction=calibration_fraction, salt=salt)
     rule = (f"size={calibration_size}" if calibration_size is not None
-            else f"fraction={calibration_fraction}") + ", parts in hash order"
+            else f"fraction={calibration_fraction}") + f", {ORDER}"
     return CalibrationSet(source=source, split=split, salt=salt, split_rule=rule)
 
 

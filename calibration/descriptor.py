@@ -13,6 +13,7 @@ from typing import Any
 from frugalml.calibration.arrays import read_arrays
 from frugalml.calibration.dataset import CalibrationSet, Source, make_set
 from frugalml.calibration.images import ImageFolder
+from frugalml.calibration.split import ORDER
 from frugalml.calibration.streams import stream_set
 from frugalml.calibration.textfile import TextSource
 from frugalml.calibration.windows import TokenWindows
@@ -110,6 +111,11 @@ def read_descriptor(path: Path) -> CalibrationSet:
         rule, _, value = desc["split"].split(",")[0].partition("=")
     except (OSError, ValueError, KeyError) as e:
         raise CalibrationError(f"{path} is not a calibration descriptor: {e}.") from e
+    if not desc["split"].endswith(ORDER):
+        raise CalibrationError(
+            f"{path} was written by an earlier frugalml, whose split ordered the parts "
+            f"otherwise ({desc['split']!r}; now {ORDER}). Run frugal calibrate again (or "
+            "deploy again) to write it anew.")
     try:
         size = int(value) if rule == "size" else None
         fraction = float(value) if rule == "fraction" else None

@@ -18,6 +18,11 @@ class Split:
     duplicates_dropped: int
 
 
+# How the parts are ordered; part of every split rule, so sets ordered otherwise (by an
+# earlier frugalml) have other fingerprints and never share cached scores.
+ORDER = "calibration in hash order, evaluation in reverse hash order"
+
+
 def _rank(salt: str, key: str) -> str:
     return hashlib.sha256((salt + "\0" + key).encode()).hexdigest()
 
@@ -30,6 +35,7 @@ def hashed_split(keys: Sequence[str], *, calibration_size: int | None = None,
     adding or removing other items never moves an existing item to the other part.
     ``calibration_size``: the ``N`` lowest hashes are calibration (exact count; an added item
     can push one calibration item over the boundary into evaluation, never the reverse).
+    Calibration comes in hash order, evaluation in reverse hash order (:data:`ORDER`).
 
     Raises:
         CalibrationError: neither or both options given, or a part would be empty.
@@ -50,10 +56,13 @@ def hashed_split(keys: Sequence[str], *, calibration_size: int | None = None,
         limit = int(calibration_fraction * 2**64)  # type: ignore[operator]
         chosen = {k for k in first_seen if int(_rank(salt, k)[:16], 16) < limit}
     # Each part in hash order, not file order: a limit (``eval_items``) then takes a sample
-    # spread over the whole set, never the first classes of a folder sorted by class.
+    # spread over the whole set, never the first classes of a folder sorted by class. The
+    # evaluation part runs from the highest hash down, away from the calibration boundary: its
+    # first items are the same whatever the calibration size, so runs with another --num score
+    # the same items and check their export on the same inputs (whose cache entry they share).
     ranked = sorted(first_seen, key=lambda k: _rank(salt, k))
     calibration = tuple(first_seen[k] for k in ranked if k in chosen)
-    evaluation = tuple(first_seen[k] for k in ranked if k not in chosen)
+    evaluation = tuple(first_seen[k] for k in reversed(ranked) if k not in chosen)
     if not calibration or not evaluation:
         raise CalibrationError(
             f"The set has {len(first_seen)} distinct items; the split leaves "

@@ -13,7 +13,7 @@ import numpy as np
 
 from frugalml.calibration.batching import batched
 from frugalml.calibration.reviews import LabelledText, read_reviews
-from frugalml.calibration.split import hashed_split
+from frugalml.calibration.split import ORDER, hashed_split
 from frugalml.core.records import digest, file_sha256, tree_digest
 from frugalml.errors import CalibrationError, require
 
@@ -52,7 +52,7 @@ class TextCalibrationSet:
     def fingerprint(self) -> str:
         """Hash of the data content, the preprocessing and the split: the cache key downstream."""
         return digest("text-calibration-set", self.source_sha256, self.tokenizer_digest,
-                      self.input_names, self.max_length, self.salt, len(self.calibration))
+                      self.input_names, self.max_length, self.salt, len(self.calibration), ORDER)
 
     def summary(self) -> dict[str, Any]:
         """Small description for manifests and reports (no index lists)."""

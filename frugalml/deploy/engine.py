@@ -37,6 +37,7 @@ from frugalml.deploy.select import select_elsewhere, select_native
 from frugalml.deploy.stages import (
     export_cached,
     export_key,
+    feeds_digest,
     fuse_cached,
     quantize_cached,
     quantize_key,
@@ -178,7 +179,7 @@ def _prepare(model: Any, data: Any, options: DeployOptions, example: Mapping[str
     with steps.step("export and check against the source"):
         exported, hit = export_cached(
             model, out / "cache",
-            export_key(source, data_set.fingerprint, with_past) if source else None,
+            export_key(source, feeds_digest([feeds]), with_past) if source else None,
             validation=[feeds], example=example, task=with_past)
     worst = min((c.min_cosine for c in exported.checks), default=float("nan"))
     steps.note(f"  {'cached; ' if hit else ''}{exported.exporter}, min cosine to the source "

@@ -5,6 +5,7 @@ them reuses the finished entry (see ``_cache.cached_stage``)."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -76,10 +77,23 @@ def toolchain(*distributions: str) -> tuple[str, ...]:
     return (f"frugalml=={__version__}", *(f"{n}=={version(n)}" for n in distributions))
 
 
-def export_key(source: str, data_fingerprint: str, task: str | None = None) -> str:
-    """Export entries depend on the source bytes, the validation data, the exporter (and the
-    libraries it runs) and the task asked for (a decoder with or without its cache)."""
-    return digest("export", source, data_fingerprint, OPSET, SCHEMA_VERSION,
+def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
+    """sha256 of input batches: names, dtypes, shapes and bytes, in order."""
+    h = hashlib.sha256()
+    for batch in feeds:
+        for name in sorted(batch):
+            array = np.ascontiguousarray(batch[name])
+            h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def export_key(source: str, validation: str, task: str | None = None) -> str:
+    """Export entries depend on the source bytes, the inputs it is checked on
+    (``validation``: their :func:`feeds_digest`, not the whole data set's fingerprint, so a
+    run with another calibration size finds the same entry), the exporter (and the libraries
+    it runs) and the task asked for (a decoder with or without its cache)."""
+    return digest("export", source, validation, OPSET, SCHEMA_VERSION,
                   *toolchain("torch", "transformers", "onnx", "onnxscript", "onnxruntime"),
                   *([task] if task else []))
 

@@ -21,12 +21,14 @@ from frugalml.core.records import digest, file_sha256, tree_digest, write_json_a
 from frugalml.deploy.candidates import EXPORTED
 from frugalml.deploy.plan import export_task
 from frugalml.deploy.stages import export_key as deploy_export_key
+from frugalml.deploy.stages import feeds_digest
 from frugalml.deploy.stages import quantize_key as deploy_quantize_key
 from frugalml.deploy.timing import native_here
 from frugalml.sweep.spec import Cell, SweepSpec
 from frugalml.targets import detect, get_target
 
 MEASURED = "measured"
+_VALIDATION_ITEMS = 4
 # A settled outcome too: deploy would not try the cell's candidate for its model and target.
 NOT_APPLICABLE = "not applicable"
 
@@ -54,6 +56,14 @@ def data_fingerprint(path: Path) -> str:
     return str(open_descriptor(path).fingerprint)
 
 
+@functools.cache
+def validation_feeds(data: str) -> dict[str, Any]:
+    """The data's first evaluation items: what the export and the fused graph are checked on
+    (read once per process; callers must not change them)."""
+    return next(open_descriptor(Path(data)).batches("evaluation",
+                                                    batch_size=_VALIDATION_ITEMS))[0]
+
+
 def plan_cells(spec: SweepSpec) -> list[CellPlan]:
     """Key every cell of ``spec``.
 
@@ -63,22 +73,24 @@ def plan_cells(spec: SweepSpec) -> list[CellPlan]:
     plans = []
     for cell in spec.cells():
         data = data_fingerprint(cell.model.data)
-        export_key, quantize_key = _stage_keys(cell, data, spec.eval_items)
+        validation = feeds_digest([validation_feeds(str(cell.model.data))])
+        export_key, quantize_key = _stage_keys(cell, data, validation, spec.eval_items)
         compile_key = digest("sweep-compile", quantize_key, cell.backend, spec.samples)
         key = digest("sweep-cell", compile_key, cell.threads, dict(spec.bench))
         plans.append(CellPlan(cell, export_key, quantize_key, compile_key, key))
     return plans
 
 
-def _stage_keys(cell: Cell, data: str, eval_items: int) -> tuple[str, str]:
+def _stage_keys(cell: Cell, data: str, validation: str, eval_items: int) -> tuple[str, str]:
     """The export and quantize keys deploy would compute for the same inputs (its functions:
-    they name the libraries that build an entry, so an upgrade rebuilds it in both faces).
+    they name the libraries that build an entry, so an upgrade rebuilds it in both faces):
+    ``data`` is the set's fingerprint, ``validation`` the digest of the export's inputs.
     The export's key stands for the export's digest, which a plan made before exporting
     cannot know (and for the fused graph's, the key marked as fused); scoring is native or
     unfused as the target runs here or not."""
     target = detect() if cell.target == "auto" else get_target(cell.target)
     candidate = cell.candidate.spec
-    export = deploy_export_key(_model_digest(cell.model.model), data,
+    export = deploy_export_key(_model_digest(cell.model.model), validation,
                                export_task(cell.model.model))
     graph = export if candidate.graph == EXPORTED else digest(candidate.graph, export)
     scoring = "native" if native_here(target) else "unfused"

@@ -33,17 +33,11 @@ from frugalml.errors import BundleError, SweepError
 from frugalml.export import ExportedModel
 from frugalml.export.model_info import ModelInfo, onnxruntime_operators
 from frugalml.runtime import manifest_digest
+from frugalml.sweep.plan import validation_feeds
 from frugalml.targets import get_target
 from frugalml.targets.compile import build_bundle
 
-_VALIDATION_ITEMS = 4
 _COMPILED = "compiled.json"  # a finished compile stage: its bundle and verification
-
-
-def _validation(data: str) -> dict[str, Any]:
-    """The data's first evaluation items: what the export and the fused graph are checked on."""
-    return next(open_descriptor(Path(data)).batches("evaluation",
-                                                    batch_size=_VALIDATION_ITEMS))[0]
 
 
 def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, Any]:
@@ -53,7 +47,7 @@ def export_stage(artifacts: str, key: str, model: str, data: str) -> dict[str, A
     for every cell of the model."""
     started = time.perf_counter()
     record, reused = export_cached(Path(model), Path(artifacts), key,
-                                   validation=[_validation(data)], task=export_task(model))
+                                   validation=[validation_feeds(data)], task=export_task(model))
     info = describe(record, open_descriptor(Path(data)), None, model, source_digest(model))
     return {"path": str(record.path), "reused": reused, "exporter": record.exporter,
             "record": record.to_dict(), "model_info": info.to_dict(),
@@ -72,7 +66,7 @@ def quantize_stage(artifacts: str, key: str, exported: dict[str, Any], data: str
     _check_applies(spec, info, target)
     if spec.graph == FUSED:
         fused, _ = fuse_cached(Path(artifacts), ExportedModel.from_dict(exported["record"]),
-                               [_validation(data)])
+                               [validation_feeds(data)])
         info, reference = info.rewritten(fused.path), Path(exported["path"])
     record, reused = quantize_cached(
         Path(artifacts), key, info, data_set, recipe=spec.recipe_for({}),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from frugalml.calibration import hashed_split
+from frugalml.calibration.descriptor import read_descriptor
 from frugalml.errors import CalibrationError
 
 
@@ -55,3 +60,24 @@ def test_exactly_one_split_option() -> None:
         hashed_split(["a", "b"])
     with pytest.raises(CalibrationError, match="between 0 and 1"):
         hashed_split(["a", "b"], calibration_fraction=1.5)
+
+
+@given(st.integers(min_value=1, max_value=80), st.integers(min_value=1, max_value=80))
+def test_the_first_evaluation_items_do_not_depend_on_the_calibration_size(a: int, b: int) -> None:
+    """Evaluation runs from the highest hash down: runs with another --num score the same
+    first items (and check their export on the same inputs)."""
+    keys = [f"review {i}" for i in range(200)]
+    first = [hashed_split(keys, calibration_size=n).evaluation[:100] for n in (a, b)]
+    assert first[0] == first[1]
+    by_fraction = hashed_split(keys, calibration_fraction=0.2).evaluation[:50]
+    assert by_fraction == first[0][:50]
+
+
+def test_a_descriptor_of_an_earlier_split_order_is_refused_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "x.npy"
+    np.save(data, np.arange(40, dtype=np.float32).reshape(20, 2))
+    (tmp_path / "calibration.json").write_text(json.dumps({
+        "schema_version": 1, "data": str(data), "options": {}, "salt": "frugalml",
+        "split": "size=5, parts in hash order", "fingerprint": "0" * 64}))
+    with pytest.raises(CalibrationError, match="earlier frugalml.*calibrate again"):
+        read_descriptor(tmp_path / "calibration.json")

@@ -7,6 +7,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from frugalml.deploy import stages
@@ -62,15 +63,15 @@ def test_the_sweep_keys_its_stages_with_deploys_functions(
         "models": [{"model": "m.onnx", "data": "cal"}], "recipes": ["int8"],
         "targets": ["x86-avx2"]}))
     (cell,) = load_spec(tmp_path / "spec.json").cells()
-    export, quantize = _stage_keys(cell, "fingerprint", 200)
-    assert export == stages.export_key(stages.file_sha256(tmp_path / "m.onnx"), "fingerprint")
+    export, quantize = _stage_keys(cell, "fingerprint", "validation", 200)
+    assert export == stages.export_key(stages.file_sha256(tmp_path / "m.onnx"), "validation")
     for upgraded in ("torch", "onnxruntime"):
         with monkeypatch.context() as patch:
             _upgrade(patch, upgraded)
-            again = _stage_keys(cell, "fingerprint", 200)
+            again = _stage_keys(cell, "fingerprint", "validation", 200)
         assert again[0] != export and again[1] != quantize, upgraded  # both miss
     monkeypatch.undo()
-    assert _stage_keys(cell, "fingerprint", 200) == (export, quantize)  # stable otherwise
+    assert _stage_keys(cell, "fingerprint", "validation", 200) == (export, quantize)  # stable
 
 
 def test_sweep_cells_of_deploy_candidates_key_what_deploy_builds(tmp_path: Path) -> None:
@@ -85,9 +86,41 @@ def test_sweep_cells_of_deploy_candidates_key_what_deploy_builds(tmp_path: Path)
         "models": [{"model": "m.onnx", "data": "cal"}], "targets": ["x86-avx2"],
         "candidates": ["int8-dynamic", "int8-dynamic-fused", "int8-nncf", "int8-static"],
         "recipes": ["int8"]}))
-    keys = {c.candidate.label: _stage_keys(c, "fingerprint", 200)
+    keys = {c.candidate.label: _stage_keys(c, "fingerprint", "validation", 200)
             for c in load_spec(tmp_path / "spec.json").cells() if c.backend == "onnxruntime"}
     assert len({export for export, _ in keys.values()}) == 1  # one export serves them all
     quantize = {label: key for label, (_, key) in keys.items()}
     assert len(set(quantize.values())) == 4  # the recipe entry int8 is int8-static's twin
     assert quantize["int8"] == quantize["int8-static"]
+
+
+def test_another_calibration_size_reuses_the_export(tmp_path: Path) -> None:
+    """The export is keyed by the inputs it is checked on, and those (the first evaluation
+    items) do not move with --num: a second run with more calibration items exports nothing,
+    and quantizes again (its calibration changed)."""
+    from frugalml.deploy import DeployOptions, deploy
+    from tests.deploy.test_families import _scorer
+
+    model = _scorer(tmp_path / "scorer.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).normal(size=(96, 16)).astype(
+        np.float32))
+    cache = tmp_path / "out" / "cache"
+    built: list[dict[str, int]] = []
+    for num in (32, 48):
+        deploy(model, tmp_path / "x.npy", tmp_path / "out", DeployOptions(
+            candidates="int8-static", calibration_items=num, profile_runs=5), quiet=True)
+        built.append({p.name: p.stat().st_mtime_ns for p in cache.iterdir()})
+    exports = [{n: t for n, t in b.items() if n.startswith("export-")} for b in built]
+    assert len(exports[0]) == 1 and exports[0] == exports[1]  # the same entry, untouched
+    quantized = [{n for n in b if n.startswith("quantize-")} for b in built]
+    assert len(quantized[1] - quantized[0]) == 1  # int8-static calibrated on 48 items
+
+
+def test_the_export_key_follows_its_validation_inputs() -> None:
+    feeds = {"x": np.arange(8, dtype=np.float32).reshape(2, 4)}
+    same = {"x": np.arange(8, dtype=np.float32).reshape(2, 4)}
+    key = stages.export_key("source", stages.feeds_digest([feeds]))
+    assert key == stages.export_key("source", stages.feeds_digest([same]))
+    for other in ({"x": feeds["x"] + 1}, {"x": feeds["x"].reshape(4, 2)},
+                  {"x": feeds["x"].astype(np.float64)}, {"y": feeds["x"]}):
+        assert stages.export_key("source", stages.feeds_digest([other])) != key, other
